@@ -1,0 +1,240 @@
+"""Settings for every environment, read from the process environment (and an optional `.env`).
+
+With nothing set, the project runs on the embedded default: a SQLite file, a local-memory
+cache and Celery tasks executed in-process. Setting `DATABASE_URL` and `REDIS_URL` switches to
+PostgreSQL, Redis and real Celery workers. `config.settings.production` adds the checks that
+make a production process refuse to start without its secrets.
+"""
+
+import hashlib
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Core -------------------------------------------------------------------------------------
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-insecure-secret-key-change-me")
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Public base URL of this deployment (used in printed links and by the Meta sandbox to reach
+# the webhook). Empty: derived from the request.
+SITE_URL = env("SITE_URL", default="")
+
+INSTALLED_APPS = [
+    "unfold",
+    "unfold.contrib.filters",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "organizations",
+    "audit",
+    "whatsapp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default serves web requests and in-process tasks from several threads.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and Celery -------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="")
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Keys are written exactly as named (e.g. `whatsapp:onboarding:{code}`), so ops can
+            # find them with redis-cli.
+            "KEY_FUNCTION": "config.cache.plain_key",
+            "OPTIONS": {
+                # Redis is a cache here: when it is down, callers fall back to the database
+                # quickly instead of hanging on a connect.
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
+        }
+    }
+    CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+    CELERY_TASK_ALWAYS_EAGER = False
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_FUNCTION": "config.cache.plain_key",
+        }
+    }
+    CELERY_BROKER_URL = "memory://"
+    # Embedded default: no broker, so tasks run in-process right after the request commits.
+    CELERY_TASK_ALWAYS_EAGER = True
+    # A failing task must not turn the webhook's 200 into a 500: its error is recorded on the row.
+    CELERY_TASK_EAGER_PROPAGATES = False
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+# Ack after the task ran, and requeue when the worker process dies, so a crash never loses a
+# task. Tasks are idempotent and our own attempt counter (on the row) stops poison pills.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_TIME_LIMIT = 300
+# Well above the longest task (300 s) and the longest retry countdown, so Redis never
+# redelivers a task that is still running or waiting.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "America/Sao_Paulo"
+
+# --- Auth, i18n, static -----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "pt-br"
+LANGUAGES = [("pt-br", "Português (Brasil)")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "America/Sao_Paulo"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Meta sends history chunks of up to 3 MB; the webhook view answers 413 above
+# WHATSAPP_WEBHOOK_MAX_BYTES, so Django itself must accept a little more than that.
+WHATSAPP_WEBHOOK_MAX_BYTES = env.int("WHATSAPP_WEBHOOK_MAX_BYTES", default=3 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = WHATSAPP_WEBHOOK_MAX_BYTES + 1024 * 1024
+
+# --- API --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "organizations.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["organizations.permissions.HasOrganization"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Qualifica Leads — WhatsApp API",
+    "DESCRIPTION": "Embedded Signup, connection status and Meta webhooks.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Meta -------------------------------------------------------------------------------------
+META_APP_ID = env("META_APP_ID", default="")
+META_CONFIG_ID = env("META_CONFIG_ID", default="")
+META_APP_SECRET = env("META_APP_SECRET", default="")
+META_WEBHOOK_VERIFY_TOKEN = env("META_WEBHOOK_VERIFY_TOKEN", default="")
+# The partner's own system user token, used to fetch business tokens after Hosted ES.
+META_SYSTEM_USER_TOKEN = env("META_SYSTEM_USER_TOKEN", default="")
+META_GRAPH_API_URL = env("META_GRAPH_API_URL", default="https://graph.facebook.com").rstrip("/")
+META_GRAPH_API_VERSION = env("META_GRAPH_API_VERSION", default="v25.0")
+META_ONBOARDING_URL = env(
+    "META_ONBOARDING_URL", default="https://business.facebook.com/messaging/whatsapp/onboard/"
+)
+# Mounts the Meta sandbox (a stand-in for Meta used by the demo and tests). Never in production.
+META_SANDBOX = env.bool("META_SANDBOX", default=False)
+
+# AES-256-GCM key for tokens and PINs: 64 hex characters. Without one (development only) a key
+# is derived from SECRET_KEY so the embedded default works out of the box.
+TOKEN_ENCRYPTION_KEY = env("TOKEN_ENCRYPTION_KEY", default="") or hashlib.sha256(
+    f"token-encryption:{SECRET_KEY}".encode()
+).hexdigest()
+# Older keys (comma-separated hex) still accepted for decryption during a rotation.
+TOKEN_ENCRYPTION_OLD_KEYS = env.list("TOKEN_ENCRYPTION_OLD_KEYS", default=[])
+
+WHATSAPP_ONBOARDING_TTL = env.int("WHATSAPP_ONBOARDING_TTL", default=86400)
+WHATSAPP_DEFAULT_REDIRECT_PATH = "/dashboard/settings/whatsapp"
+# Processing attempts for one webhook delivery before it is marked dead.
+WHATSAPP_WEBHOOK_MAX_ATTEMPTS = env.int("WHATSAPP_WEBHOOK_MAX_ATTEMPTS", default=8)
+
+# --- Observability ----------------------------------------------------------------------------
+SENTRY_DSN = env("SENTRY_DSN", default="")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"scrub": {"()": "config.logging.ScrubSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
+
+UNFOLD = {
+    "SITE_TITLE": "Qualifica Leads · Suporte",
+    "SITE_HEADER": "Qualifica Leads",
+    "SITE_SYMBOL": "chat",
+    "SHOW_HISTORY": True,
+}
+
+if SENTRY_DSN:
+    from config.logging import init_sentry
+
+    init_sentry(SENTRY_DSN)

@@ -1,0 +1,17 @@
+"""Test settings: real PostgreSQL and Redis by default (override with the same variables)."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/qualifica")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("META_APP_ID", "1531656324571133")
+os.environ.setdefault("META_CONFIG_ID", "1410410867548573")
+os.environ.setdefault("META_APP_SECRET", "test_app_secret_not_real")
+os.environ.setdefault("META_WEBHOOK_VERIFY_TOKEN", "test-verify-token")
+os.environ.setdefault("TOKEN_ENCRYPTION_KEY", "11" * 32)
+
+from .base import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests enqueue for real (to Redis) and assert on the queue or call task functions directly.
+CELERY_TASK_ALWAYS_EAGER = False

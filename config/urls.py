@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from . import health
+from whatsapp import pages
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("dashboard/settings/whatsapp", pages.whatsapp_settings, name="whatsapp-settings"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/v1/whatsapp/", include("whatsapp.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]

@@ -1,0 +1,307 @@
+import uuid
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import crypto
+
+
+class Onboarding(models.Model):
+    """One attempt by an organization to connect WhatsApp (seed 000 §4.1, SPEC §3)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        COMPLETED = "completed", _("Completed")
+        EXPIRED = "expired", _("Expired")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="onboardings",
+        verbose_name=_("organization"),
+    )
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("created by"),
+    )
+    tracking_code = models.UUIDField(_("tracking code"), unique=True, default=uuid.uuid4)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status, default=Status.PENDING, db_index=True
+    )
+    redirect_path = models.CharField(_("redirect path"), max_length=300)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    webhook_received_at = models.DateTimeField(_("webhook received at"), null=True, blank=True)
+    waba_id = models.CharField(_("WABA id"), max_length=64, blank=True)
+    webhook_payload = models.JSONField(_("webhook payload"), null=True, blank=True)
+    # What the browser reported (CANCEL step, Meta error) — filled by the callback.
+    current_step = models.CharField(_("step"), max_length=64, blank=True)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    session_id = models.CharField(_("Meta session id"), max_length=128, blank=True)
+
+    class Meta:
+        db_table = "whatsapp_onboarding"
+        ordering = ["-created_at"]
+        verbose_name = _("onboarding")
+        verbose_name_plural = _("onboardings")
+
+    def __str__(self) -> str:
+        return f"{self.tracking_code} ({self.status})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def effective_status(self) -> str:
+        """The status as a reader should see it: a pending row past its expiry is expired."""
+        if self.status == self.Status.PENDING and self.is_expired:
+            return self.Status.EXPIRED
+        return self.status
+
+
+class ConnectionQuerySet(models.QuerySet):
+    def active(self) -> "ConnectionQuerySet":
+        return self.exclude(status=Connection.Status.DISCONNECTED)
+
+    def orphans(self) -> "ConnectionQuerySet":
+        return self.active().filter(organization__isnull=True)
+
+
+class Connection(models.Model):
+    """A customer's WABA shared with our app; `organization` is empty while it is an orphan."""
+
+    class Status(models.TextChoices):
+        CONNECTING = "connecting", _("Connecting")
+        AWAITING_PHONE_SELECTION = "awaiting_phone_selection", _("Awaiting phone selection")
+        CONNECTED = "connected", _("Connected")
+        DISCONNECTED = "disconnected", _("Disconnected")
+        ERROR = "error", _("Error")
+
+    class TokenStatus(models.TextChoices):
+        MISSING = "missing", _("Missing")
+        VALID = "valid", _("Valid")
+        INVALID = "invalid", _("Invalid")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="whatsapp_connections", verbose_name=_("organization"),
+    )
+    waba_id = models.CharField(_("WABA id"), max_length=64, db_index=True)
+    owner_business_id = models.CharField(_("owner business id"), max_length=64, blank=True,
+                                         db_index=True)
+    # entry.id of PARTNER_ADDED: our own (partner) business portfolio, never the WABA.
+    partner_business_id = models.CharField(_("partner business id"), max_length=64, blank=True)
+    status = models.CharField(_("status"), max_length=32, choices=Status,
+                              default=Status.CONNECTING, db_index=True)
+    onboarding = models.ForeignKey(
+        Onboarding, null=True, blank=True, on_delete=models.SET_NULL, related_name="connections",
+        verbose_name=_("onboarding"),
+    )
+    tracking_code_used = models.UUIDField(_("tracking code used"), null=True, blank=True)
+    # How the organization was resolved: tracking_code, browser_callback, waba, owner_business,
+    # claim. Empty for orphans.
+    attributed_by = models.CharField(_("attributed by"), max_length=32, blank=True)
+    business_name = models.CharField(_("business name"), max_length=200, blank=True)
+    is_coexistence = models.BooleanField(_("coexistence"), null=True, blank=True)
+    access_token_encrypted = models.TextField(blank=True, editable=False)
+    token_status = models.CharField(_("token status"), max_length=16, choices=TokenStatus,
+                                    default=TokenStatus.MISSING)
+    token_expires_at = models.DateTimeField(_("token expires at"), null=True, blank=True)
+    token_checked_at = models.DateTimeField(_("token checked at"), null=True, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    connected_at = models.DateTimeField(_("connected at"), null=True, blank=True)
+    disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)
+    disconnect_reason = models.CharField(_("disconnect reason"), max_length=200, blank=True)
+    last_webhook_at = models.DateTimeField(_("last webhook at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = ConnectionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "whatsapp_connections"
+        ordering = ["-created_at"]
+        constraints = [
+            # A WABA belongs to at most one live connection; disconnected rows are history.
+            models.UniqueConstraint(
+                fields=["waba_id"], condition=~Q(status="disconnected"),
+                name="uniq_live_connection_per_waba",
+            ),
+        ]
+        verbose_name = _("connection")
+        verbose_name_plural = _("connections")
+
+    def __str__(self) -> str:
+        return f"WABA {self.waba_id} ({self.status})"
+
+    @property
+    def is_orphan(self) -> bool:
+        return self.organization_id is None and self.status != self.Status.DISCONNECTED
+
+    def set_access_token(self, raw: str) -> None:
+        self.access_token_encrypted = crypto.encrypt(raw)
+        self.token_status = self.TokenStatus.VALID
+
+    def get_access_token(self) -> str:
+        return crypto.decrypt(self.access_token_encrypted) if self.access_token_encrypted else ""
+
+    def wipe_credentials(self) -> None:
+        self.access_token_encrypted = ""
+        self.token_status = self.TokenStatus.MISSING
+        self.token_expires_at = None
+
+
+class Config(models.Model):
+    """One phone number of a connection (seed table `whatsapp_configs`)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        CONFIGURED = "configured", _("Configured")
+        DISABLED = "disabled", _("Disabled")
+        ERROR = "error", _("Error")
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="configs",
+                                   verbose_name=_("connection"))
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="whatsapp_configs", verbose_name=_("organization"),
+    )
+    phone_number_id = models.CharField(_("phone number id"), max_length=64, unique=True)
+    display_phone_number = models.CharField(_("display number"), max_length=32, blank=True)
+    verified_name = models.CharField(_("verified name"), max_length=200, blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.PENDING)
+    quality_rating = models.CharField(_("quality rating"), max_length=16, blank=True)
+    platform_type = models.CharField(_("platform type"), max_length=32, blank=True)
+    code_verification_status = models.CharField(max_length=32, blank=True)
+    is_on_biz_app = models.BooleanField(_("WhatsApp Business app (coexistence)"), default=False)
+    registration_pin_encrypted = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_configs"
+        ordering = ["display_phone_number"]
+        verbose_name = _("phone number")
+        verbose_name_plural = _("phone numbers")
+
+    def __str__(self) -> str:
+        return self.display_phone_number or self.phone_number_id
+
+
+class Message(models.Model):
+    """One WhatsApp message, stored once per wamid with the raw webhook item."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", _("Inbound")
+        OUTBOUND = "outbound", _("Outbound")
+
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="whatsapp_messages",
+    )
+    config = models.ForeignKey(Config, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="messages")
+    wamid = models.CharField(max_length=255, unique=True)
+    direction = models.CharField(max_length=10, choices=Direction)
+    # cloud_api, phone_app (smb echo) or history.
+    source = models.CharField(max_length=20, default="cloud_api")
+    type = models.CharField(max_length=32)
+    timestamp = models.DateTimeField()
+    status = models.CharField(max_length=16, blank=True)
+    raw = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_messages"
+        ordering = ["-timestamp"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+
+    def __str__(self) -> str:
+        return self.wamid
+
+
+class WebhookLogQuerySet(models.QuerySet):
+    def due(self, *, now=None, stale_after: timedelta = timedelta(minutes=1)):
+        """Rows the sweeper should (re-)enqueue: never enqueued, retry due, or lease expired."""
+        now = now or timezone.now()
+        S = WebhookLog.Status
+        return self.filter(
+            Q(status=S.RECEIVED, received_at__lte=now - stale_after)
+            | Q(status=S.FAILED, next_attempt_at__lte=now)
+            | Q(status=S.PROCESSING, locked_until__lte=now)
+        )
+
+
+class WebhookLog(models.Model):
+    """Every signed delivery from Meta, byte for byte, stored before it is acknowledged."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        PROCESSING = "processing", _("Processing")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed (will retry)")
+        DEAD = "dead", _("Dead")
+
+    id = models.BigAutoField(primary_key=True)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    raw_body = models.BinaryField(_("raw body"))
+    body_sha256 = models.CharField(max_length=64, db_index=True)
+    headers = models.JSONField(_("headers"), default=dict)
+    signature_valid = models.BooleanField(_("signature valid"), default=True)
+    # Filled while processing: the change fields in the delivery and the tenant, when known.
+    fields = models.JSONField(_("fields"), default=list, blank=True)
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="webhook_logs", verbose_name=_("organization"),
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status,
+                              default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    traceback = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    objects = WebhookLogQuerySet.as_manager()
+
+    class Meta:
+        db_table = "whatsapp_webhook_logs"
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            # The sweeper and the dashboards only look at rows that still need work.
+            models.Index(
+                fields=["status", "next_attempt_at"], name="webhook_unfinished_idx",
+                condition=~Q(status="processed"),
+            ),
+        ]
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.status}"
+
+    def claim(self, *, lease: timedelta) -> bool:
+        """Takes this row for processing; False if someone else holds it or it is finished."""
+        now = timezone.now()
+        S = self.Status
+        claimed = (
+            WebhookLog.objects.filter(pk=self.pk)
+            .filter(
+                Q(status__in=[S.RECEIVED, S.FAILED])
+                | Q(status=S.PROCESSING, locked_until__lte=now)
+            )
+            .update(status=S.PROCESSING, locked_until=now + lease, attempts=F("attempts") + 1)
+        )
+        if claimed:
+            self.refresh_from_db(fields=["status", "locked_until", "attempts"])
+        return bool(claimed)
