@@ -2,8 +2,12 @@
 
 import os
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/qualifica")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# TEST_DATABASE_URL / TEST_REDIS_URL (not DATABASE_URL) so a developer's .env never points the
+# tests at a real database; pytest-django creates and drops its own `test_…` database anyway.
+os.environ["DATABASE_URL"] = os.environ.get(
+    "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/qualifica"
+)
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("META_APP_ID", "1531656324571133")
 os.environ.setdefault("META_CONFIG_ID", "1410410867548573")
 os.environ.setdefault("META_APP_SECRET", "test_app_secret_not_real")

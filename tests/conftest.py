@@ -1,0 +1,57 @@
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from organizations.models import ApiToken
+
+from .factories import MembershipFactory
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    """Each test starts with an empty Redis database (tests use their own db number)."""
+    cache.clear()
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+    yield
+
+
+@pytest.fixture
+def membership(db):
+    return MembershipFactory()
+
+
+@pytest.fixture
+def org(membership):
+    return membership.organization
+
+
+@pytest.fixture
+def admin_user(membership):
+    return membership.user
+
+
+@pytest.fixture
+def api(membership) -> APIClient:
+    """An API client authenticated with a Bearer token of the org's admin."""
+    _, raw = ApiToken.issue(user=membership.user, organization=membership.organization)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def redis_down(settings):
+    """Points the cache at a port where nothing listens: Redis is 'down'."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "KEY_FUNCTION": "config.cache.plain_key",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+    # Django resets its cache handlers when CACHES changes (setting_changed signal).
+    yield

@@ -1,0 +1,69 @@
+import uuid
+from datetime import timedelta
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from organizations.models import Membership, Organization
+from whatsapp.models import Config, Connection, Onboarding
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@imobiliaria.test")
+    username = factory.SelfAttribute("email")
+    password = factory.django.Password("senha-forte-123")
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Imobiliária {n}")
+    slug = factory.Sequence(lambda n: f"imobiliaria-{n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = Membership.Role.ADMIN
+
+
+class OnboardingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Onboarding
+
+    organization = factory.SubFactory(OrganizationFactory)
+    tracking_code = factory.LazyFunction(uuid.uuid4)
+    redirect_path = "/dashboard/settings/whatsapp"
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=24))
+
+
+class ConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Connection
+
+    organization = factory.SubFactory(OrganizationFactory)
+    waba_id = factory.Sequence(lambda n: f"1020000{n:08d}")
+    owner_business_id = factory.Sequence(lambda n: f"2030000{n:08d}")
+    status = Connection.Status.CONNECTED
+    connected_at = factory.LazyFunction(timezone.now)
+
+
+class ConfigFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Config
+
+    connection = factory.SubFactory(ConnectionFactory)
+    organization = factory.SelfAttribute("connection.organization")
+    phone_number_id = factory.Sequence(lambda n: f"3040000{n:08d}")
+    display_phone_number = "5511940001234"
+    status = Config.Status.CONFIGURED
