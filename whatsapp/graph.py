@@ -1,0 +1,150 @@
+"""A small client for the Graph API calls this product makes (META-PLATFORM.md §2–3).
+
+Talks HTTP only, to `META_GRAPH_API_URL/META_GRAPH_API_VERSION`, so the Meta sandbox (or a
+`responses` mock) stands in for Meta without any code path of its own. Tokens are sent in the
+Authorization header, never in URLs that could be logged.
+"""
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+TIMEOUT = (3.05, 15)
+
+# Graph error codes worth retrying: temporary/unknown errors, throttling, service unavailable.
+TRANSIENT_CODES = {1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131057, 133004}
+PHONE_FIELDS = (
+    "id,display_phone_number,verified_name,quality_rating,platform_type,is_on_biz_app,"
+    "code_verification_status,throughput,name_status,status"
+)
+
+
+@dataclass
+class GraphError(Exception):
+    status: int
+    code: int | None
+    message: str
+    subcode: int | None = None
+    type: str = ""
+    fbtrace_id: str = ""
+
+    def __str__(self) -> str:
+        return f"Graph error {self.code} (HTTP {self.status}): {self.message}"
+
+    @property
+    def is_credential_error(self) -> bool:
+        """The token is expired, revoked or lacks permission: the tenant must reconnect."""
+        return self.code == 190 or (self.code == 100 and self.subcode == 33)
+
+    @property
+    def is_transient(self) -> bool:
+        if self.is_credential_error:
+            return False
+        return self.status >= 500 or self.status == 429 or self.code in TRANSIENT_CODES
+
+
+class GraphClient:
+    def __init__(self, access_token: str = "", *, session: requests.Session | None = None):
+        self.access_token = access_token
+        self.session = session or requests.Session()
+        self.base = f"{settings.META_GRAPH_API_URL}/{settings.META_GRAPH_API_VERSION}"
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _request(self, method: str, path: str, *, token: str | None = None,
+                 params: dict | None = None, json: dict | None = None,
+                 data: dict | None = None) -> dict[str, Any]:
+        token = self.access_token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        params = dict(params or {})
+        if token and settings.META_APP_SECRET and "appsecret_proof" not in (data or {}):
+            params["appsecret_proof"] = appsecret_proof(token)
+        try:
+            response = self.session.request(method, f"{self.base}/{path.lstrip('/')}",
+                                            params=params, json=json, data=data,
+                                            headers=headers, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            # Network trouble is transient by nature (status 0 = no HTTP answer).
+            raise GraphError(status=0, code=None, message=type(exc).__name__) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code >= 400 or (isinstance(body, dict) and "error" in body):
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            raise GraphError(
+                status=response.status_code,
+                code=error.get("code"),
+                subcode=error.get("error_subcode"),
+                message=str(error.get("message") or response.reason or "")[:500],
+                type=str(error.get("type") or ""),
+                fbtrace_id=str(error.get("fbtrace_id") or ""),
+            )
+        return body if isinstance(body, dict) else {"data": body}
+
+    # --- onboarding -------------------------------------------------------------------------
+    def exchange_code(self, code: str) -> dict:
+        """Embedded Signup code (30 s life) → business token `{access_token, ...}`."""
+        return self._request("GET", "oauth/access_token", token="", params={
+            "client_id": settings.META_APP_ID,
+            "client_secret": settings.META_APP_SECRET,
+            "code": code,
+        })
+
+    def debug_token(self, input_token: str) -> dict:
+        """Token metadata (`is_valid`, `expires_at`, `granular_scopes`), asked with the app token."""
+        app_token = f"{settings.META_APP_ID}|{settings.META_APP_SECRET}"
+        body = self._request("GET", "debug_token", token="", params={
+            "input_token": input_token, "access_token": app_token,
+        })
+        return body.get("data", {})
+
+    def system_user_access_token(self, business_id: str) -> str:
+        """Hosted ES: the customer's business token, fetched with our system user token."""
+        system_token = settings.META_SYSTEM_USER_TOKEN
+        body = self._request("POST", f"{business_id}/system_user_access_tokens",
+                             token=system_token,
+                             data={"appsecret_proof": appsecret_proof(system_token),
+                                   "fetch_only": "true"})
+        return str(body.get("access_token", ""))
+
+    # --- WABA and numbers -------------------------------------------------------------------
+    def subscribe_app(self, waba_id: str) -> bool:
+        return bool(self._request("POST", f"{waba_id}/subscribed_apps").get("success"))
+
+    def subscribed_apps(self, waba_id: str) -> list[dict]:
+        return list(self._request("GET", f"{waba_id}/subscribed_apps").get("data", []))
+
+    def unsubscribe_app(self, waba_id: str) -> bool:
+        return bool(self._request("DELETE", f"{waba_id}/subscribed_apps").get("success"))
+
+    def phone_numbers(self, waba_id: str) -> list[dict]:
+        body = self._request("GET", f"{waba_id}/phone_numbers", params={"fields": PHONE_FIELDS})
+        return list(body.get("data", []))
+
+    def register_phone(self, phone_number_id: str, pin: str) -> bool:
+        body = self._request("POST", f"{phone_number_id}/register",
+                             json={"messaging_product": "whatsapp", "pin": pin})
+        return bool(body.get("success"))
+
+    def smb_app_data(self, phone_number_id: str, sync_type: str) -> str:
+        """Coexistence sync (`smb_app_state_sync` or `history`); returns Meta's request_id."""
+        body = self._request("POST", f"{phone_number_id}/smb_app_data",
+                             json={"messaging_product": "whatsapp", "sync_type": sync_type})
+        return str(body.get("request_id", ""))
+
+    def send_message(self, phone_number_id: str, payload: dict) -> dict:
+        return self._request("POST", f"{phone_number_id}/messages",
+                             json={"messaging_product": "whatsapp", **payload})
+
+    def message_templates(self, waba_id: str) -> list[dict]:
+        return list(self._request("GET", f"{waba_id}/message_templates").get("data", []))
+
+
+def appsecret_proof(token: str) -> str:
+    return hmac.new(settings.META_APP_SECRET.encode(), token.encode(), hashlib.sha256).hexdigest()
