@@ -44,6 +44,8 @@ class Onboarding(models.Model):
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
     session_id = models.CharField(_("Meta session id"), max_length=128, blank=True)
+    # The browser's finish event (FINISH, FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING, …), if any.
+    finish_event = models.CharField(_("finish event"), max_length=64, blank=True)
 
     class Meta:
         db_table = "whatsapp_onboarding"
@@ -64,6 +66,41 @@ class Onboarding(models.Model):
         if self.status == self.Status.PENDING and self.is_expired:
             return self.Status.EXPIRED
         return self.status
+
+
+class AnalyticsEvent(models.Model):
+    """Product analytics (seed 001 table), stored first and forwarded when a service is set."""
+
+    class Name(models.TextChoices):
+        SETUP_SCREEN_VIEWED = "WhatsApp Setup Screen Viewed"
+        SIGNUP_STARTED = "Embedded Signup Started"
+        SIGNUP_COMPLETED = "Embedded Signup Completed"
+        SIGNUP_FAILED = "Embedded Signup Failed"
+        SIGNUP_CANCELLED = "Embedded Signup Cancelled"
+        DISCONNECTED = "WhatsApp Disconnected"
+
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="analytics_events", verbose_name=_("organization"),
+    )
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    name = models.CharField(_("event"), max_length=64, choices=Name, db_index=True)
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
+    # Makes "recorded once" a database fact: e.g. one Completed per onboarding.
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    forwarded_at = models.DateTimeField(_("forwarded at"), null=True, blank=True)
+    forward_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "whatsapp_analytics_events"
+        ordering = ["-created_at"]
+        verbose_name = _("analytics event")
+        verbose_name_plural = _("analytics events")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ConnectionQuerySet(models.QuerySet):
@@ -116,6 +153,15 @@ class Connection(models.Model):
                                     default=TokenStatus.MISSING)
     token_expires_at = models.DateTimeField(_("token expires at"), null=True, blank=True)
     token_checked_at = models.DateTimeField(_("token checked at"), null=True, blank=True)
+    # Where the token came from: the popup's code exchange, or Hosted ES (system user fetch).
+    token_source = models.CharField(_("token source"), max_length=32, blank=True)
+    finish_event = models.CharField(_("finish event"), max_length=64, blank=True)
+    subscribed_at = models.DateTimeField(_("app subscribed at"), null=True, blank=True)
+    # The onboarding pipeline's progress (see whatsapp/pipeline.py): last step reached, its
+    # error for support, and a lease so two runs never work on one connection at once.
+    pipeline_step = models.CharField(_("pipeline step"), max_length=32, blank=True)
+    pipeline_error = models.TextField(_("pipeline error"), blank=True)
+    pipeline_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
     error_message = models.TextField(_("error message"), blank=True)
     connected_at = models.DateTimeField(_("connected at"), null=True, blank=True)
     disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)
@@ -163,10 +209,28 @@ class Config(models.Model):
     """One phone number of a connection (seed table `whatsapp_configs`)."""
 
     class Status(models.TextChoices):
+        # Listed by Meta but not chosen (a WABA with several numbers waits for the admin).
         PENDING = "pending", _("Pending")
+        CONFIGURING = "configuring", _("Configuring")
         CONFIGURED = "configured", _("Configured")
         DISABLED = "disabled", _("Disabled")
         ERROR = "error", _("Error")
+
+    class RegistrationStatus(models.TextChoices):
+        NOT_NEEDED = "not_needed", _("Not needed (coexistence)")
+        PENDING = "pending", _("Pending")
+        REGISTERED = "registered", _("Registered")
+        FAILED = "failed", _("Failed")
+        BLOCKED = "blocked", _("Blocked by Meta (133016)")
+
+    class SyncStatus(models.TextChoices):
+        NOT_NEEDED = "not_needed", _("Not needed")
+        PENDING = "pending", _("Pending")
+        REQUESTING = "requesting", _("Requesting")
+        REQUESTED = "requested", _("Requested")
+        UNKNOWN = "unknown", _("Outcome unknown (support)")
+        FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("24 h window missed")
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="configs",
                                    verbose_name=_("connection"))
@@ -183,6 +247,23 @@ class Config(models.Model):
     code_verification_status = models.CharField(max_length=32, blank=True)
     is_on_biz_app = models.BooleanField(_("WhatsApp Business app (coexistence)"), default=False)
     registration_pin_encrypted = models.TextField(blank=True, editable=False)
+    registration_status = models.CharField(
+        _("registration"), max_length=16, choices=RegistrationStatus,
+        default=RegistrationStatus.NOT_NEEDED,
+    )
+    registration_attempts = models.PositiveSmallIntegerField(_("registration attempts"), default=0)
+    registration_error = models.TextField(_("registration error"), blank=True)
+    registered_at = models.DateTimeField(_("registered at"), null=True, blank=True)
+    # Coexistence sync (smb_app_data): each sync type may be requested only once per onboarding.
+    contacts_sync_status = models.CharField(_("contacts sync"), max_length=16,
+                                            choices=SyncStatus, default=SyncStatus.NOT_NEEDED)
+    contacts_sync_request_id = models.CharField(max_length=128, blank=True)
+    contacts_sync_requested_at = models.DateTimeField(null=True, blank=True)
+    history_sync_status = models.CharField(_("history sync"), max_length=16,
+                                           choices=SyncStatus, default=SyncStatus.NOT_NEEDED)
+    history_sync_request_id = models.CharField(max_length=128, blank=True)
+    history_sync_requested_at = models.DateTimeField(null=True, blank=True)
+    sync_error = models.TextField(_("sync error"), blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -194,6 +275,12 @@ class Config(models.Model):
 
     def __str__(self) -> str:
         return self.display_phone_number or self.phone_number_id
+
+    def set_pin(self, pin: str) -> None:
+        self.registration_pin_encrypted = crypto.encrypt(pin)
+
+    def get_pin(self) -> str:
+        return crypto.decrypt(self.registration_pin_encrypted) if self.registration_pin_encrypted else ""
 
 
 class Message(models.Model):
