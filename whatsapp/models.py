@@ -156,6 +156,8 @@ class Connection(models.Model):
     # Where the token came from: the popup's code exchange, or Hosted ES (system user fetch).
     token_source = models.CharField(_("token source"), max_length=32, blank=True)
     finish_event = models.CharField(_("finish event"), max_length=64, blank=True)
+    # The number the browser reported (FINISH carries phone_number_id); chosen automatically.
+    requested_phone_number_id = models.CharField(max_length=64, blank=True)
     subscribed_at = models.DateTimeField(_("app subscribed at"), null=True, blank=True)
     # The onboarding pipeline's progress (see whatsapp/pipeline.py): last step reached, its
     # error for support, and a lease so two runs never work on one connection at once.
