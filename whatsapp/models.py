@@ -266,6 +266,13 @@ class Config(models.Model):
     history_sync_request_id = models.CharField(max_length=128, blank=True)
     history_sync_requested_at = models.DateTimeField(null=True, blank=True)
     sync_error = models.TextField(_("sync error"), blank=True)
+    # Kept current by webhook ingestion (whatsapp/ingestion.py).
+    messages_in_count = models.PositiveBigIntegerField(_("messages received"), default=0)
+    messages_out_count = models.PositiveBigIntegerField(_("messages sent"), default=0)
+    last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
+    messaging_limit = models.CharField(_("messaging limit"), max_length=32, blank=True)
+    quality_event = models.CharField(_("last quality event"), max_length=32, blank=True)
+    quality_event_at = models.DateTimeField(_("last quality event at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -292,6 +299,11 @@ class Message(models.Model):
         INBOUND = "inbound", _("Inbound")
         OUTBOUND = "outbound", _("Outbound")
 
+    class Source(models.TextChoices):
+        CLOUD_API = "cloud_api", _("Cloud API")
+        PHONE_APP = "phone_app", _("Sent from the phone app")
+        HISTORY = "history", _("History sync")
+
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="whatsapp_messages",
@@ -307,6 +319,21 @@ class Message(models.Model):
     status = models.CharField(max_length=16, blank=True)
     raw = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Filled by webhook ingestion (whatsapp/ingestion.py).
+    contact = models.ForeignKey("Contact", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="messages", verbose_name=_("contact"))
+    body = models.TextField(_("text"), blank=True)
+    media_id = models.CharField(_("media id"), max_length=128, blank=True)
+    # The message this one replies to (context.id).
+    reply_to_wamid = models.CharField(_("reply to"), max_length=255, blank=True)
+    # The message an edit, revoke or reaction is about; indexed so a late original finds them.
+    target_wamid = models.CharField(_("target message"), max_length=255, blank=True,
+                                    db_index=True)
+    referral = models.JSONField(_("ad referral"), null=True, blank=True)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    status_at = models.DateTimeField(_("status at"), null=True, blank=True)
+    edited_at = models.DateTimeField(_("edited at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
 
     class Meta:
         db_table = "whatsapp_messages"
@@ -339,6 +366,8 @@ class WebhookLog(models.Model):
         PROCESSED = "processed", _("Processed")
         FAILED = "failed", _("Failed (will retry)")
         DEAD = "dead", _("Dead")
+        # Waiting for its phone number to be configured (webhooks_unpark re-queues it).
+        PARKED = "parked", _("Parked (number not configured)")
 
     id = models.BigAutoField(primary_key=True)
     received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
@@ -360,6 +389,8 @@ class WebhookLog(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    parked_phone_number_id = models.CharField(_("parked for phone number id"), max_length=64,
+                                              blank=True, db_index=True)
 
     objects = WebhookLogQuerySet.as_manager()
 
@@ -394,3 +425,207 @@ class WebhookLog(models.Model):
         if claimed:
             self.refresh_from_db(fields=["status", "locked_until", "attempts"])
         return bool(claimed)
+
+
+# --- Webhook ingestion: contacts, statuses, history, templates (whatsapp/ingestion.py) ----------
+
+class Contact(models.Model):
+    """A lead: one WhatsApp user as seen by one organization (BSUIDs are portfolio-scoped).
+
+    Identity lives in ContactIdentity (every BSUID and normalized phone ever seen, unique per
+    organization); `user_id` and `wa_id` here are the current ones, denormalized for reading.
+    """
+
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="whatsapp_contacts",
+        verbose_name=_("organization"),
+    )
+    user_id = models.CharField(_("business-scoped user id"), max_length=160, blank=True)
+    # Normalized digits (Brazilian mobiles always with the 9th digit); empty for username users.
+    wa_id = models.CharField(_("phone"), max_length=32, blank=True)
+    username = models.CharField(_("username"), max_length=128, blank=True)
+    profile_name = models.CharField(_("profile name"), max_length=200, blank=True)
+    profile_name_at = models.DateTimeField(null=True, blank=True)
+    # The name in the business's phone address book (smb_app_state_sync).
+    saved_name = models.CharField(_("saved name"), max_length=200, blank=True)
+    in_address_book = models.BooleanField(_("in the phone's address book"), null=True, blank=True)
+    address_book_at = models.DateTimeField(null=True, blank=True)
+    # Inbound Cloud API messages open the 24 h customer-service window; echoes never do.
+    last_inbound_at = models.DateTimeField(_("last inbound message at"), null=True, blank=True)
+    # A person answered from the phone app: automation must stay quiet.
+    human_takeover_at = models.DateTimeField(_("answered by a person at"), null=True, blank=True)
+    # Click-to-WhatsApp ad that brought the lead (earliest referral seen).
+    referral = models.JSONField(_("ad referral"), null=True, blank=True)
+    referral_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_contacts"
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user_id"], condition=~Q(user_id=""),
+                                    name="uniq_contact_user_id_per_org"),
+            models.UniqueConstraint(fields=["organization", "wa_id"], condition=~Q(wa_id=""),
+                                    name="uniq_contact_phone_per_org"),
+        ]
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+
+    def __str__(self) -> str:
+        return self.profile_name or self.saved_name or self.wa_id or self.user_id
+
+
+class ContactIdentity(models.Model):
+    """One key that identifies a contact: a BSUID (current or previous) or a normalized phone."""
+
+    class Kind(models.TextChoices):
+        USER_ID = "user_id", _("Business-scoped user id")
+        PHONE = "phone", _("Phone")
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=16, choices=Kind)
+    value = models.CharField(max_length=160)
+    # Earliest message time that carried it: the newest BSUID is the current one.
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    # Set by user_id_update / user_changed_user_id: kept so late messages still match.
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "whatsapp_contact_identities"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "kind", "value"],
+                                    name="uniq_contact_identity"),
+        ]
+        verbose_name = _("contact identity")
+        verbose_name_plural = _("contact identities")
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+class MessageStatus(models.Model):
+    """One status webhook per (wamid, status): the audit trail and the dedupe key.
+
+    Keyed by wamid, not by a foreign key: statuses often arrive for messages sent before we
+    existed, or before the message row is stored.
+    """
+
+    organization = models.ForeignKey("organizations.Organization", null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    config = models.ForeignKey(Config, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    wamid = models.CharField(max_length=255)
+    status = models.CharField(_("status"), max_length=16)
+    timestamp = models.DateTimeField(_("time"))
+    recipient_id = models.CharField(max_length=32, blank=True)
+    recipient_user_id = models.CharField(max_length=160, blank=True)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    pricing = models.JSONField(_("pricing"), null=True, blank=True)
+    conversation = models.JSONField(null=True, blank=True)
+    biz_opaque_callback_data = models.CharField(max_length=512, blank=True)
+    raw = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_message_statuses"
+        ordering = ["-timestamp"]
+        constraints = [
+            models.UniqueConstraint(fields=["wamid", "status"], name="uniq_status_per_wamid"),
+        ]
+        verbose_name = _("message status")
+        verbose_name_plural = _("message statuses")
+
+    def __str__(self) -> str:
+        return f"{self.wamid} {self.status}"
+
+
+class HistorySync(models.Model):
+    """Coexistence history sync progress of one number, as support sees it."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETED = "completed", _("Completed")
+        DECLINED = "declined", _("Declined by the business")
+
+    config = models.OneToOneField(Config, on_delete=models.CASCADE, related_name="history_sync",
+                                  verbose_name=_("phone number"))
+    status = models.CharField(_("status"), max_length=16, choices=Status,
+                              default=Status.IN_PROGRESS)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    phase = models.PositiveSmallIntegerField(_("latest phase"), default=0)
+    chunks_received = models.PositiveIntegerField(_("chunks received"), default=0)
+    messages_imported = models.PositiveIntegerField(_("messages imported"), default=0)
+    error_code = models.PositiveIntegerField(_("error code"), null=True, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_history_syncs"
+        verbose_name = _("history sync")
+        verbose_name_plural = _("history syncs")
+
+    def __str__(self) -> str:
+        return f"{self.config} {self.status} {self.progress}%"
+
+
+class HistoryChunk(models.Model):
+    """One `history` chunk received, per (phone number, phase, chunk_order)."""
+
+    config = models.ForeignKey(Config, on_delete=models.CASCADE, related_name="history_chunks")
+    phone_number_id = models.CharField(max_length=64)
+    phase = models.PositiveSmallIntegerField(_("phase"))
+    chunk_order = models.PositiveIntegerField(_("chunk order"))
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    thread_count = models.PositiveIntegerField(default=0)
+    message_count = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_history_chunks"
+        ordering = ["phone_number_id", "phase", "chunk_order"]
+        constraints = [
+            models.UniqueConstraint(fields=["phone_number_id", "phase", "chunk_order"],
+                                    name="uniq_history_chunk"),
+        ]
+        verbose_name = _("history chunk")
+        verbose_name_plural = _("history chunks")
+
+    def __str__(self) -> str:
+        return f"{self.phone_number_id} phase {self.phase} chunk {self.chunk_order}"
+
+
+class TemplateStatusEvent(models.Model):
+    """One `message_template_status_update` (APPROVED, REJECTED, PAUSED…) of a WABA's template."""
+
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="template_events")
+    organization = models.ForeignKey("organizations.Organization", null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    waba_id = models.CharField(_("WABA id"), max_length=64)
+    template_id = models.CharField(_("template id"), max_length=64)
+    template_name = models.CharField(_("template"), max_length=512, blank=True)
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    category = models.CharField(_("category"), max_length=32, blank=True)
+    event = models.CharField(_("event"), max_length=32)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    # rejection_info / disable_info / other_info as Meta sent them.
+    info = models.JSONField(_("details"), default=dict, blank=True)
+    event_at = models.DateTimeField(_("event time"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_template_events"
+        ordering = ["-event_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["waba_id", "template_id", "event", "event_at"],
+                                    name="uniq_template_event"),
+        ]
+        verbose_name = _("template status event")
+        verbose_name_plural = _("template status events")
+
+    def __str__(self) -> str:
+        return f"{self.template_name} {self.event}"
