@@ -285,6 +285,18 @@ class Config(models.Model):
     def __str__(self) -> str:
         return self.display_phone_number or self.phone_number_id
 
+    def reset_for_new_connection(self) -> None:
+        """Forgets the setup done under a previous (disconnected) connection."""
+        S, R = Config.SyncStatus, Config.RegistrationStatus
+        Config.objects.filter(pk=self.pk).update(
+            status=Config.Status.PENDING, registration_status=R.NOT_NEEDED,
+            registration_attempts=0, registration_error="", registered_at=None,
+            registration_pin_encrypted="", contacts_sync_status=S.NOT_NEEDED,
+            contacts_sync_request_id="", contacts_sync_requested_at=None,
+            history_sync_status=S.NOT_NEEDED, history_sync_request_id="",
+            history_sync_requested_at=None, sync_error="",
+        )
+
     def set_pin(self, pin: str) -> None:
         self.registration_pin_encrypted = crypto.encrypt(pin)
 

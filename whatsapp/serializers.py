@@ -30,3 +30,40 @@ class OnboardingUrlSerializer(serializers.Serializer):
     url = serializers.URLField()
     trackingCode = serializers.UUIDField()
     expiresAt = serializers.DateTimeField()
+
+
+FINISH_EVENTS = ["FINISH", "FINISH_ONLY_WABA", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+                 "FINISH_OBO_MIGRATION", "FINISH_GRANT_ONLY_API_ACCESS"]
+
+
+class EmbeddedSignupCallbackSerializer(serializers.Serializer):
+    """What the settings page relays from Meta's popup (WA_EMBEDDED_SIGNUP + the login code)."""
+
+    state = serializers.UUIDField(help_text="The onboarding's tracking code.")
+    event = serializers.ChoiceField(choices=[*FINISH_EVENTS, "CANCEL", "ERROR"])
+    code = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    wabaId = serializers.RegexField(r"^\d{1,32}$", required=False, allow_blank=True)
+    phoneNumberId = serializers.RegexField(r"^\d{1,32}$", required=False, allow_blank=True)
+    businessId = serializers.RegexField(r"^\d{1,32}$", required=False, allow_blank=True)
+    currentStep = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    # Meta's current name is error_code; older pages say error_id: the page sends either here.
+    errorCode = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    errorMessage = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    sessionId = serializers.CharField(required=False, allow_blank=True, max_length=128)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["event"] in FINISH_EVENTS and not attrs.get("code"):
+            raise serializers.ValidationError(
+                {"code": _("A finished signup must carry Meta's authorization code.")}
+            )
+        return attrs
+
+
+class SelectPhoneSerializer(serializers.Serializer):
+    wabaId = serializers.RegexField(r"^\d{1,32}$")
+    phoneId = serializers.RegexField(r"^\d{1,32}$")
+
+
+class DisconnectSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                   default="user_request")

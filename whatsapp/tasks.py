@@ -4,8 +4,10 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import services, webhooks
+from . import analytics, pipeline, services, webhooks
 from .models import WebhookLog
+
+PIPELINE_RETRY_LIMIT = 8
 
 
 @shared_task(bind=True, max_retries=None)
@@ -26,3 +28,20 @@ def sweep_webhooks() -> int:
 @shared_task
 def expire_onboardings() -> int:
     return services.onboardings_expire()
+
+
+@shared_task(bind=True, max_retries=PIPELINE_RETRY_LIMIT)
+def run_connection_pipeline(self, connection_id: str) -> str:
+    """Runs what is left of a connection's onboarding pipeline; transient errors back off."""
+    outcome = pipeline.pipeline_run(connection_id)
+    if outcome == "retry" and not settings.CELERY_TASK_ALWAYS_EAGER:
+        # 30 s, 1 min, 2 min … capped at 30 min (below the broker visibility timeout).
+        raise self.retry(countdown=min(1800, 30 * 2**self.request.retries))
+    return outcome
+
+
+@shared_task(bind=True, max_retries=5)
+def forward_analytics_event(self, event_id: int) -> bool:
+    if not analytics.analytics_forward(event_id):
+        raise self.retry(countdown=60 * 2**self.request.retries)
+    return True

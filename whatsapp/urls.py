@@ -7,5 +7,11 @@ app_name = "whatsapp"
 urlpatterns = [
     path("onboarding-url", views.onboarding_url, name="onboarding-url"),
     path("check-connection", views.check_connection, name="check-connection"),
+    path("embedded-signup/callback", views.embedded_signup_callback,
+         name="embedded-signup-callback"),
+    path("connection/status", views.connection_status, name="connection-status"),
+    path("connection/disconnect", views.connection_disconnect, name="connection-disconnect"),
+    path("phone-numbers", views.phone_numbers, name="phone-numbers"),
+    path("select-phone", views.select_phone, name="select-phone"),
     path("webhook", views.webhook, name="webhook"),
 ]

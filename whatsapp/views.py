@@ -11,7 +11,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import services, webhooks
-from .serializers import OnboardingUrlQuerySerializer, OnboardingUrlSerializer
+from .analytics import analytics_record
+from .models import AnalyticsEvent, Config, Connection
+from .serializers import (
+    DisconnectSerializer,
+    EmbeddedSignupCallbackSerializer,
+    OnboardingUrlQuerySerializer,
+    OnboardingUrlSerializer,
+    SelectPhoneSerializer,
+)
 from .signatures import is_valid_signature
 
 logger = logging.getLogger(__name__)
@@ -31,6 +39,9 @@ def onboarding_url(request: Request) -> Response:
         user=request.user,
         redirect_path=query.validated_data["redirectPath"],
     )
+    analytics_record(name=AnalyticsEvent.Name.SIGNUP_STARTED,
+                     dedupe_key=f"started:{onboarding.pk}", organization=request.organization,
+                     user=request.user)
     return Response(
         {
             "url": services.onboarding_url(onboarding),
@@ -44,6 +55,84 @@ def onboarding_url(request: Request) -> Response:
 @api_view(["GET"])
 def check_connection(request: Request) -> Response:
     return Response(services.connection_status_for(request.organization))
+
+
+@extend_schema(request=EmbeddedSignupCallbackSerializer,
+               summary="Relay of the Embedded Signup popup's outcome (finish, cancel, error)")
+@api_view(["POST"])
+def embedded_signup_callback(request: Request) -> Response:
+    data = _valid(EmbeddedSignupCallbackSerializer, request.data)
+    try:
+        if data["event"] in ("CANCEL", "ERROR"):
+            onboarding = services.onboarding_browser_outcome(
+                organization=request.organization, state=str(data["state"]),
+                event=data["event"], current_step=data.get("currentStep", ""),
+                error_code=data.get("errorCode", ""), error_message=data.get("errorMessage", ""),
+                session_id=data.get("sessionId", ""),
+            )
+            return Response({"success": True, "status": onboarding.status})
+        connection = services.connection_from_browser_finish(
+            organization=request.organization, user=request.user, state=str(data["state"]),
+            code=data["code"], event=data["event"], waba_id=data.get("wabaId", ""),
+            phone_number_id=data.get("phoneNumberId", ""),
+            business_id=data.get("businessId", ""), request=request,
+        )
+    except services.CallbackError as exc:
+        return Response({"error": exc.message}, status=exc.status)
+    return Response({"success": True, "connection_id": str(connection.pk),
+                     "status": connection.status})
+
+
+@extend_schema(summary="Full status of the caller's WhatsApp connection (never the token)")
+@api_view(["GET"])
+def connection_status(request: Request) -> Response:
+    return Response(services.connection_status_for(request.organization))
+
+
+@extend_schema(request=DisconnectSerializer, summary="Disconnect the organization's WhatsApp")
+@api_view(["POST"])
+def connection_disconnect(request: Request) -> Response:
+    data = _valid(DisconnectSerializer, request.data)
+    try:
+        connection = services.connection_disconnect_by_user(
+            organization=request.organization, reason=data["reason"] or "user_request",
+            request=request,
+        )
+    except services.CallbackError as exc:
+        return Response({"error": exc.message}, status=exc.status)
+    return Response({"success": True, "status": connection.status})
+
+
+@extend_schema(summary="The organization's phone numbers")
+@api_view(["GET"])
+def phone_numbers(request: Request) -> Response:
+    configs = Config.objects.filter(
+        organization=request.organization, connection__status__in=[
+            s for s in Connection.Status.values if s != Connection.Status.DISCONNECTED
+        ],
+    ).select_related("connection")
+    return Response({"phoneNumbers": [services.config_json(c) for c in configs]})
+
+
+@extend_schema(request=SelectPhoneSerializer,
+               summary="Choose which number of the WABA to use (several numbers)")
+@api_view(["POST"])
+def select_phone(request: Request) -> Response:
+    data = _valid(SelectPhoneSerializer, request.data)
+    try:
+        config = services.connection_select_phone(
+            organization=request.organization, waba_id=data["wabaId"],
+            phone_number_id=data["phoneId"],
+        )
+    except services.CallbackError as exc:
+        return Response({"error": exc.message}, status=exc.status)
+    return Response({"success": True, "phoneNumber": services.config_json(config)})
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 @csrf_exempt
@@ -62,7 +151,10 @@ def webhook(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "Payload too large"}, status=413)
     if not is_valid_signature(body, request.headers.get("X-Hub-Signature-256", ""),
                               settings.META_APP_SECRET):
-        webhooks.count_invalid_signature(request.META.get("REMOTE_ADDR", ""))
+        if webhooks.count_invalid_signature(request.META.get("REMOTE_ADDR", "")):
+            # 429: this IP keeps sending forged requests; only invalid requests get this.
+            return JsonResponse({"error": "Too many invalid requests"}, status=429,
+                                headers={"Retry-After": "60"})
         # 403: unsigned or forged; nothing is stored or processed.
         return JsonResponse({"error": "Invalid signature"}, status=403)
     try:

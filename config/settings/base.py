@@ -208,6 +208,10 @@ WHATSAPP_DEFAULT_REDIRECT_PATH = "/dashboard/settings/whatsapp"
 # Processing attempts for one webhook delivery before it is marked dead.
 WHATSAPP_WEBHOOK_MAX_ATTEMPTS = env.int("WHATSAPP_WEBHOOK_MAX_ATTEMPTS", default=8)
 
+# Where analytics events are forwarded (a Segment-compatible HTTP endpoint); empty = stored only.
+ANALYTICS_ENDPOINT = env("ANALYTICS_ENDPOINT", default="")
+ANALYTICS_WRITE_KEY = env("ANALYTICS_WRITE_KEY", default="")
+
 # --- Observability ----------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", default="")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
