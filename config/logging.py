@@ -1,5 +1,7 @@
-"""Keeps tokens, codes and PINs out of logs and Sentry events."""
+"""Keeps tokens, codes and PINs out of logs and Sentry events; request context; JSON lines."""
 
+import contextvars
+import json
 import logging
 import re
 from typing import Any
@@ -60,3 +62,39 @@ def init_sentry(dsn: str) -> None:
         send_default_pii=False,
         before_send=before_send,
     )
+
+
+# Set by config.middleware.RequestIdMiddleware (web) and the Celery task signals (workers).
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+org_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("org_id", default="")
+
+
+def set_org_id(org_id: object) -> None:
+    """Tags the rest of this request's/task's log lines with the tenant, once it is known."""
+    org_id_var.set(str(org_id) if org_id else "")
+
+
+class RequestContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.org_id = org_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; the message and traceback scrubbed again, as a last line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": scrub(record.getMessage()),
+            "request_id": getattr(record, "request_id", request_id_var.get()),
+        }
+        org_id = getattr(record, "org_id", org_id_var.get())
+        if org_id:
+            entry["org_id"] = org_id
+        if record.exc_info:
+            entry["exc"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)

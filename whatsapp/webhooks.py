@@ -18,9 +18,6 @@ from .payloads import PayloadError, parse_delivery
 
 logger = logging.getLogger(__name__)
 
-# How long one processing attempt may hold a row before the sweeper may take it back; above
-# the task's hard time limit so a slow but live attempt is never processed twice.
-LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")
 
 
@@ -43,7 +40,14 @@ def webhook_enqueue(log_id: int) -> None:
         logger.warning("Could not enqueue webhook %s; the sweeper will pick it up", log_id)
 
 
-def count_invalid_signature(remote_addr: str) -> None:
+def count_invalid_signature(remote_addr: str) -> bool:
+    """Counts a forged/unsigned request; True when this IP is over its invalid-traffic limit.
+
+    Only ever called for requests that failed the HMAC check, so a valid Meta delivery can
+    never be refused for rate reasons (SPEC §8.4). Redis down: counted nowhere, never blocked.
+    """
+    from config import ratelimit
+
     key = f"whatsapp:webhook:invalid_signature:{timezone.now():%Y%m%d}"
     try:
         cache.add(key, 0, timeout=7 * 86400)
@@ -51,18 +55,58 @@ def count_invalid_signature(remote_addr: str) -> None:
     except Exception:
         pass
     logger.warning("Webhook with missing or invalid signature from %s rejected", remote_addr)
+    return not ratelimit.hit(
+        "webhook-invalid-signature", remote_addr or "unknown",
+        limit=settings.RATELIMIT_WEBHOOK_INVALID_PER_MINUTE, window=60,
+    ).allowed
+
+
+class LeaseLost(Exception):
+    """Our lease expired and another attempt took the row: our work must not be committed."""
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.WHATSAPP_WEBHOOK_LEASE_SECONDS)
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff with full jitter: ~30 s, 1 min, 2 min … capped at 30 min (below the broker visibility timeout)."""
-    ceiling = min(1800, 30 * 2 ** max(attempts - 1, 0))
+    """Exponential backoff with jitter: ~30 s, 1 min, 2 min … capped (below the visibility timeout)."""
+    ceiling = min(settings.WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS,
+                  settings.WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    # Half fixed, half random: spreads a burst of failures without ever retrying at once.
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def _bury_abandoned(log_id: int) -> bool:
+    """Poison-pill cap: a row whose lease expired after its last allowed attempt is dead.
+
+    Attempts are counted at claim time, so a payload that kills the worker (OOM, segfault,
+    SIGKILL) still uses one up each time even though no error was ever recorded.
+    """
+    return bool(
+        WebhookLog.objects.filter(
+            pk=log_id, status=WebhookLog.Status.PROCESSING, locked_until__lte=timezone.now(),
+            attempts__gte=settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS,
+        ).update(
+            status=WebhookLog.Status.DEAD, locked_until=None, next_attempt_at=None,
+            last_error="Abandoned: the worker died or timed out on every attempt.",
+        )
+    )
+
+
+def _owned(log: WebhookLog):
+    """The row, only while it is still ours (fencing on the lease we were granted)."""
+    return WebhookLog.objects.filter(pk=log.pk, status=WebhookLog.Status.PROCESSING,
+                                     locked_until=log.locked_until)
 
 
 def webhook_process(log_id: int) -> str:
     """Processes one stored delivery; returns its resulting status. Safe to call twice."""
+    if _bury_abandoned(log_id):
+        logger.error("Webhook %s is dead: abandoned after the last attempt", log_id)
+        return WebhookLog.Status.DEAD
     log = WebhookLog.objects.filter(pk=log_id).first()
-    if log is None or not log.claim(lease=LEASE):
+    if log is None or not log.claim(lease=lease()):
         return "skipped"
     try:
         delivery = parse_delivery(bytes(log.raw_body))
@@ -70,7 +114,7 @@ def webhook_process(log_id: int) -> str:
         with transaction.atomic():
             for change in delivery.changes:
                 dispatch(change, ctx)
-            WebhookLog.objects.filter(pk=log.pk).update(
+            updated = _owned(log).update(
                 status=WebhookLog.Status.PROCESSED,
                 processed_at=timezone.now(),
                 fields=delivery.fields,
@@ -80,7 +124,13 @@ def webhook_process(log_id: int) -> str:
                 last_error="",
                 traceback="",
             )
+            if not updated:
+                raise LeaseLost()
         return WebhookLog.Status.PROCESSED
+    except LeaseLost:
+        # A slow attempt outlived its lease; the newer attempt owns the row (ours rolled back).
+        logger.warning("Webhook %s: lease lost, this attempt's work was rolled back", log.pk)
+        return "skipped"
     except PayloadError as exc:
         # A signed body we cannot read will not improve with retries.
         return _fail(log, exc, dead=True)
@@ -91,19 +141,24 @@ def webhook_process(log_id: int) -> str:
 
 def _fail(log: WebhookLog, exc: Exception, *, dead: bool) -> str:
     status = WebhookLog.Status.DEAD if dead else WebhookLog.Status.FAILED
-    WebhookLog.objects.filter(pk=log.pk).update(
+    if dead:
+        logger.error("Webhook %s is dead after %s attempts: %s", log.pk, log.attempts,
+                     type(exc).__name__)
+    updated = _owned(log).update(
         status=status,
         last_error=f"{type(exc).__name__}: {exc}"[:2000],
         traceback=traceback.format_exc()[-20000:],
         next_attempt_at=None if dead else timezone.now() + retry_delay(log.attempts),
         locked_until=None,
     )
-    return status
+    return status if updated else "skipped"
 
 
 def webhooks_sweep(*, limit: int = 500) -> int:
     """Re-enqueues deliveries that were stored but not processed (broker down, worker died)."""
-    ids = list(WebhookLog.objects.due().order_by("received_at").values_list("pk", flat=True)[:limit])
+    stale = timedelta(seconds=settings.WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS)
+    ids = list(WebhookLog.objects.due(stale_after=stale).order_by("received_at")
+               .values_list("pk", flat=True)[:limit])
     for log_id in ids:
         webhook_enqueue(log_id)
     return len(ids)

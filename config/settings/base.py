@@ -40,9 +40,12 @@ INSTALLED_APPS = [
     "organizations",
     "audit",
     "whatsapp",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # First, so every log line of the request (and its error) carries the request id.
+    "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -126,11 +129,25 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
-CELERY_TASK_SOFT_TIME_LIMIT = 240
-CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 # Well above the longest task (300 s) and the longest retry countdown, so Redis never
-# redelivers a task that is still running or waiting.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# redelivers a task that is still running or waiting. It must be set in all three places: with
+# several apps on one broker the shortest value wins.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# Celery's Django fixup closes the DB connection around every task unless this is set; reuse
+# more than doubles the task rate on PostgreSQL (WEBHOOK-RELIABILITY §4.5).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# A late-ack task is redelivered anyway when the broker connection drops; cancel the local copy
+# instead of letting two run at once.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A webhook request must not hang on a dead broker: the row is stored and the sweeper enqueues it.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -171,6 +188,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["config.ratelimit.OrganizationRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -207,23 +225,62 @@ WHATSAPP_ONBOARDING_TTL = env.int("WHATSAPP_ONBOARDING_TTL", default=86400)
 WHATSAPP_DEFAULT_REDIRECT_PATH = "/dashboard/settings/whatsapp"
 # Processing attempts for one webhook delivery before it is marked dead.
 WHATSAPP_WEBHOOK_MAX_ATTEMPTS = env.int("WHATSAPP_WEBHOOK_MAX_ATTEMPTS", default=8)
+# How long one attempt holds a row before the sweeper may retake it: above the hard time limit
+# so a slow but live attempt is never processed twice.
+WHATSAPP_WEBHOOK_LEASE_SECONDS = env.int("WHATSAPP_WEBHOOK_LEASE_SECONDS",
+                                         default=CELERY_TASK_TIME_LIMIT + 60)
+# Retry backoff: base × 2^(attempt-1) with jitter, capped below the broker visibility timeout.
+WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS", default=1800)
+# Rows still `received` this long after arrival were never enqueued (broker down): sweep them.
+WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS = env.int("WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS", default=60)
 
 # Where analytics events are forwarded (a Segment-compatible HTTP endpoint); empty = stored only.
 ANALYTICS_ENDPOINT = env("ANALYTICS_ENDPOINT", default="")
 ANALYTICS_WRITE_KEY = env("ANALYTICS_WRITE_KEY", default="")
 
+# --- Rate limits (Redis, fail open; SPEC §6) ----------------------------------------------------
+# Org-facing API, requests per minute per organization and view (URL name).
+API_RATE_LIMITS = {
+    "default": env.int("RATELIMIT_API_PER_MINUTE", default=120),
+    "onboarding-url": env.int("RATELIMIT_ONBOARDING_URL_PER_MINUTE", default=20),
+}
+# Invalid-signature webhook requests per IP and minute before that IP's invalid requests get
+# 429. Valid signed deliveries are never limited.
+RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MINUTE",
+                                               default=60)
+
+# --- Operations -------------------------------------------------------------------------------
+# /readyz fails when the last beat heartbeat is older than this (beat ticks every 30 s).
+HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=180)
+# Components whose failure makes /readyz answer 503. Cache and broker outages are reported but
+# do not stop the web: webhooks are still stored and onboarding falls back to the database.
+HEALTH_CRITICAL = env.list("HEALTH_CRITICAL", default=["database", "beat"])
+# Business hours (America/Sao_Paulo) for the "no completed connection in 24 h" alert.
+ALERT_BUSINESS_HOURS = (8, 18)
+
 # --- Observability ----------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", default="")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+# "plain" for people, "json" (one object per line) for log shippers.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scrub": {"()": "config.logging.ScrubSecretsFilter"}},
+    "filters": {
+        "scrub": {"()": "config.logging.ScrubSecretsFilter"},
+        "context": {"()": "config.logging.RequestContextFilter"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+        "json": {"()": "config.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub"]},
+        "console": {"class": "logging.StreamHandler",
+                    "formatter": "json" if LOG_FORMAT == "json" else "plain",
+                    "filters": ["context", "scrub"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -1,0 +1,51 @@
+"""The periodic tasks beat runs (django-celery-beat rows, editable in the admin).
+
+`schedules_ensure` creates missing rows and leaves existing ones alone, so an operator's edit in
+the admin survives deploys; `reset=True` restores the defaults. The data migration and
+`manage.py setup_schedules` both call it.
+"""
+
+import json
+
+TZ = "America/Sao_Paulo"
+
+# name → (task, interval seconds or crontab dict, description)
+SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
+    "beat heartbeat": ("ops.tasks.heartbeat", 30,
+                       "Proves beat → broker → worker work; /readyz checks its age."),
+    "webhook retry sweep": ("whatsapp.tasks.sweep_webhooks", 30,
+                            "Re-enqueues deliveries never enqueued, due for retry or abandoned."),
+    "onboarding expiry": ("whatsapp.tasks.expire_onboardings", 900,
+                          "Marks pending onboardings past their expiry as expired."),
+    "token health": ("ops.tasks.token_health", {"minute": "0", "hour": "2"},
+                     "debug_token for every stored token, daily at 02:00 São Paulo."),
+    "subscription reconciliation": ("ops.tasks.reconcile_subscriptions",
+                                    {"minute": "17", "hour": "*"},
+                                    "Re-subscribes our app to active WABAs that lost it."),
+    "alert evaluation": ("ops.tasks.evaluate_alerts", 300, "SPEC §7 alerts."),
+    "redis health": ("ops.tasks.redis_health", 60, "Raises or clears the Redis-down alert."),
+}
+
+
+def schedules_ensure(periodic_task, interval_schedule, crontab_schedule, *,
+                     reset: bool = False) -> dict[str, str]:
+    """Takes the model classes so the migration can pass its historical models."""
+    results: dict[str, str] = {}
+    for name, (task, when, description) in SCHEDULES.items():
+        if isinstance(when, int):
+            schedule, _ = interval_schedule.objects.get_or_create(every=when, period="seconds")
+            kind = {"interval": schedule, "crontab": None}
+        else:
+            schedule, _ = crontab_schedule.objects.get_or_create(
+                minute=when["minute"], hour=when["hour"], day_of_week="*", day_of_month="*",
+                month_of_year="*", timezone=TZ)
+            kind = {"interval": None, "crontab": schedule}
+        existing = periodic_task.objects.filter(name=name).first()
+        if existing and not reset:
+            results[name] = "kept"
+            continue
+        defaults = {"task": task, "description": description, "enabled": True,
+                    "args": json.dumps([]), "kwargs": json.dumps({}), **kind}
+        periodic_task.objects.update_or_create(name=name, defaults=defaults)
+        results[name] = "reset" if existing else "created"
+    return results
