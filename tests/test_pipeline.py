@@ -32,7 +32,8 @@ def number(phone_id: str, *, coexistence: bool = False, display: str = "55119400
 @pytest.fixture
 def graph():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.get(f"{G}/oauth/access_token", json={"access_token": "EAAbusiness", "token_type": "bearer"})
+        rsps.get(f"{G}/oauth/access_token",
+                 json={"access_token": "EAAbusiness", "token_type": "bearer"})
         rsps.get(f"{G}/debug_token", json={"data": {
             "is_valid": True, "type": "SYSTEM_USER", "expires_at": 0,
             "granular_scopes": [{"scope": "whatsapp_business_management", "target_ids": [WABA]},
@@ -311,6 +312,7 @@ def test_callback_before_webhook_gives_one_connection(client, api, onboarding, o
 def test_hosted_link_completion_fetches_the_token_with_the_system_user(client, org, admin_user,
                                                                       graph, settings):
     from whatsapp.services import onboarding_start
+
     from .meta import partner_added
 
     settings.META_SYSTEM_USER_TOKEN = "EAAsystem"

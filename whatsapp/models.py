@@ -1,6 +1,7 @@
 import uuid
 from datetime import timedelta
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -101,6 +102,50 @@ class AnalyticsEvent(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class FeatureFlag(models.Model):
+    """A rollout switch (seed 004 §4): kill switch, percentage, per-organization overrides."""
+
+    name = models.SlugField(_("name"), max_length=100, unique=True)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    kill_switch = models.BooleanField(
+        _("kill switch"), default=False,
+        help_text=_("Turns the feature off for everyone, overrides included."),
+    )
+    rollout_percentage = models.PositiveSmallIntegerField(
+        _("rollout percentage"), default=100,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text=_("Share of organizations with the feature on; stable per organization."),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_feature_flags"
+        ordering = ["name"]
+        verbose_name = _("feature flag")
+        verbose_name_plural = _("feature flags")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FeatureFlagOverride(models.Model):
+    flag = models.ForeignKey(FeatureFlag, on_delete=models.CASCADE, related_name="overrides",
+                             verbose_name=_("feature flag"))
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE,
+                                     related_name="+", verbose_name=_("organization"))
+    enabled = models.BooleanField(_("enabled"))
+
+    class Meta:
+        db_table = "whatsapp_feature_flag_overrides"
+        constraints = [models.UniqueConstraint(fields=["flag", "organization"],
+                                               name="uniq_flag_override")]
+        verbose_name = _("override")
+        verbose_name_plural = _("overrides")
+
+    def __str__(self) -> str:
+        return f"{self.flag} · {self.organization}: {self.enabled}"
 
 
 class ConnectionQuerySet(models.QuerySet):

@@ -51,7 +51,8 @@ def pipeline_run(connection_id) -> str:
         return "busy"
     try:
         connection = Connection.objects.select_related("organization").get(pk=connection_id)
-        if connection.organization_id is None or connection.status == Connection.Status.DISCONNECTED:
+        if (connection.organization_id is None
+                or connection.status == Connection.Status.DISCONNECTED):
             return "skipped"
         try:
             return _run(connection)
@@ -204,15 +205,17 @@ def _request_sync(config: Config, client: GraphClient, *, kind: str, sync_type: 
     current = getattr(config, status_field)
     S = Config.SyncStatus
     if current == S.REQUESTING:
-        _set_sync(config, kind, S.UNKNOWN, error="Interrompido durante a chamada; confirme com a Meta.")
+        _set_sync(config, kind, S.UNKNOWN,
+                  error="Interrompido durante a chamada; confirme com a Meta.")
         return
     if current not in (S.NOT_NEEDED, S.PENDING):
         return
     if timezone.now() > deadline:
         _set_sync(config, kind, S.EXPIRED, error="Janela de 24 h para sincronizar expirou.")
         return
-    claimed = Config.objects.filter(pk=config.pk, **{f"{status_field}__in": [S.NOT_NEEDED, S.PENDING]}
-                                    ).update(**{status_field: S.REQUESTING})
+    claimed = Config.objects.filter(
+        pk=config.pk, **{f"{status_field}__in": [S.NOT_NEEDED, S.PENDING]}
+    ).update(**{status_field: S.REQUESTING})
     if not claimed:
         config.refresh_from_db()
         return

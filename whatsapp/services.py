@@ -596,3 +596,10 @@ def connection_disconnect_by_user(*, organization: Organization, reason: str, re
         properties={"reason": reason},
     )
     return disconnected or connection
+
+
+def signup_enabled_for(organization: Organization) -> bool:
+    """Feature flag `whatsapp_embedded_signup_enabled` (seed 001); see the back-office flags."""
+    from . import flags
+
+    return flags.flag_enabled(flags.SIGNUP_ENABLED, organization)

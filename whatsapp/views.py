@@ -3,9 +3,10 @@ import logging
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 def onboarding_url(request: Request) -> Response:
     query = OnboardingUrlQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
+    if not services.signup_enabled_for(request.organization):
+        # 403: the rollout flag is off for this organization (or killed globally).
+        return Response({"error": _("Connecting WhatsApp is temporarily unavailable. "
+                                    "Please try again later.")}, status=403)
     onboarding = services.onboarding_start(
         organization=request.organization,
         user=request.user,
