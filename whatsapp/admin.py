@@ -1,6 +1,6 @@
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
@@ -86,14 +86,31 @@ class MessageAdmin(ReadOnlyAdmin):
 @admin.register(WebhookLog)
 class WebhookLogAdmin(ReadOnlyAdmin):
     list_display = ["id", "received_at", "status", "fields", "organization", "attempts",
-                    "last_error"]
-    list_filter = ["status"]
+                    "next_attempt_at", "last_error"]
+    list_filter = ["status", "received_at"]
+    # Raw rows stay read-only; the one thing support may do is replay (same code as the command).
+    actions = ["replay_selected"]
     search_fields = ["id", "body_sha256", "last_error"]
     date_hierarchy = "received_at"
     readonly_fields = ["received_at", "status", "fields", "organization", "attempts",
                        "next_attempt_at", "processed_at", "signature_valid", "body_sha256",
                        "headers", "last_error", "traceback", "pretty_body"]
     fields = readonly_fields
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    @admin.action(description=_("Replay selected deliveries"), permissions=["replay"])
+    def replay_selected(self, request, queryset) -> None:
+        from .reliability import webhooks_replay
+
+        result = webhooks_replay(logs=queryset, actor=request.user, request=request)
+        self.message_user(request, _("%(n)d deliveries queued for replay.")
+                          % {"n": len(result.replayed)})
+        if result.skipped_in_progress:
+            self.message_user(
+                request, _("%(n)d deliveries are being processed right now and were skipped.")
+                % {"n": len(result.skipped_in_progress)}, level=messages.WARNING)
 
     @admin.display(description=_("body"))
     def pretty_body(self, obj: WebhookLog) -> str:

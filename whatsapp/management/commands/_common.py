@@ -1,0 +1,42 @@
+"""Helpers shared by the ops commands (leading underscore: not a command itself)."""
+
+import json
+import uuid
+from datetime import datetime
+
+from django.core.management.base import CommandError
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils import timezone
+
+from organizations.models import Organization
+
+
+def find_organization(value: str) -> Organization:
+    lookup = {"slug": value}
+    try:
+        lookup = {"pk": uuid.UUID(value)}
+    except ValueError:
+        pass
+    try:
+        return Organization.objects.get(**lookup)
+    except Organization.DoesNotExist as exc:
+        raise CommandError(f"No organization with id or slug {value!r}.") from exc
+
+
+def parse_since(value: str) -> datetime:
+    """ISO date or datetime, or a relative `30m`, `6h`, `2d`."""
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].isdigit():
+        return timezone.now() - timezone.timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    parsed = parse_datetime(value)
+    if parsed is None and (day := parse_date(value)) is not None:
+        parsed = datetime(day.year, day.month, day.day)
+    if parsed is None:
+        raise CommandError(
+            f"--since {value!r} is not a date (2026-11-20), datetime (2026-11-20T10:00) or "
+            "duration (30m, 6h, 2d).")
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
+def dump(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
