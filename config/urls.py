@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -17,3 +18,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]
+
+if settings.META_SANDBOX:
+    # The stand-in for Meta (demo and tests only; production settings refuse META_SANDBOX).
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))

@@ -212,6 +212,14 @@ META_ONBOARDING_URL = env(
 )
 # Mounts the Meta sandbox (a stand-in for Meta used by the demo and tests). Never in production.
 META_SANDBOX = env.bool("META_SANDBOX", default=False)
+if META_SANDBOX:
+    INSTALLED_APPS.append("sandbox")
+# Where the sandbox posts its webhooks (its state API can change it at run time), and the
+# partner's own business portfolio id it puts in PARTNER_ADDED's entry.id.
+SANDBOX_WEBHOOK_URL = env(
+    "SANDBOX_WEBHOOK_URL", default="http://127.0.0.1:8000/api/v1/whatsapp/webhook"
+)
+SANDBOX_PARTNER_BUSINESS_ID = env("SANDBOX_PARTNER_BUSINESS_ID", default="810000000000001")
 
 # AES-256-GCM key for tokens and PINs: 64 hex characters. Without one (development only) a key
 # is derived from SECRET_KEY so the embedded default works out of the box.

@@ -13,6 +13,9 @@ os.environ.setdefault("META_CONFIG_ID", "1410410867548573")
 os.environ.setdefault("META_APP_SECRET", "test_app_secret_not_real")
 os.environ.setdefault("META_WEBHOOK_VERIFY_TOKEN", "test-verify-token")
 os.environ.setdefault("TOKEN_ENCRYPTION_KEY", "11" * 32)
+os.environ.setdefault("META_SYSTEM_USER_TOKEN", "test-partner-system-user-token")
+# The Meta sandbox is mounted in tests, so they can drive it over real HTTP.
+os.environ.setdefault("META_SANDBOX", "true")
 
 from .base import *  # noqa: E402,F403
 

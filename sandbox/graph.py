@@ -1,0 +1,437 @@
+"""The Graph API endpoints the product calls, answering as graph.facebook.com does (§2–3).
+
+One view receives every `/sandbox/graph/<version>/<path>` call: it applies injected faults,
+then dispatches through a table of (method, path pattern) → small handler. Errors always have
+Graph's shape `{"error": {message, type, code, error_subcode?, fbtrace_id}}`.
+"""
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import ids, services
+from .models import AuthCode, Business, Fault, Phone, RegisterCall, Subscription, Switches, Token, Waba
+
+PHONE_DEFAULT_FIELDS = ("verified_name", "code_verification_status", "display_phone_number",
+                        "quality_rating", "platform_type", "throughput", "last_onboarded_time",
+                        "webhook_configuration", "id")
+REGISTER_LIMIT = 10  # per number per 72-hour moving window (§3.4)
+
+
+class GraphError(Exception):
+    def __init__(self, status: int, code: int, message: str, *, subcode: int | None = None,
+                 type: str = "OAuthException", error_data: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.subcode, self.type, self.error_data = subcode, type, error_data
+
+    def response(self) -> JsonResponse:
+        error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        if self.error_data:
+            error["error_data"] = self.error_data
+        error["fbtrace_id"] = ids.fbtrace_id()
+        return JsonResponse({"error": error}, status=self.status)
+
+
+def invalid_token(subcode: int | None = None, message: str = "") -> GraphError:
+    # 401 with code 190, as the Cloud API answers an invalid or expired token.
+    return GraphError(401, 190, message or "Invalid OAuth access token - Cannot parse access token",
+                      subcode=subcode)
+
+
+def no_permission(object_id: str, method: str = "get") -> GraphError:
+    return GraphError(400, 100, f"Unsupported {method.lower()} request. Object with ID "
+                      f"'{object_id}' does not exist, cannot be loaded due to missing permissions, "
+                      "or does not support this operation. Please read the Graph API "
+                      "documentation at https://developers.facebook.com/docs/graph-api",
+                      subcode=33, type="GraphMethodException")
+
+
+def invalid_param(message: str) -> GraphError:
+    return GraphError(400, 100, message)
+
+
+# --- request helpers -------------------------------------------------------------------------
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise invalid_param("(#100) The parameter body is not valid JSON") from exc
+        return data if isinstance(data, dict) else {}
+    if request.method == "POST":
+        return request.POST.dict()
+    from django.http import QueryDict
+
+    return QueryDict(request.body).dict()  # DELETE with a form body
+
+
+def _param(request: HttpRequest, name: str) -> str:
+    return str(request.GET.get(name) or _body(request).get(name) or "")
+
+
+def _raw_token(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return _param(request, "access_token")
+
+
+def _proof_ok(token: str, proof: str) -> bool:
+    expected = hmac.new(settings.META_APP_SECRET.encode(), token.encode(),
+                        hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, proof)
+
+
+def _check_proof(request: HttpRequest, token: str, *, required: bool) -> None:
+    proof = _param(request, "appsecret_proof")
+    if not proof:
+        if required or Switches.get().require_appsecret_proof:
+            raise invalid_param("API calls from the server require an appsecret_proof argument")
+        return
+    if not _proof_ok(token, proof):
+        raise invalid_param("Invalid appsecret_proof provided in the API argument")
+
+
+def _is_system_user_token(token: str) -> bool:
+    partner = settings.META_SYSTEM_USER_TOKEN
+    return bool(partner) and hmac.compare_digest(token.encode(), partner.encode())
+
+
+class Caller:
+    """Who is calling: a business token (its WABAs) or the partner's system user (all shared)."""
+
+    def __init__(self, token: Token | None):
+        self.token = token
+
+    def can_see(self, waba: Waba) -> bool:
+        if not waba.shared:
+            return False
+        return self.token is None or waba.id in self.token.waba_ids
+
+
+def _caller(request: HttpRequest) -> Caller:
+    raw = _raw_token(request)
+    if not raw:
+        raise GraphError(400, 2500, "An active access token must be used to query information "
+                                    "about the current user.")
+    if _is_system_user_token(raw):
+        _check_proof(request, raw, required=False)
+        return Caller(None)
+    token = Token.objects.filter(token=raw).first()
+    if token is None:
+        raise invalid_token()
+    if token.revoked:
+        raise invalid_token(458, "Error validating access token: The user has not authorized "
+                                 "application " + (settings.META_APP_ID or "") + ".")
+    if token.expired:
+        raise invalid_token(463, "Error validating access token: Session has expired.")
+    _check_proof(request, raw, required=False)
+    return Caller(token)
+
+
+def _waba(caller: Caller, waba_id: str, method: str) -> Waba:
+    waba = Waba.objects.filter(pk=waba_id).select_related("business").first()
+    if waba is None or not caller.can_see(waba):
+        raise no_permission(waba_id, method)
+    return waba
+
+
+def _phone(caller: Caller, phone_id: str, method: str) -> Phone:
+    phone = Phone.objects.filter(pk=phone_id).select_related("waba", "waba__business").first()
+    if phone is None or not caller.can_see(phone.waba):
+        raise no_permission(phone_id, method)
+    return phone
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+def oauth_access_token(request: HttpRequest) -> dict:
+    """Code → business token. The code lives 30 s and works once (§1.2, §2.1)."""
+    if request.GET.get("client_id") != settings.META_APP_ID:
+        raise invalid_param("Error validating application. Invalid application ID.")
+    if not hmac.compare_digest(request.GET.get("client_secret", "").encode(),
+                               settings.META_APP_SECRET.encode()):
+        raise invalid_param("Error validating client secret.")
+    found = AuthCode.objects.filter(code=request.GET.get("code", "")).select_related("token").first()
+    if found is None:
+        raise GraphError(400, 100, "Invalid verification code format.")
+    if found.expired:
+        raise GraphError(400, 100, "This authorization code has expired.", subcode=36007)
+    if not found.redeem():
+        raise GraphError(400, 100, "This authorization code has been used.", subcode=36009)
+    return {"access_token": found.token.token, "token_type": "bearer"}
+
+
+def debug_token(request: HttpRequest) -> dict:
+    """Token metadata, asked with the app token `APP_ID|APP_SECRET` (§2.2)."""
+    app_token = f"{settings.META_APP_ID}|{settings.META_APP_SECRET}"
+    if not hmac.compare_digest(_param(request, "access_token").encode(), app_token.encode()):
+        raise invalid_token(message="Invalid OAuth access token signature.")
+    token = Token.objects.filter(token=request.GET.get("input_token", "")).first()
+    if token is None:
+        # Graph answers 200 with is_valid false for a token it cannot parse.
+        return {"data": {"error": {"code": 190, "message": "Invalid OAuth access token."},
+                         "is_valid": False, "scopes": []}}
+    return {"data": _token_data(token)}
+
+
+def _token_data(token: Token) -> dict:
+    expires = int(token.expires_at.timestamp()) if token.expires_at else 0
+    waba_ids = list(token.waba_ids)
+    data: dict[str, Any] = {
+        "app_id": settings.META_APP_ID,
+        "type": "SYSTEM_USER",
+        "application": "Qualifica Leads (sandbox)",
+        "data_access_expires_at": expires,
+        "expires_at": expires,  # 0 = never
+        "is_valid": not (token.revoked or token.expired),
+        "issued_at": int(token.issued_at.timestamp()),
+        "scopes": ["whatsapp_business_management", "whatsapp_business_messaging",
+                   "business_management", "public_profile"],
+        "granular_scopes": [
+            {"scope": "whatsapp_business_management", "target_ids": waba_ids},
+            {"scope": "whatsapp_business_messaging", "target_ids": waba_ids},
+        ],
+        "user_id": token.user_id,
+    }
+    if token.revoked:
+        data["error"] = {"code": 190, "subcode": 458,
+                         "message": "The user has not authorized application."}
+    return data
+
+
+def system_user_access_tokens(request: HttpRequest, business_id: str) -> dict:
+    """Hosted ES: the partner's system user fetches the customer's business token (§1.4)."""
+    raw = _raw_token(request)
+    if not _is_system_user_token(raw):
+        if Token.objects.filter(token=raw).exists():
+            raise GraphError(403, 200, "(#200) The system user token of the partner is required "
+                                       "to fetch a business token.", type="OAuthException")
+        raise invalid_token()
+    _check_proof(request, raw, required=True)
+    business = Business.objects.filter(pk=business_id).first()
+    if business is None or not business.wabas.filter(shared=True).exists():
+        raise no_permission(business_id, "post")
+    token = (Token.objects.filter(business=business, revoked=False).order_by("-issued_at").first()
+             if _param(request, "fetch_only") == "true" else None)
+    if token is None or token.expired:
+        token = services.token_issue(business)
+    return {"access_token": token.token}
+
+
+def phone_numbers(request: HttpRequest, waba_id: str) -> dict:
+    waba = _waba(_caller(request), waba_id, "get")
+    fields = _fields(request, PHONE_DEFAULT_FIELDS)
+    rows = [_phone_fields(p, fields) for p in waba.phones.order_by("created_at", "id")]
+    return {"data": rows, "paging": {"cursors": {"before": "QVFIUk", "after": "QVFIUl"}}}
+
+
+def _fields(request: HttpRequest, default: tuple[str, ...]) -> list[str]:
+    asked = [f.strip() for f in request.GET.get("fields", "").split(",") if f.strip()]
+    # Graph always returns the id; `throughput{level}` style sub-selections are accepted.
+    asked = [re.sub(r"\{.*\}$", "", f) for f in asked]
+    return list(dict.fromkeys([*asked, "id"])) if asked else list(default)
+
+
+def _phone_fields(phone: Phone, fields: list[str]) -> dict:
+    values: dict[str, Any] = {
+        "id": phone.id,
+        "display_phone_number": phone.display_phone_number,
+        "verified_name": phone.verified_name,
+        "quality_rating": phone.quality_rating,
+        "platform_type": phone.platform_type,
+        "is_on_biz_app": phone.is_on_biz_app,
+        "code_verification_status": phone.code_verification_status,
+        "throughput": {"level": phone.throughput_level},
+        "last_onboarded_time": phone.created_at.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+        "webhook_configuration": {"application": services.webhook_url_for(phone.waba)},
+        "name_status": "APPROVED",
+        "status": "CONNECTED" if phone.registered else "PENDING",
+        "messaging_limit_tier": "TIER_250",
+        "account_mode": "LIVE",
+        "is_official_business_account": False,
+        "health_status": {"can_send_message": "AVAILABLE"},
+    }
+    return {name: values[name] for name in fields if name in values}
+
+
+def subscribed_apps(request: HttpRequest, waba_id: str) -> dict:
+    waba = _waba(_caller(request), waba_id, request.method)
+    if request.method == "GET":
+        sub = Subscription.objects.filter(waba=waba).first()
+        return {"data": [_subscription_row(sub)] if sub else []}
+    if request.method == "DELETE":
+        Subscription.objects.filter(waba=waba).delete()
+        return {"success": True}
+    uri = str(_body(request).get("override_callback_uri") or "")
+    if len(uri) > 200:
+        raise invalid_param("(#100) Param override_callback_uri must be at most 200 chars long")
+    # Calling it again without a body removes the override (§3.2).
+    Subscription.objects.update_or_create(waba=waba, defaults={"override_callback_uri": uri})
+    return {"success": True}
+
+
+def _subscription_row(sub: Subscription) -> dict:
+    row: dict[str, Any] = {"whatsapp_business_api_data": {
+        "link": "https://www.facebook.com/games/?app_id=" + settings.META_APP_ID,
+        "name": "Qualifica Leads", "id": settings.META_APP_ID}}
+    if sub.override_callback_uri:
+        row["override_callback_uri"] = sub.override_callback_uri
+    return row
+
+
+def register(request: HttpRequest, phone_id: str) -> dict:
+    phone = _phone(_caller(request), phone_id, "post")
+    # Every request counts toward the limit, good or bad, as Meta counts them (§3.4).
+    if RegisterCall.recent_count(phone) >= REGISTER_LIMIT:
+        services.register_call(phone, "133016")
+        raise GraphError(400, 133016, "Account register deregister rate limit exceeded",
+                         error_data={"messaging_product": "whatsapp", "details": (
+                             "Registration is blocked for this number for 72 hours: too many "
+                             "register/deregister requests.")})
+    pin = str(_body(request).get("pin", ""))
+    error = _register_error(phone, pin)
+    services.register_call(phone, str(error.code) if error else "ok")
+    if error:
+        raise error
+    Phone.objects.filter(pk=phone.pk).update(registered=True, pin_sha256=services.pin_digest(pin))
+    return {"success": True}
+
+
+def _register_error(phone: Phone, pin: str) -> GraphError | None:
+    if phone.is_on_biz_app:
+        # Coexistence numbers are registered by the phone app; /register must not be called.
+        return invalid_param("(#100) This phone number is connected to the WhatsApp Business app "
+                             "(coexistence) and is already registered. Do not call /register.")
+    if not re.fullmatch(r"\d{6}", pin):
+        return invalid_param("(#100) Param pin must be a 6-digit number")
+    if phone.pin_sha256 and phone.pin_sha256 != services.pin_digest(pin):
+        return GraphError(400, 133005, "Two step verification PIN Mismatch",
+                          error_data={"messaging_product": "whatsapp",
+                                      "details": "The PIN does not match the two-step PIN."})
+    return None
+
+
+def smb_app_data(request: HttpRequest, phone_id: str) -> dict:
+    phone = _phone(_caller(request), phone_id, "post")
+    sync_type = str(_body(request).get("sync_type", ""))
+    if sync_type not in ("smb_app_state_sync", "history"):
+        raise invalid_param("(#100) Param sync_type must be one of {SMB_APP_STATE_SYNC, HISTORY}")
+    if not phone.is_on_biz_app:
+        raise invalid_param("(#100) This phone number is not connected to the WhatsApp Business "
+                            "app (coexistence): nothing to synchronize.")
+    done = phone.contacts_request_id if sync_type == "smb_app_state_sync" else phone.history_request_id
+    if done:
+        # Each sync type is allowed once per onboarding (§3.5); Meta's exact code is unverified.
+        raise invalid_param(f"(#100) The {sync_type} synchronization was already requested for "
+                            "this phone number. Offboard and onboard again to repeat it.")
+    return {"messaging_product": "whatsapp", "request_id": services.smb_sync_start(phone, sync_type)}
+
+
+def messages(request: HttpRequest, phone_id: str) -> dict:
+    phone = _phone(_caller(request), phone_id, "post")
+    payload = _body(request)
+    if not (phone.registered or phone.is_on_biz_app):
+        raise GraphError(400, 133010, "Account not registered",
+                         error_data={"messaging_product": "whatsapp",
+                                     "details": "Phone number not registered on the WhatsApp "
+                                                "Business Platform."})
+    to = "".join(ch for ch in str(payload.get("to", "")) if ch.isdigit())
+    if not to:
+        raise invalid_param("(#100) The parameter to is required.")
+    sent = services.message_send(phone, payload)
+    return {"messaging_product": "whatsapp",
+            "contacts": [{"input": str(payload.get("to")), "wa_id": to}],
+            "messages": [{"id": sent.wamid}]}
+
+
+def message_templates(request: HttpRequest, waba_id: str) -> dict:
+    _waba(_caller(request), waba_id, "get")
+    return {"data": [
+        {"name": "confirmacao_visita", "status": "APPROVED", "category": "UTILITY",
+         "language": "pt_BR", "id": "606000000000001", "components": [
+             {"type": "BODY", "text": "Olá {{1}}, sua visita ao imóvel está confirmada para {{2}}."}]},
+        {"name": "hello_world", "status": "APPROVED", "category": "UTILITY",
+         "language": "en_US", "id": "606000000000003", "components": [
+             {"type": "BODY", "text": "Hello World"}]},
+    ], "paging": {"cursors": {"before": "MAZDZD", "after": "MQZDZD"}}}
+
+
+def node(request: HttpRequest, node_id: str) -> dict:
+    """`GET /{phone}` (e.g. `?fields=is_on_biz_app,platform_type`) or `GET /{waba}`."""
+    caller = _caller(request)
+    if Phone.objects.filter(pk=node_id).exists():
+        return _phone_fields(_phone(caller, node_id, "get"),
+                             _fields(request, PHONE_DEFAULT_FIELDS))
+    waba = _waba(caller, node_id, "get")
+    return {"id": waba.id, "name": waba.name, "timezone_id": "1",
+            "message_template_namespace": "sandbox_" + waba.id[-6:],
+            "owner_business_info": {"id": waba.business_id, "name": waba.business.name}}
+
+
+Handler = Callable[..., dict]
+ROUTES: list[tuple[set[str], re.Pattern[str], Handler]] = [
+    ({"GET"}, re.compile(r"^oauth/access_token$"), oauth_access_token),
+    ({"GET"}, re.compile(r"^debug_token$"), debug_token),
+    ({"POST"}, re.compile(r"^(\d+)/system_user_access_tokens$"), system_user_access_tokens),
+    ({"GET"}, re.compile(r"^(\d+)/phone_numbers$"), phone_numbers),
+    ({"GET", "POST", "DELETE"}, re.compile(r"^(\d+)/subscribed_apps$"), subscribed_apps),
+    ({"POST"}, re.compile(r"^(\d+)/register$"), register),
+    ({"POST"}, re.compile(r"^(\d+)/smb_app_data$"), smb_app_data),
+    ({"POST"}, re.compile(r"^(\d+)/messages$"), messages),
+    ({"GET"}, re.compile(r"^(\d+)/message_templates$"), message_templates),
+    ({"GET"}, re.compile(r"^(\d+)$"), node),
+]
+
+
+def _route(method: str, path: str) -> tuple[Handler, tuple[str, ...]]:
+    for methods, pattern, handler in ROUTES:
+        match = pattern.match(path)
+        if match and method in methods:
+            return handler, match.groups()
+    if any(pattern.match(path) for _, pattern, _ in ROUTES):
+        raise GraphError(400, 100, f"Unsupported {method.lower()} request.",
+                         type="GraphMethodException")
+    raise GraphError(400, 2500, f"Unknown path components: /{path}")
+
+
+def _injected_fault(request: HttpRequest) -> GraphError | None:
+    """Applies the first live fault matching this call: a delay, an error, or both."""
+    for fault in Fault.objects.live():
+        if fault.method and fault.method.upper() != request.method:
+            continue
+        if not re.search(fault.path, request.path) or not fault.take():
+            continue
+        if fault.delay_ms:
+            time.sleep(fault.delay_ms / 1000)
+        if fault.status:
+            code = fault.code if fault.code is not None else (2 if fault.status >= 500 else 100)
+            message = fault.message or ("Service temporarily unavailable" if code == 2
+                                        else "An unknown error occurred")
+            return GraphError(fault.status, code, message, subcode=fault.error_subcode)
+        return None
+    return None
+
+
+@csrf_exempt
+def graph(request: HttpRequest, version: str, path: str) -> JsonResponse:
+    try:
+        fault = _injected_fault(request)
+        if fault:
+            raise fault
+        handler, args = _route(request.method or "GET", path.strip("/"))
+        return JsonResponse(handler(request, *args))
+    except GraphError as error:
+        return error.response()

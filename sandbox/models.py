@@ -1,0 +1,265 @@
+"""What the sandbox holds (Meta's side of the world) and what it sent. Tables are `sandbox_*`.
+
+The state lives in the database, not in memory, because the sandbox is reached from several
+threads (runserver, the live test server, the background delivery threads) and must look the
+same to all of them.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .ids import mask
+
+DEFAULT_RETRY_DELAYS = [2, 4, 8, 16, 30]  # 6 tries over ~1 min (Meta: up to 7 days)
+
+
+class Switches(models.Model):
+    """One row of run-time switches, changed over HTTP by tests and on the listing page."""
+
+    webhook_url = models.CharField(max_length=500, blank=True)  # blank: SANDBOX_WEBHOOK_URL
+    # Real Meta never echoes it (META-PLATFORM.md §1.6); the seeds expect it.
+    echo_tracking_code = models.BooleanField(default=False)
+    duplicate = models.BooleanField(default=False)
+    reorder = models.BooleanField(default=False)
+    batch = models.BooleanField(default=False)
+    token_expires_in = models.PositiveIntegerField(default=0)  # seconds; 0 = never expires
+    require_appsecret_proof = models.BooleanField(default=False)
+    app_installed_delay_ms = models.PositiveIntegerField(default=2000)
+    event_gap_ms = models.PositiveIntegerField(default=300)
+    retry_delays = models.JSONField(default=list)
+
+    @classmethod
+    def get(cls) -> "Switches":
+        row, _ = cls.objects.get_or_create(pk=1, defaults={"retry_delays": DEFAULT_RETRY_DELAYS})
+        return row
+
+    @property
+    def target_url(self) -> str:
+        return self.webhook_url or settings.SANDBOX_WEBHOOK_URL
+
+    def as_dict(self) -> dict:
+        return {
+            "webhook_url": self.target_url,
+            "echo_tracking_code": self.echo_tracking_code,
+            "duplicate": self.duplicate,
+            "reorder": self.reorder,
+            "batch": self.batch,
+            "token_expires_in": self.token_expires_in,
+            "require_appsecret_proof": self.require_appsecret_proof,
+            "app_installed_delay_ms": self.app_installed_delay_ms,
+            "event_gap_ms": self.event_gap_ms,
+            "retry_delays": self.retry_delays,
+        }
+
+
+class Business(models.Model):
+    """A customer's business portfolio (owner_business_id)."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Waba(models.Model):
+    id = models.CharField(primary_key=True, max_length=32)
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="wabas")
+    name = models.CharField(max_length=200)
+    # Shared with the partner (PARTNER_ADDED); false after PARTNER_REMOVED.
+    shared = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Phone(models.Model):
+    id = models.CharField(primary_key=True, max_length=32)
+    waba = models.ForeignKey(Waba, on_delete=models.CASCADE, related_name="phones")
+    display_phone_number = models.CharField(max_length=32)  # "+55 11 94000-1234"
+    verified_name = models.CharField(max_length=200)
+    is_on_biz_app = models.BooleanField(default=False)
+    platform_type = models.CharField(max_length=32, default="CLOUD_API")
+    code_verification_status = models.CharField(max_length=32, default="VERIFIED")
+    quality_rating = models.CharField(max_length=16, default="GREEN")
+    throughput_level = models.CharField(max_length=16, default="STANDARD")
+    registered = models.BooleanField(default=False)
+    pin_sha256 = models.CharField(max_length=64, blank=True)  # never the PIN itself
+    # Coexistence: did the business agree to share chat history in the signup?
+    share_history = models.BooleanField(default=True)
+    contacts_request_id = models.CharField(max_length=64, blank=True)
+    history_request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def digits(self) -> str:
+        """The number as webhooks carry it in metadata.display_phone_number."""
+        return "".join(ch for ch in self.display_phone_number if ch.isdigit())
+
+
+class RegisterCall(models.Model):
+    """Every POST /{phone}/register, for the 10-per-72-h limit (error 133016)."""
+
+    phone = models.ForeignKey(Phone, on_delete=models.CASCADE, related_name="register_calls")
+    at = models.DateTimeField(default=timezone.now)
+    result = models.CharField(max_length=64)
+
+    @classmethod
+    def recent_count(cls, phone: Phone) -> int:
+        return cls.objects.filter(phone=phone, at__gte=timezone.now() - timedelta(hours=72)).count()
+
+
+class Token(models.Model):
+    """A business token (Business Integration System User), as oauth/access_token returns it."""
+
+    token = models.CharField(max_length=255, unique=True)
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="tokens")
+    waba_ids = models.JSONField(default=list)
+    user_id = models.CharField(max_length=32)
+    issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)  # null: never
+    revoked = models.BooleanField(default=False)
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def masked(self) -> str:
+        return mask(self.token)
+
+
+class AuthCode(models.Model):
+    """The Embedded Signup `code`: single use, 30 seconds of life (META-PLATFORM.md §1.2)."""
+
+    LIFETIME = timedelta(seconds=30)
+
+    code = models.CharField(max_length=255, unique=True)
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="codes")
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def redeem(self) -> bool:
+        """Marks the code used; False when someone else used it first (conditional update)."""
+        return bool(AuthCode.objects.filter(pk=self.pk, used_at=None).update(used_at=timezone.now()))
+
+    @property
+    def expired(self) -> bool:
+        return self.created_at + self.LIFETIME <= timezone.now()
+
+
+class Subscription(models.Model):
+    """`POST /{waba}/subscribed_apps`: without it no webhooks but account_update arrive."""
+
+    waba = models.OneToOneField(Waba, on_delete=models.CASCADE, related_name="subscription")
+    override_callback_uri = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class SentMessage(models.Model):
+    """`POST /{phone}/messages` calls the product made."""
+
+    wamid = models.CharField(max_length=255, unique=True)
+    phone = models.ForeignKey(Phone, on_delete=models.CASCADE, related_name="sent_messages")
+    to = models.CharField(max_length=64)
+    type = models.CharField(max_length=32)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Signup(models.Model):
+    """One walk through the signup pages (popup or hosted link)."""
+
+    class Flow(models.TextChoices):
+        POPUP = "popup"
+        HOSTED = "hosted"
+
+    session_id = models.CharField(max_length=32, unique=True)
+    flow = models.CharField(max_length=10, choices=Flow)
+    app_id = models.CharField(max_length=64)
+    config_id = models.CharField(max_length=64)
+    extras = models.JSONField(default=dict)
+    origin = models.CharField(max_length=300, blank=True)  # the opener's origin (popup)
+    step = models.CharField(max_length=40, default="business")
+    status = models.CharField(max_length=16, default="open")  # open, finished, cancelled, error
+    choices = models.JSONField(default=dict)
+    result = models.JSONField(default=dict)  # ids created and the message posted
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def tracking_code(self) -> str:
+        info = self.extras.get("sessionInfo") if isinstance(self.extras, dict) else None
+        return str(info.get("trackingCode", "")) if isinstance(info, dict) else ""
+
+    @property
+    def feature_type(self) -> str:
+        return str(self.extras.get("featureType", "")) if isinstance(self.extras, dict) else ""
+
+
+class Delivery(models.Model):
+    """One webhook request body the sandbox sent (or dropped), with its attempts."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pendente"
+        DELIVERED = "delivered", "Entregue (200)"
+        RETRYING = "retrying", "Tentando de novo"
+        FAILED = "failed", "Desistiu após a última tentativa"
+        # The app is not subscribed to the WABA: Meta would not send it at all.
+        DROPPED = "dropped", "Descartado (app não inscrito na WABA)"
+
+    kinds = models.JSONField(default=list)
+    fields = models.JSONField(default=list)
+    url = models.CharField(max_length=500)
+    body = models.BinaryField()
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class Attempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveIntegerField(null=True, blank=True)  # null: no HTTP answer
+    latency_ms = models.PositiveIntegerField(default=0)
+    response_body = models.TextField(blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class FaultQuerySet(models.QuerySet):
+    def live(self) -> "FaultQuerySet":
+        return self.filter(Q(remaining=None) | Q(remaining__gt=0))
+
+
+class Fault(models.Model):
+    """A Graph API failure to inject: matching calls get this status/error or this delay."""
+
+    path = models.CharField(max_length=300)  # regex searched in the request path
+    method = models.CharField(max_length=10, blank=True)  # blank: any
+    status = models.PositiveIntegerField(null=True, blank=True)  # null: delay only
+    code = models.IntegerField(null=True, blank=True)
+    error_subcode = models.IntegerField(null=True, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    delay_ms = models.PositiveIntegerField(default=0)
+    remaining = models.PositiveIntegerField(null=True, blank=True)  # null: every call
+    hits = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FaultQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def take(self) -> bool:
+        """Uses one of the fault's `times`; False if another call used the last one."""
+        qs = Fault.objects.filter(pk=self.pk)
+        if self.remaining is not None:
+            qs = qs.filter(remaining__gt=0)
+            return bool(qs.update(remaining=F("remaining") - 1, hits=F("hits") + 1))
+        return bool(qs.update(hits=F("hits") + 1))

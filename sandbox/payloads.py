@@ -1,0 +1,454 @@
+"""Webhook bodies as Meta shapes them (META-PLATFORM.md §4), built in code.
+
+Every kind is a small function from a `Target` (who the event is about) to one `Change`; the
+envelope and the wire bytes are made in one place, `wire()`. Shapes follow the fixtures in
+`shared/meta-payloads/` key for key (tests compare them); the texts are Brazilian samples.
+"""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ids
+
+HISTORY_DECLINED = "History sync is turned off by the business from the WhatsApp Business App"
+
+
+@dataclass
+class Target:
+    """The ids an event is about; defaults are the fixtures' made-up ids."""
+
+    partner_business_id: str = "810000000000001"
+    partner_app_id: str = "920000000000001"
+    waba_id: str = "102000000000101"
+    owner_business_id: str = "203000000000101"
+    phone_number_id: str = "304000000000101"
+    display_phone_number: str = "5511940001234"  # digits, as webhooks carry it
+    tracking_code: str = ""
+    now: int = field(default_factory=lambda: int(time.time()))
+    # For statuses of a message the product sent.
+    wamid: str = ""
+    recipient: str = "5511987654321"
+    biz_opaque_callback_data: str = ""
+
+
+@dataclass
+class Change:
+    entry_id: str
+    field: str
+    value: dict[str, Any]
+    time: int | None = None  # only account_update, templates and quality carry entry.time
+
+    def entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": self.entry_id}
+        if self.time is not None:
+            entry["time"] = self.time
+        entry["changes"] = [{"value": self.value, "field": self.field}]
+        return entry
+
+
+def envelope(changes: list[Change]) -> dict[str, Any]:
+    """One delivery; several changes of the same entry id share that entry (Meta's batching)."""
+    entries: list[dict[str, Any]] = []
+    by_id: dict[tuple[str, int | None], dict[str, Any]] = {}
+    for change in changes:
+        key = (change.entry_id, change.time)
+        if key in by_id:
+            by_id[key]["changes"].extend(change.entry()["changes"])
+        else:
+            by_id[key] = change.entry()
+            entries.append(by_id[key])
+    return {"object": "whatsapp_business_account", "entry": entries}
+
+
+def wire(body: dict[str, Any]) -> bytes:
+    """Compact JSON with non-ASCII as lowercase \\uXXXX escapes: the bytes Meta signs (§5.1)."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def user_id_for(number: str) -> str:
+    """A stable BSUID per user number, so the same person keeps the same id across events."""
+    digest = int(hashlib.sha256(number.encode()).hexdigest(), 16)
+    return f"BR.{digest % 10**19:019d}"
+
+
+def _metadata(t: Target) -> dict[str, str]:
+    return {"display_phone_number": t.display_phone_number, "phone_number_id": t.phone_number_id}
+
+
+def _contact(name: str, number: str) -> dict[str, Any]:
+    return {"profile": {"name": name}, "wa_id": number, "user_id": user_id_for(number)}
+
+
+# --- account_update ---------------------------------------------------------------------------
+
+def _waba_info(t: Target, **extra: str) -> dict[str, str]:
+    return {"waba_id": t.waba_id, "owner_business_id": t.owner_business_id, **extra}
+
+
+def partner_added(t: Target) -> Change:
+    value: dict[str, Any] = {"event": "PARTNER_ADDED", "waba_info": _waba_info(t)}
+    if t.tracking_code:
+        # Only with the echo switch on: real Meta sends no partner value back (§1.6).
+        value["sessionInfo"] = {"trackingCode": t.tracking_code}
+    return Change(t.partner_business_id, "account_update", value, t.now)
+
+
+def partner_app_installed(t: Target) -> Change:
+    value = {"event": "PARTNER_APP_INSTALLED",
+             "waba_info": _waba_info(t, partner_app_id=t.partner_app_id)}
+    return Change(t.partner_business_id, "account_update", value, t.now)
+
+
+def partner_app_uninstalled(t: Target) -> Change:
+    value = {"event": "PARTNER_APP_UNINSTALLED",
+             "waba_info": _waba_info(t, partner_app_id=t.partner_app_id)}
+    return Change(t.partner_business_id, "account_update", value, t.now)
+
+
+def partner_removed(t: Target) -> Change:
+    value = {"event": "PARTNER_REMOVED", "waba_info": _waba_info(t)}
+    return Change(t.partner_business_id, "account_update", value, t.now)
+
+
+def partner_removed_coexistence(t: Target) -> Change:
+    value = {"event": "PARTNER_REMOVED", "waba_info": _waba_info(t),
+             "disconnection_info": {"reason": "ACCOUNT_DISCONNECTED", "initiated_by": "USER"}}
+    return Change(t.partner_business_id, "account_update", value, t.now)
+
+
+def partner_removed_guide_shape(t: Target) -> Change:
+    """The coexistence guide's other shape: entry.id is the WABA, no waba_info (§4.1)."""
+    value = {"phone_number": t.display_phone_number, "event": "PARTNER_REMOVED",
+             "disconnection_info": {"reason": "ACCOUNT_DISCONNECTED", "initiated_by": "USER"}}
+    return Change(t.waba_id, "account_update", value, t.now)
+
+
+def account_offboarded(t: Target) -> Change:
+    return Change(t.waba_id, "account_update", {"event": "ACCOUNT_OFFBOARDED"}, t.now)
+
+
+def account_reconnected(t: Target) -> Change:
+    return Change(t.waba_id, "account_update", {"event": "ACCOUNT_RECONNECTED"}, t.now)
+
+
+def account_violation(t: Target) -> Change:
+    value = {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}}
+    return Change(t.waba_id, "account_update", value, t.now)
+
+
+def account_restriction(t: Target) -> Change:
+    value = {"event": "ACCOUNT_RESTRICTION", "restriction_info": [
+        {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": t.now + 86400}]}
+    return Change(t.waba_id, "account_update", value, t.now)
+
+
+# --- messages (inbound) -------------------------------------------------------------------------
+
+def _inbound(t: Target, name: str, number: str, message: dict[str, Any]) -> Change:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": _metadata(t),
+        "contacts": [_contact(name, number)],
+        "messages": [{"from": number, "from_user_id": user_id_for(number), "id": ids.wamid(),
+                      "timestamp": str(t.now), **message}],
+    }
+    return Change(t.waba_id, "messages", value)
+
+
+def text(t: Target) -> Change:
+    body = "Olá! Vi o anúncio do apartamento de 2 quartos na Vila Mariana. Ainda está disponível?"
+    return _inbound(t, "Mariana Souza", "5511987654321", {"type": "text", "text": {"body": body}})
+
+
+def image(t: Target) -> Change:
+    media = {"caption": "Foto da fachada", "mime_type": "image/jpeg",
+             "sha256": hashlib.sha256(b"fachada").hexdigest(), "id": ids.numeric_id("505")}
+    return _inbound(t, "Mariana Souza", "5511987654321", {"type": "image", "image": media})
+
+
+def ctwa_referral(t: Target) -> Change:
+    change = _inbound(t, "João Pereira", "5511976543210", {
+        "type": "text", "text": {"body": "Quero mais informações sobre este imóvel."}})
+    change.value["messages"][0] = {"referral": {
+        "source_url": "https://fb.me/sandbox", "source_id": ids.numeric_id("12", 18),
+        "source_type": "ad", "body": "Apartamentos na planta em Pinheiros",
+        "headline": "Fale com um corretor", "media_type": "image",
+        "image_url": "https://example.com/anuncio.jpg", "ctwa_clid": "ARAkSandbox" + ids.request_id(),
+        "welcome_message": {"text": "Olá! Como podemos ajudar?"}}, **change.value["messages"][0]}
+    return change
+
+
+def unsupported(t: Target) -> Change:
+    """131060 on a coexistence number: the message is only on the phone (§4.2)."""
+    error = "This message is currently unavailable."
+    return _inbound(t, "João Pereira", "5511976543210", {
+        "errors": [{"code": 131060, "title": error, "message": error,
+                    "error_data": {"details": error}}],
+        "type": "unsupported", "unsupported": {"type": "media_placeholder"}})
+
+
+# --- messages (statuses) ------------------------------------------------------------------------
+
+PRICING = {"billable": False, "pricing_model": "PMP", "type": "free_customer_service",
+           "category": "service"}
+
+
+def _status(t: Target, status: str, *, pricing: bool) -> Change:
+    item: dict[str, Any] = {"id": t.wamid or ids.wamid(), "status": status,
+                            "timestamp": str(t.now), "recipient_id": t.recipient,
+                            "recipient_user_id": user_id_for(t.recipient)}
+    if t.biz_opaque_callback_data:
+        item["biz_opaque_callback_data"] = t.biz_opaque_callback_data
+    if pricing:
+        item["pricing"] = dict(PRICING)
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
+             "contacts": [_contact("Mariana Souza", t.recipient)], "statuses": [item]}
+    return Change(t.waba_id, "messages", value)
+
+
+def status_sent(t: Target) -> Change:
+    return _status(t, "sent", pricing=True)
+
+
+def status_delivered(t: Target) -> Change:
+    return _status(t, "delivered", pricing=True)
+
+
+def status_read(t: Target) -> Change:
+    return _status(t, "read", pricing=False)
+
+
+def status_failed(t: Target) -> Change:
+    """`failed` has no contacts block and no recipient_user_id when sent to a number (§4.3)."""
+    title = "This message was not delivered to maintain healthy ecosystem engagement."
+    item = {"id": t.wamid or ids.wamid(), "status": "failed", "timestamp": str(t.now),
+            "recipient_id": t.recipient,
+            "errors": [{"code": 131049, "title": title, "message": title,
+                        "error_data": {"details": "In order to maintain a healthy ecosystem "
+                                                  "engagement, the message failed to be delivered."},
+                        "href": "/documentation/business-messaging/whatsapp/support/error-codes"}]}
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t), "statuses": [item]}
+    return Change(t.waba_id, "messages", value)
+
+
+# --- smb_message_echoes (sent from the phone app) ---------------------------------------------
+
+def _echo(t: Target, message: dict[str, Any]) -> Change:
+    to = "5511987654321"
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
+             "contacts": [{"wa_id": to, "user_id": user_id_for(to)}],
+             "message_echoes": [{"from": t.display_phone_number, "to": to,
+                                 "to_user_id": user_id_for(to), "id": ids.wamid(),
+                                 "timestamp": str(t.now), **message}]}
+    return Change(t.waba_id, "smb_message_echoes", value)
+
+
+def echo_text(t: Target) -> Change:
+    body = "Oi Mariana, a visita está confirmada para amanhã às 15h."
+    return _echo(t, {"type": "text", "text": {"body": body}})
+
+
+def echo_revoke(t: Target) -> Change:
+    return _echo(t, {"type": "revoke", "revoke": {"original_message_id": ids.wamid()}})
+
+
+# --- history (coexistence) ----------------------------------------------------------------------
+
+def _history_message(t: Target, peer: str, body: str | None, *, mine: bool, at: int,
+                     status: str = "READ") -> dict[str, Any]:
+    message: dict[str, Any] = {"from": t.display_phone_number if mine else peer}
+    if mine:
+        message["to"] = peer
+    else:
+        message["from_user_id"] = user_id_for(peer)
+    message.update({"id": ids.wamid(), "timestamp": str(at)})
+    if body is None:
+        message["type"] = "media_placeholder"
+    else:
+        message.update({"type": "text", "text": {"body": body}})
+    message["history_context"] = {"status": status}
+    return message
+
+
+def _thread(peer: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": peer, "context": {"wa_id": peer, "user_id": user_id_for(peer)},
+            "messages": messages}
+
+
+def _history(t: Target, phase: int, chunk: int, progress: int,
+             threads: list[dict[str, Any]]) -> Change:
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
+             "history": [{"metadata": {"phase": phase, "chunk_order": chunk, "progress": progress},
+                          "threads": threads}]}
+    return Change(t.waba_id, "history", value)
+
+
+def history_phase0(t: Target) -> Change:
+    day = 86400
+    mariana, paulo = "5511987654321", "5521991112222"
+    return _history(t, 0, 1, 15, [
+        _thread(mariana, [
+            _history_message(t, mariana, "Segue o link do imóvel: https://example.com/imovel/123",
+                             mine=True, at=t.now - day // 2),
+            _history_message(t, mariana, None, mine=True, at=t.now - day // 2 + 10,
+                             status="DELIVERED"),
+            _history_message(t, mariana, "Obrigada! Vou olhar.", mine=False,
+                             at=t.now - day // 2 + 100),
+        ]),
+        _thread(paulo, [_history_message(t, paulo, "Tem vaga de garagem?", mine=False,
+                                         at=t.now - day // 3)]),
+    ])
+
+
+def history_phase1_chunk1(t: Target) -> Change:
+    mariana = "5511987654321"
+    return _history(t, 1, 1, 45, [_thread(mariana, [
+        _history_message(t, mariana, "Oi, boa tarde", mine=False, at=t.now - 10 * 86400)])])
+
+
+def history_phase1_chunk2(t: Target) -> Change:
+    joao = "5511976543210"
+    at = t.now - 40 * 86400
+    return _history(t, 1, 2, 60, [_thread(joao, [
+        _history_message(t, joao, "Vocês trabalham com locação?", mine=False, at=at),
+        _history_message(t, joao, "Sim! Qual região?", mine=True, at=at + 60),
+    ])])
+
+
+def history_phase2(t: Target) -> Change:
+    paulo = "5521991112222"
+    return _history(t, 2, 1, 100, [_thread(paulo, [
+        _history_message(t, paulo, "Feliz aniversário de contrato!", mine=True,
+                         at=t.now - 120 * 86400, status="PLAYED")])])
+
+
+def history_media(t: Target) -> Change:
+    """The follow-up that carries the media of a `media_placeholder` (user-sent: messages[])."""
+    change = image(t)
+    change.value["contacts"] = [{k: v for k, v in c.items() if k != "profile"}
+                                for c in change.value["contacts"]]
+    change.value["messages"][0]["timestamp"] = str(t.now - 43000)
+    return Change(t.waba_id, "history", change.value)
+
+
+def history_declined(t: Target) -> Change:
+    """The business said no to sharing chat history: error 2593109 (§3.5, §4.4)."""
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t), "history": [{"errors": [{
+        "code": 2593109, "title": HISTORY_DECLINED, "message": HISTORY_DECLINED,
+        "error_data": {"details": "History sharing is turned off by the business"}}]}]}
+    return Change(t.waba_id, "history", value)
+
+
+# --- smb_app_state_sync (contacts) --------------------------------------------------------------
+
+def _state_sync(t: Target, items: list[dict[str, Any]]) -> Change:
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t), "state_sync": items}
+    return Change(t.waba_id, "smb_app_state_sync", value)
+
+
+def contacts_add(t: Target) -> Change:
+    people = [("Mariana Souza (Vila Mariana)", "Mariana", "5511987654321"),
+              ("Paulo Lima", "Paulo", "5521991112222"),
+              ("João Pereira", "João", "5511976543210")]
+    return _state_sync(t, [
+        {"type": "contact",
+         "contact": {"full_name": full, "first_name": first, "phone_number": number,
+                     "user_id": user_id_for(number)},
+         "action": "add", "metadata": {"timestamp": str(t.now)}}
+        for full, first, number in people])
+
+
+def contacts_remove(t: Target) -> Change:
+    number = "5521991112222"
+    return _state_sync(t, [{"type": "contact",
+                            "contact": {"phone_number": number, "user_id": user_id_for(number)},
+                            "action": "remove", "metadata": {"timestamp": str(t.now)}}])
+
+
+# --- templates, quality, BSUID --------------------------------------------------------------------
+
+def template_approved(t: Target) -> Change:
+    value = {"event": "APPROVED", "message_template_id": 606000000000001,
+             "message_template_name": "confirmacao_visita", "message_template_language": "pt_BR",
+             "reason": "NONE", "message_template_category": "UTILITY"}
+    return Change(t.waba_id, "message_template_status_update", value, t.now)
+
+
+def template_rejected(t: Target) -> Change:
+    value = {"event": "REJECTED", "message_template_id": 606000000000002,
+             "message_template_name": "lancamento_promocional",
+             "message_template_language": "pt_BR", "reason": "INVALID_FORMAT",
+             "message_template_category": "MARKETING",
+             "rejection_info": {"reason": "Your template has parameters placed next to each other.",
+                                "recommendation": "Separate parameters with descriptive text."}}
+    return Change(t.waba_id, "message_template_status_update", value, t.now)
+
+
+def quality_update(t: Target) -> Change:
+    value = {"display_phone_number": t.display_phone_number, "event": "THROUGHPUT_UPGRADE",
+             "max_daily_conversations_per_business": "TIER_UNLIMITED"}
+    return Change(t.waba_id, "phone_number_quality_update", value, t.now)
+
+
+def user_id_update(t: Target) -> Change:
+    number = "5511987654321"
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
+             "contacts": [{"profile": {"name": "Mariana Souza"}, "wa_id": number}],
+             "user_id_update": [{"wa_id": number,
+                                 "detail": "User id for Mariana Souza has been updated.",
+                                 "user_id": {"previous": user_id_for(number),
+                                             "current": ids.bsuid()},
+                                 "timestamp": str(t.now)}]}
+    return Change(t.waba_id, "user_id_update", value)
+
+
+KINDS: dict[str, Callable[[Target], Change]] = {
+    "partner_added": partner_added,
+    "partner_app_installed": partner_app_installed,
+    "partner_app_uninstalled": partner_app_uninstalled,
+    "partner_removed": partner_removed,
+    "partner_removed_coexistence": partner_removed_coexistence,
+    "partner_removed_guide_shape": partner_removed_guide_shape,
+    "account_offboarded": account_offboarded,
+    "account_reconnected": account_reconnected,
+    "account_violation": account_violation,
+    "account_restriction": account_restriction,
+    "text": text,
+    "image": image,
+    "ctwa_referral": ctwa_referral,
+    "unsupported": unsupported,
+    "status_sent": status_sent,
+    "status_delivered": status_delivered,
+    "status_read": status_read,
+    "status_failed": status_failed,
+    "echo_text": echo_text,
+    "echo_revoke": echo_revoke,
+    "history_phase0": history_phase0,
+    "history_phase1_chunk1": history_phase1_chunk1,
+    "history_phase1_chunk2": history_phase1_chunk2,
+    "history_phase2": history_phase2,
+    "history_media": history_media,
+    "history_declined": history_declined,
+    "contacts_add": contacts_add,
+    "contacts_remove": contacts_remove,
+    "template_approved": template_approved,
+    "template_rejected": template_rejected,
+    "quality_update": quality_update,
+    "user_id_update": user_id_update,
+}
+
+# Kinds that take the partner off the WABA: the sandbox revokes tokens and subscriptions too.
+DISCONNECTING = {"partner_app_uninstalled", "partner_removed", "partner_removed_coexistence",
+                 "partner_removed_guide_shape", "account_offboarded"}
+
+
+def build(kind: str, target: Target) -> Change:
+    try:
+        builder = KINDS[kind]
+    except KeyError:
+        raise ValueError(f"Unknown event kind {kind!r}; valid kinds: {', '.join(KINDS)}") from None
+    return builder(target)
