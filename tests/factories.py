@@ -67,3 +67,39 @@ class ConfigFactory(factory.django.DjangoModelFactory):
     phone_number_id = factory.Sequence(lambda n: f"3040000{n:08d}")
     display_phone_number = "5511940001234"
     status = Config.Status.CONFIGURED
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    """A lead; its identities are added by ContactIdentityFactory when a test needs them."""
+
+    class Meta:
+        model = "whatsapp.Contact"
+
+    organization = factory.SubFactory(OrganizationFactory)
+    user_id = factory.Sequence(lambda n: f"BR.{9000000000000000000 + n}")
+    wa_id = factory.Sequence(lambda n: f"55119{n:08d}")
+    profile_name = factory.Sequence(lambda n: f"Lead {n}")
+
+
+class ContactIdentityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "whatsapp.ContactIdentity"
+
+    contact = factory.SubFactory(ContactFactory)
+    organization = factory.SelfAttribute("contact.organization")
+    kind = "user_id"
+    value = factory.SelfAttribute("contact.user_id")
+
+
+def fixture_numbers() -> dict[str, Config]:
+    """The two numbers of ../shared/meta-payloads, configured, each in its own organization.
+
+    A: WABA 102000000000101, phone id 304000000000101 (Cloud API number).
+    B: WABA 102000000000202, phone id 304000000000202 (coexistence number).
+    """
+    a = ConfigFactory(connection__waba_id="102000000000101",
+                      phone_number_id="304000000000101", display_phone_number="5511940001234")
+    b = ConfigFactory(connection__waba_id="102000000000202",
+                      phone_number_id="304000000000202", display_phone_number="5521970005678",
+                      is_on_biz_app=True)
+    return {"A": a, "B": b}

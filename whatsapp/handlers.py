@@ -3,8 +3,17 @@
 import logging
 from collections.abc import Callable
 
-from . import services
-from .payloads import AccountUpdate, Change
+from . import ingestion, services
+from .payloads import (
+    AccountUpdate,
+    Change,
+    HistoryValue,
+    MessagesValue,
+    QualityUpdate,
+    StateSyncValue,
+    TemplateStatusUpdate,
+    UserIdUpdateValue,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +24,8 @@ class Context:
     def __init__(self, payload: dict | None = None) -> None:
         self.payload = payload
         self.organization_id = None
+        # phone_number_id → ingestion.Route, filled (and locked) on first use by ingestion.route.
+        self.routes: dict | None = None
 
 
 def _partner_added(update: AccountUpdate, ctx: Context) -> None:
@@ -62,8 +73,62 @@ def handle_stored_only(change: Change, ctx: Context) -> None:
     """Fields we acknowledge and keep in the raw log (unknown or not yet ingested)."""
 
 
+def handle_messages(change: Change, ctx: Context) -> None:
+    value = MessagesValue.from_change(change)
+    route = ingestion.route(ctx, value.phone_number_id)
+    ingestion.messages_ingest(route, value)
+    ingestion.connection_touched(route)
+
+
+def handle_message_echoes(change: Change, ctx: Context) -> None:
+    value = MessagesValue.from_change(change)
+    route = ingestion.route(ctx, value.phone_number_id)
+    ingestion.echoes_ingest(route, value)
+    ingestion.connection_touched(route)
+
+
+def handle_history(change: Change, ctx: Context) -> None:
+    value = HistoryValue.from_change(change)
+    route = ingestion.route(ctx, value.phone_number_id)
+    ingestion.history_ingest(route, value)
+    ingestion.connection_touched(route)
+
+
+def handle_state_sync(change: Change, ctx: Context) -> None:
+    value = StateSyncValue.from_change(change)
+    route = ingestion.route(ctx, value.phone_number_id)
+    ingestion.state_sync_ingest(route, value)
+    ingestion.connection_touched(route)
+
+
+def handle_user_id_update(change: Change, ctx: Context) -> None:
+    value = UserIdUpdateValue.from_change(change)
+    route = ingestion.route(ctx, value.phone_number_id)
+    ingestion.user_id_update_ingest(route, value)
+    ingestion.connection_touched(route)
+
+
+def handle_template_status(change: Change, ctx: Context) -> None:
+    event = ingestion.template_status_record(TemplateStatusUpdate.from_change(change))
+    if event and event.organization_id:
+        ctx.organization_id = ctx.organization_id or event.organization_id
+
+
+def handle_quality_update(change: Change, ctx: Context) -> None:
+    config = ingestion.quality_update_apply(QualityUpdate.from_change(change))
+    if config and config.organization_id:
+        ctx.organization_id = ctx.organization_id or config.organization_id
+
+
 FIELD_HANDLERS: dict[str, Callable[[Change, Context], None]] = {
     "account_update": handle_account_update,
+    "messages": handle_messages,
+    "smb_message_echoes": handle_message_echoes,
+    "history": handle_history,
+    "smb_app_state_sync": handle_state_sync,
+    "user_id_update": handle_user_id_update,
+    "message_template_status_update": handle_template_status,
+    "phone_number_quality_update": handle_quality_update,
 }
 
 

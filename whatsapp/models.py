@@ -1,5 +1,5 @@
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -531,6 +531,54 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return self.profile_name or self.saved_name or self.wa_id or self.user_id
+
+    def refresh_identity(self) -> None:
+        """Recomputes the current BSUID and phone from this contact's identities."""
+        self.set_identity([((i.kind, i.value), i.first_seen_at, i.superseded_at)
+                           for i in self.identities.all()])
+        Contact.objects.filter(pk=self.pk).update(user_id=self.user_id, wa_id=self.wa_id)
+
+    def set_identity(self, identities) -> None:
+        """From (key, first_seen_at, superseded_at): the newest BSUID not superseded (a user
+        who changes number gets a new one) and the newest phone; ties broken by value."""
+        floor = datetime.min.replace(tzinfo=UTC)
+        users = [i for i in identities if i[0][0] == ContactIdentity.Kind.USER_ID]
+        live = [i for i in users if i[2] is None] or users
+        phones = [i for i in identities if i[0][0] == ContactIdentity.Kind.PHONE]
+        newest = lambda items: max(items, key=lambda i: (i[1] or floor, i[0][1]))[0][1]  # noqa: E731
+        self.user_id = newest(live) if live else ""
+        self.wa_id = newest(phones) if phones else ""
+
+    def note_profile(self, when: datetime | None, name: str, username: str) -> bool:
+        """Keeps the profile of the newest item that carried one (ties: deterministic)."""
+        floor = datetime.min.replace(tzinfo=UTC)
+        new = (when or floor, name, username)
+        if self.pk and new <= (self.profile_name_at or floor, self.profile_name, self.username):
+            return False
+        self.profile_name_at, self.profile_name, self.username = when, name, username
+        return True
+
+    def note_address_book(self, when: datetime | None, present: bool, name: str) -> bool:
+        """smb_app_state_sync add/remove; the newest wins, a removal wins a same-time tie."""
+        floor = datetime.min.replace(tzinfo=UTC)
+        new = (when or floor, not present, name)
+        old = (self.address_book_at or floor, self.in_address_book is False, self.saved_name)
+        if self.in_address_book is not None and new <= old:
+            return False
+        self.address_book_at, self.in_address_book = when, present
+        self.saved_name = name[:200] if present else ""
+        return True
+
+    def note_inbound(self, when: datetime, referral: dict | None) -> None:
+        """A user message: the service window opens; the earliest ad referral is the source."""
+        if self.last_inbound_at is None or when > self.last_inbound_at:
+            self.last_inbound_at = when
+        if referral and (self.referral_at is None or when < self.referral_at):
+            self.referral, self.referral_at = referral, when
+
+    def note_takeover(self, when: datetime) -> None:
+        if self.human_takeover_at is None or when > self.human_takeover_at:
+            self.human_takeover_at = when
 
 
 class ContactIdentity(models.Model):

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .handlers import Context, dispatch
+from .ingestion import Parked
 from .models import WebhookLog
 from .payloads import PayloadError, parse_delivery
 
@@ -131,6 +132,9 @@ def webhook_process(log_id: int) -> str:
         # A slow attempt outlived its lease; the newer attempt owns the row (ours rolled back).
         logger.warning("Webhook %s: lease lost, this attempt's work was rolled back", log.pk)
         return "skipped"
+    except Parked as exc:
+        # Its number is not configured yet (or owned by nobody): wait for webhooks_unpark.
+        return _park(log, exc)
     except PayloadError as exc:
         # A signed body we cannot read will not improve with retries.
         return _fail(log, exc, dead=True)
@@ -152,6 +156,36 @@ def _fail(log: WebhookLog, exc: Exception, *, dead: bool) -> str:
         locked_until=None,
     )
     return status if updated else "skipped"
+
+
+def _park(log: WebhookLog, exc: Parked) -> str:
+    logger.info("Webhook %s parked: %s", log.pk, exc.reason)
+    updated = _owned(log).update(
+        status=WebhookLog.Status.PARKED,
+        parked_phone_number_id=exc.phone_number_id[:64],
+        last_error=f"Parked: {exc.reason}"[:2000],
+        traceback="",
+        next_attempt_at=None,
+        locked_until=None,
+    )
+    return WebhookLog.Status.PARKED if updated else "skipped"
+
+
+def webhooks_unpark(*, phone_number_id: str) -> int:
+    """Re-queues the deliveries parked for a number; call it when the number is configured.
+
+    Parked rows re-enter as received (attempts reset: waiting is not failing) and are enqueued
+    after the caller's transaction commits; the sweeper would also find them. Returns the count.
+    """
+    parked = WebhookLog.objects.filter(status=WebhookLog.Status.PARKED,
+                                       parked_phone_number_id=phone_number_id)
+    ids = list(parked.order_by("received_at", "id").values_list("pk", flat=True))
+    count = WebhookLog.objects.filter(pk__in=ids, status=WebhookLog.Status.PARKED).update(
+        status=WebhookLog.Status.RECEIVED, parked_phone_number_id="", attempts=0,
+        last_error="", next_attempt_at=None,
+    )
+    transaction.on_commit(lambda: [webhook_enqueue(log_id) for log_id in ids])
+    return count
 
 
 def webhooks_sweep(*, limit: int = 500) -> int:

@@ -1,0 +1,79 @@
+"""Helpers for the ingestion tests: deliver a fixture for real, and dump what it stored."""
+
+from whatsapp.models import (
+    Config,
+    Contact,
+    ContactIdentity,
+    HistoryChunk,
+    HistorySync,
+    Message,
+    MessageStatus,
+    TemplateStatusEvent,
+    WebhookLog,
+)
+from whatsapp.webhooks import webhook_process
+
+from .meta import post_signed
+
+
+def deliver(client, body: dict | bytes, *, expect: str = WebhookLog.Status.PROCESSED) -> WebhookLog:
+    """POSTs a signed delivery to the real URL, then runs the processing task function."""
+    assert post_signed(client, body).status_code == 200
+    log = WebhookLog.objects.latest("id")
+    assert webhook_process(log.pk) == expect, log.last_error
+    log.refresh_from_db()
+    return log
+
+
+def _contact_key(contact_id: int | None):
+    if contact_id is None:
+        return None
+    c = Contact.objects.get(pk=contact_id)
+    return (c.organization.slug, c.user_id, c.wa_id)
+
+
+def canonical_dump() -> dict:
+    """Everything ingestion stores, without surrogate ids or wall-clock times."""
+    contacts = sorted(
+        (c.organization.slug, c.user_id, c.wa_id, c.username, c.profile_name,
+         str(c.profile_name_at), c.saved_name, c.in_address_book, str(c.address_book_at),
+         str(c.last_inbound_at), str(c.human_takeover_at), str(c.referral), str(c.referral_at))
+        for c in Contact.objects.select_related("organization")
+    )
+    identities = sorted(
+        (i.organization.slug, i.kind, i.value, _contact_key(i.contact_id), str(i.first_seen_at),
+         str(i.superseded_at))
+        for i in ContactIdentity.objects.select_related("organization")
+    )
+    messages = sorted(
+        (m.wamid, m.organization_id, m.config_id, _contact_key(m.contact_id), m.direction,
+         m.source, m.type, str(m.timestamp), m.status, str(m.status_at), m.body, m.media_id,
+         m.reply_to_wamid, m.target_wamid, str(m.referral), str(m.errors), str(m.edited_at),
+         str(m.revoked_at), str(sorted(m.raw.items())))
+        for m in Message.objects.all()
+    )
+    statuses = sorted(
+        (s.wamid, s.status, str(s.timestamp), s.config_id, str(s.pricing), str(s.errors))
+        for s in MessageStatus.objects.all()
+    )
+    chunks = sorted(
+        (h.phone_number_id, h.phase, h.chunk_order, h.progress, h.thread_count, h.message_count)
+        for h in HistoryChunk.objects.all()
+    )
+    syncs = sorted(
+        (s.config_id, s.status, s.progress, s.phase, s.chunks_received, s.messages_imported,
+         s.error_code, s.error_message)
+        for s in HistorySync.objects.all()
+    )
+    templates = sorted(
+        (t.waba_id, t.template_id, t.event, str(t.event_at), t.reason, str(t.info))
+        for t in TemplateStatusEvent.objects.all()
+    )
+    configs = sorted(
+        (c.phone_number_id, c.messages_in_count, c.messages_out_count, str(c.last_message_at),
+         c.messaging_limit, c.quality_event, str(c.quality_event_at))
+        for c in Config.objects.all()
+    )
+    return {"contacts": contacts, "identities": identities, "messages": messages,
+            "statuses": statuses, "chunks": chunks, "syncs": syncs, "templates": templates,
+            "configs": configs}
