@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from . import health
-from whatsapp import pages
+from whatsapp import admin_api, pages
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -14,6 +14,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/whatsapp/", include("whatsapp.urls")),
+    path("api/admin/whatsapp/failed-webhooks", admin_api.failed_webhooks,
+         name="admin-api-failed-webhooks"),
+    path("api/admin/whatsapp/status", admin_api.status, name="admin-api-status"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -2,10 +2,21 @@ import json
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe  # only for joins of format_html() pieces
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 
-from .models import Config, Connection, Message, Onboarding, WebhookLog
+from .models import (
+    AnalyticsEvent,
+    Config,
+    Connection,
+    FeatureFlag,
+    FeatureFlagOverride,
+    Message,
+    Onboarding,
+    OrphanConnection,
+    WebhookLog,
+)
 
 
 class ReadOnlyAdmin(ModelAdmin):
@@ -42,29 +53,206 @@ class ConfigInline(TabularInline):
 
 @admin.register(Connection)
 class ConnectionAdmin(ModelAdmin):
+    """Per tenant: status, numbers, token health, subscription, sync progress, audit trail."""
+
     list_display = ["waba_id", "organization", "status", "token_status", "token_expires_at",
-                    "is_coexistence", "connected_at", "last_webhook_at"]
+                    "is_coexistence", "subscribed", "connected_at", "last_webhook_at"]
     list_filter = ["status", "token_status", "is_coexistence"]
     search_fields = ["waba_id", "owner_business_id", "organization__name"]
     inlines = [ConfigInline]
+    actions = ["check_token", "rerun_pipeline", "disconnect_selected"]
     # The token itself is never shown: only whether one is stored and its health.
-    readonly_fields = ["waba_id", "owner_business_id", "partner_business_id", "onboarding",
-                       "tracking_code_used", "attributed_by", "token_status",
-                       "token_expires_at", "token_checked_at", "has_token", "connected_at",
-                       "disconnected_at", "disconnect_reason", "last_webhook_at", "created_at",
-                       "updated_at", "status", "organization", "error_message",
-                       "is_coexistence", "business_name"]
-    fields = readonly_fields
+    readonly_fields = ["organization", "status", "waba_id", "owner_business_id",
+                       "partner_business_id", "business_name", "is_coexistence", "finish_event",
+                       "onboarding", "tracking_code_used", "attributed_by", "has_token",
+                       "token_source", "token_status", "token_expires_at", "token_checked_at",
+                       "subscribed_at", "pipeline_step", "pipeline_error", "sync_progress",
+                       "connected_at", "disconnected_at", "disconnect_reason",
+                       "last_webhook_at", "error_message", "recent_audit", "created_at",
+                       "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["organization", "status", "waba_id", "owner_business_id",
+                           "partner_business_id", "business_name", "is_coexistence",
+                           "finish_event", "error_message"]}),
+        (_("Token"), {"fields": ["has_token", "token_source", "token_status",
+                                 "token_expires_at", "token_checked_at"]}),
+        (_("Onboarding pipeline"), {"fields": ["onboarding", "tracking_code_used",
+                                               "attributed_by", "subscribed_at",
+                                               "pipeline_step", "pipeline_error",
+                                               "sync_progress"]}),
+        (_("History"), {"fields": ["connected_at", "disconnected_at", "disconnect_reason",
+                                   "last_webhook_at", "recent_audit", "created_at",
+                                   "updated_at"]}),
+    ]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm("whatsapp.operate_connection")
+
     @admin.display(description=_("token stored"), boolean=True)
     def has_token(self, obj: Connection) -> bool:
         return bool(obj.access_token_encrypted)
+
+    @admin.display(description=_("app subscribed"), boolean=True)
+    def subscribed(self, obj: Connection) -> bool:
+        return obj.subscribed_at is not None
+
+    @admin.display(description=_("sync progress"))
+    def sync_progress(self, obj: Connection) -> str:
+        rows = [
+            format_html(
+                "<li>{} — {}: {} · {}: {} · {}: {}{}</li>",
+                c.display_phone_number or c.phone_number_id,
+                _("registration"), c.get_registration_status_display(),
+                _("contacts"), c.get_contacts_sync_status_display(),
+                _("history"), c.get_history_sync_status_display(),
+                format_html(" <em>({})</em>", c.sync_error) if c.sync_error else "",
+            )
+            for c in obj.configs.all()
+        ]
+        return format_html("<ul>{}</ul>", mark_safe("".join(rows))) if rows else "—"
+
+    @admin.display(description=_("recent audit entries"))
+    def recent_audit(self, obj: Connection) -> str:
+        from audit.models import AuditLog
+
+        entries = AuditLog.objects.filter(target=f"waba:{obj.waba_id}")[:10]
+        rows = "".join(
+            format_html("<li>{} · {} · {}</li>", e.created_at.strftime("%d/%m/%Y %H:%M"),
+                        e.get_action_display(), e.actor_label)
+            for e in entries
+        )
+        return format_html("<ul>{}</ul>", mark_safe(rows)) if rows else "—"
+
+    @admin.action(description=_("Re-run token health check"), permissions=["operate"])
+    def check_token(self, request, queryset) -> None:
+        from .token_health import connection_check_token
+
+        for connection in queryset.active():
+            check = connection_check_token(connection)
+            self.message_user(request, f"{connection.waba_id}: {check.outcome}")
+
+    @admin.action(description=_("Re-run the onboarding pipeline"), permissions=["operate"])
+    def rerun_pipeline(self, request, queryset) -> None:
+        from . import services
+
+        count = 0
+        for connection in queryset.active().filter(organization__isnull=False):
+            services.pipeline_enqueue(connection.pk)
+            count += 1
+        self.message_user(request, _("Pipeline queued for %(n)d connection(s).") % {"n": count})
+
+    @admin.action(description=_("Disconnect selected connections"), permissions=["operate"])
+    def disconnect_selected(self, request, queryset):
+        """Asks for confirmation first (Django's intermediate page pattern)."""
+        from django.template.response import TemplateResponse
+
+        from . import services
+
+        live = queryset.active()
+        if request.POST.get("confirm") == "1":
+            for connection in live:
+                services.connection_disconnect(
+                    waba_id=connection.waba_id, reason="support: " + (
+                        request.POST.get("reason") or "disconnected by support"),
+                    actor=request.user, request=request)
+            self.message_user(request, _("%(n)d connection(s) disconnected.") % {"n": len(live)})
+            return None
+        context = {**self.admin_site.each_context(request), "title": _("Disconnect?"),
+                   "connections": live, "action": "disconnect_selected",
+                   "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)}
+        return TemplateResponse(request, "admin/whatsapp/confirm_disconnect.html", context)
+
+
+@admin.register(OrphanConnection)
+class OrphanConnectionAdmin(ModelAdmin):
+    """WABAs that arrived without a matching organization, waiting for support to claim."""
+
+    list_display = ["waba_id", "owner_business_id", "created_at", "claim_link"]
+    search_fields = ["waba_id", "owner_business_id"]
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("action"))
+    def claim_link(self, obj: Connection) -> str:
+        from django.urls import reverse
+
+        url = reverse("admin:whatsapp_orphanconnection_claim", args=[obj.pk])
+        return format_html('<a class="underline font-semibold" href="{}">{}</a>', url,
+                           _("Claim"))
+
+    def get_urls(self):
+        from django.urls import path
+
+        claim = self.admin_site.admin_view(self.claim_view)
+        return [path("<uuid:pk>/claim/", claim, name="whatsapp_orphanconnection_claim"),
+                *super().get_urls()]
+
+    def claim_view(self, request, pk):
+        """Two steps: choose the organization, then confirm what will happen."""
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import get_object_or_404, redirect
+        from django.template.response import TemplateResponse
+        from django.urls import reverse
+
+        from organizations.models import Organization
+
+        from . import services
+
+        if not request.user.has_perm("whatsapp.claim_orphan"):
+            raise PermissionDenied
+        connection = get_object_or_404(OrphanConnection, pk=pk)
+        back_url = reverse("admin:whatsapp_orphanconnection_changelist")
+        organization = None
+        if request.method == "POST":
+            organization = Organization.objects.filter(
+                pk=_uuid_or_none(request.POST.get("organization", ""))).first()
+            if organization and request.POST.get("confirm") == "1":
+                try:
+                    services.connection_claim(connection_id=connection.pk,
+                                              organization=organization, actor=request.user,
+                                              request=request)
+                except services.CallbackError as exc:
+                    self.message_user(request, exc.message, level=messages.ERROR)
+                    return redirect(back_url)
+                self.message_user(request, _("WABA %(waba)s claimed for %(org)s.")
+                                  % {"waba": connection.waba_id, "org": organization.name})
+                return redirect(reverse("admin:whatsapp_connection_change",
+                                        args=[connection.pk]))
+        event = json.dumps(connection.source_event, indent=2, ensure_ascii=False) \
+            if connection.source_event else ""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Claim orphan WABA %(waba)s") % {"waba": connection.waba_id},
+            "connection": connection, "organization": organization, "event_json": event,
+            "organizations": Organization.objects.order_by("name"), "back_url": back_url,
+        }
+        return TemplateResponse(request, "admin/whatsapp/claim_orphan.html", context)
+
+
+def _uuid_or_none(value: str):
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 @admin.register(Config)
@@ -98,7 +286,40 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     fields = readonly_fields
 
     def has_replay_permission(self, request) -> bool:
-        return request.user.is_active and request.user.is_staff
+        return request.user.has_perm("whatsapp.replay_webhooklog")
+
+    def get_urls(self):
+        from django.urls import path
+
+        dashboard = self.admin_site.admin_view(self.dashboard_view)
+        return [path("dashboard/", dashboard, name="whatsapp_webhooklog_dashboard"),
+                *super().get_urls()]
+
+    def dashboard_view(self, request):
+        """Seed 002 §2.3: failed deliveries by error, field and organization; oldest's age."""
+        from django.template.response import TemplateResponse
+        from django.urls import reverse
+
+        from . import backoffice
+
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        summary = backoffice.failed_webhooks()
+        changelist = reverse("admin:whatsapp_webhooklog_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Failed webhooks"),
+            "summary": summary,
+            "failed_link": f"{changelist}?status__exact=failed",
+            "dead_link": f"{changelist}?status__exact=dead",
+            "by_error": {"headers": [_("Error"), _("Deliveries")], "rows": summary["by_error"]},
+            "by_field": {"headers": [_("Field"), _("Deliveries")], "rows": summary["by_field"]},
+            "by_org": {"headers": [_("Organization"), _("Deliveries")],
+                       "rows": summary["by_organization"]},
+        }
+        return TemplateResponse(request, "admin/whatsapp/failed_webhooks.html", context)
 
     @admin.action(description=_("Replay selected deliveries"), permissions=["replay"])
     def replay_selected(self, request, queryset) -> None:
@@ -120,3 +341,23 @@ class WebhookLogAdmin(ReadOnlyAdmin):
         except ValueError:
             text = raw.decode("utf-8", errors="replace")
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+
+class FeatureFlagOverrideInline(TabularInline):
+    model = FeatureFlagOverride
+    extra = 0
+    autocomplete_fields = ["organization"]
+
+
+@admin.register(FeatureFlag)
+class FeatureFlagAdmin(ModelAdmin):
+    list_display = ["name", "kill_switch", "rollout_percentage", "updated_at"]
+    search_fields = ["name"]
+    inlines = [FeatureFlagOverrideInline]
+
+
+@admin.register(AnalyticsEvent)
+class AnalyticsEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "name", "organization", "properties", "forwarded_at"]
+    list_filter = ["name"]
+    date_hierarchy = "created_at"

@@ -214,6 +214,8 @@ class Connection(models.Model):
     disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)
     disconnect_reason = models.CharField(_("disconnect reason"), max_length=200, blank=True)
     last_webhook_at = models.DateTimeField(_("last webhook at"), null=True, blank=True)
+    # The PARTNER_ADDED delivery that created this row, for support (orphans especially).
+    source_event = models.JSONField(_("source event"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -231,6 +233,10 @@ class Connection(models.Model):
         ]
         verbose_name = _("connection")
         verbose_name_plural = _("connections")
+        permissions = [
+            ("claim_orphan", _("Can claim an orphan WABA for an organization")),
+            ("operate_connection", _("Can re-run token health and the pipeline, and disconnect")),
+        ]
 
     def __str__(self) -> str:
         return f"WABA {self.waba_id} ({self.status})"
@@ -250,6 +256,22 @@ class Connection(models.Model):
         self.access_token_encrypted = ""
         self.token_status = self.TokenStatus.MISSING
         self.token_expires_at = None
+
+
+class OrphanManager(models.Manager):
+    def get_queryset(self):
+        return ConnectionQuerySet(self.model, using=self._db).orphans()
+
+
+class OrphanConnection(Connection):
+    """The back-office view of connections that no organization could be matched to."""
+
+    objects = OrphanManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = _("orphan WABA")
+        verbose_name_plural = _("orphan WABAs")
 
 
 class Config(models.Model):
@@ -463,6 +485,7 @@ class WebhookLog(models.Model):
         ]
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
+        permissions = [("replay_webhooklog", _("Can replay webhook deliveries"))]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.status}"

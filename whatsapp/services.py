@@ -167,6 +167,7 @@ def connection_partner_added(*, update: AccountUpdate, payload: dict | None = No
             "owner_business_id": update.owner_business_id,
             "partner_business_id": update.partner_business_id,
             "status": Connection.Status.ERROR,
+            "source_event": payload,
         },
     )
     was_bound = connection.organization_id is not None and not created
@@ -603,3 +604,23 @@ def signup_enabled_for(organization: Organization) -> bool:
     from . import flags
 
     return flags.flag_enabled(flags.SIGNUP_ENABLED, organization)
+
+
+@transaction.atomic
+def connection_claim(*, connection_id, organization: Organization, actor, request=None
+                     ) -> Connection:
+    """Support assigns an orphan WABA to an organization; then the normal pipeline runs."""
+    connection = (Connection.objects.orphans().select_for_update()
+                  .filter(pk=connection_id).first())
+    if connection is None:
+        raise CallbackError(_("This WABA is no longer an orphan (claimed or disconnected)."),
+                            409)
+    connection.organization = organization
+    connection.attributed_by = "claim"
+    _bind(connection, via="claim", actor=actor, request=request)
+    audit_record(action=AuditLog.Action.WABA_CLAIMED, organization=organization, actor=actor,
+                 request=request, target=f"waba:{connection.waba_id}",
+                 metadata={"waba_id": connection.waba_id,
+                           "owner_business_id": connection.owner_business_id})
+    pipeline_enqueue(connection.pk)
+    return connection

@@ -301,6 +301,8 @@ UNFOLD = {
     "SITE_HEADER": "Qualifica Leads",
     "SITE_SYMBOL": "chat",
     "SHOW_HISTORY": True,
+    # The admin index is the onboarding funnel dashboard (whatsapp/backoffice.py).
+    "DASHBOARD_CALLBACK": "whatsapp.backoffice.dashboard_callback",
 }
 
 if SENTRY_DSN:
