@@ -87,7 +87,7 @@ def test_waba_already_bound_by_the_browser_callback_is_attributed(client, org):
 
     connection = Connection.objects.get()
     assert connection.organization == org
-    assert connection.attributed_by == ""  # set by whoever bound it (the browser callback)
+    assert connection.attributed_by == "waba"
     assert connection.owner_business_id == "203000000000101"
     # The binding was audited when it happened; the webhook only confirms it.
     assert audits(AuditLog.Action.WHATSAPP_CONNECTED) == 0
