@@ -421,12 +421,10 @@ def connection_mark_connected(connection: Connection) -> None:
 
 def config_configured(config: Config) -> None:
     """A number is ready: deliveries parked for it (arrived before setup ended) are processed."""
-    from . import webhooks
+    from .webhooks import webhooks_unpark
 
-    unpark = getattr(webhooks, "webhooks_unpark", None)
-    if unpark is not None:
-        phone_number_id = config.phone_number_id
-        transaction.on_commit(lambda: unpark(phone_number_id=phone_number_id))
+    phone_number_id = config.phone_number_id
+    transaction.on_commit(lambda: webhooks_unpark(phone_number_id=phone_number_id))
 
 
 @transaction.atomic
