@@ -135,8 +135,9 @@ def webhook_process(log_id: int) -> str:
     except Parked as exc:
         # Its number is not configured yet (or owned by nobody): wait for webhooks_unpark.
         return _park(log, exc)
-    except PayloadError as exc:
-        # A signed body we cannot read will not improve with retries.
+    except (PayloadError, RecursionError) as exc:
+        # A signed body we cannot read (or nested too deep to parse) will not improve with
+        # retries.
         return _fail(log, exc, dead=True)
     except Exception as exc:
         logger.exception("Webhook %s failed (attempt %s)", log.pk, log.attempts)
