@@ -8,10 +8,10 @@ taking it out of the load balancer would turn a degraded service into an outage.
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -419,3 +419,26 @@ def test_rotate_encryption_key_reencrypts_tokens_and_pins(settings):
     assert crypto.decrypt(config.registration_pin_encrypted) == "654321"
     assert run("rotate_encryption_key")["rotated"] == 0
     assert AuditLog.objects.filter(action="KEY_ROTATED").count() == 1
+
+
+# --- subscription reconciliation --------------------------------------------------------------
+
+@responses.activate
+def test_subscription_reconciliation_resubscribes_missing_app_and_alerts_once():
+    from whatsapp.subscriptions import subscriptions_reconcile
+
+    ok, lost = connection_with_token(), connection_with_token()
+    ours = {"whatsapp_business_api_data": {"id": settings.META_APP_ID, "name": "Qualifica"}}
+    responses.get(f"{GRAPH}/{ok.waba_id}/subscribed_apps", json={"data": [ours]})
+    responses.get(f"{GRAPH}/{lost.waba_id}/subscribed_apps", json={"data": []})
+    resubscribe = responses.post(f"{GRAPH}/{lost.waba_id}/subscribed_apps",
+                                 json={"success": True})
+    with mock.patch("sentry_sdk.capture_message") as capture:
+        results = {c.waba_id: c.result for c in subscriptions_reconcile()}
+        subscriptions_reconcile()
+    assert results == {ok.waba_id: "subscribed", lost.waba_id: "resubscribed"}
+    assert resubscribe.call_count == 2
+    assert AlertState.objects.get(key=f"subscription_missing:{lost.waba_id}").active
+    assert capture.call_count == 1
+    # The tenant's token authenticates the calls, never in the URL.
+    assert "EAAGtenanttoken" not in responses.calls[0].request.url

@@ -36,7 +36,8 @@ class TokenCheck:
                 "expires_at": self.expires_at.isoformat() if self.expires_at else None}
 
 
-def connection_check_token(connection: Connection, *, client: GraphClient | None = None) -> TokenCheck:
+def connection_check_token(connection: Connection, *,
+                           client: GraphClient | None = None) -> TokenCheck:
     check = TokenCheck(str(connection.pk), connection.waba_id, "missing")
     try:
         token = connection.get_access_token()

@@ -71,7 +71,7 @@ def lease() -> timedelta:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff with jitter: ~30 s, 1 min, 2 min … capped (below the visibility timeout)."""
+    """Exponential backoff with jitter, capped under the broker visibility timeout."""
     ceiling = min(settings.WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS,
                   settings.WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
     # Half fixed, half random: spreads a burst of failures without ever retrying at once.

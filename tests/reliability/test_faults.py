@@ -10,8 +10,6 @@ import uuid
 
 import pytest
 import requests
-from django.conf import settings
-from django.core.management import call_command
 
 from audit.models import AuditLog
 from organizations.models import ApiToken
@@ -122,7 +120,8 @@ def test_redis_stopped_onboarding_and_processing_go_on(stack):
 
     # PARTNER_ADDED echoing the code: attributed from the database, Redis being down.
     waba = f"1029{uuid.uuid4().int % 10**11:011d}"
-    assert post(stack.web_url, wire(partner_added(waba_id=waba, tracking_code=code))).status_code == 200
+    added = wire(partner_added(waba_id=waba, tracking_code=code))
+    assert post(stack.web_url, added).status_code == 200
     assert post(stack.web_url, envelope("test_noop", {"n": 1})).status_code == 200
     ids = list(WebhookLog.objects.values_list("pk", flat=True))
     wait_until(lambda: all_in(ids, "processed"), timeout=30, message="processed without Redis")

@@ -62,8 +62,9 @@ def fuzz_headers(rng: random.Random, body: bytes) -> tuple[dict, bool]:
         8: sign(body + b"x", settings.META_APP_SECRET),
     }[choice]
     headers = {
-        "content_type": rng.choice(["application/json", "text/plain", "", "application/x-www-form-urlencoded",
-                                    "multipart/form-data; boundary=x", "application/json; charset=latin-1"]),
+        "content_type": rng.choice([
+            "application/json", "text/plain", "", "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x", "application/json; charset=latin-1"]),
         "REMOTE_ADDR": rng.choice(["127.0.0.1", "10.0.0.1", "::1", "203.0.113.9"]),
         "HTTP_X_REQUEST_ID": rng.choice(["", "abc", "x" * 500, "ok-request-id-1234", "\x00\n"]),
         "HTTP_X_FORWARDED_FOR": rng.choice(["", "1.2.3.4, 5.6.7.8", "not an ip"]),

@@ -5,8 +5,8 @@ import uuid
 from datetime import datetime
 
 from django.core.management.base import CommandError
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from organizations.models import Organization
 
