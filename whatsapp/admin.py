@@ -361,3 +361,7 @@ class AnalyticsEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "name", "organization", "properties", "forwarded_at"]
     list_filter = ["name"]
     date_hierarchy = "created_at"
+
+
+# Sending (templates, policies, outbound queue) lives in its own module.
+from . import sending_admin  # noqa: E402,F401

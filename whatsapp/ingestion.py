@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from . import sending, templates
 from .models import (
     Config,
     Connection,
@@ -525,6 +526,7 @@ def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) ->
         return
     MessageStatus.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
     _apply_statuses(sorted({r.wamid for r in rows}))
+    sending.outbound_statuses_apply(route_.organization_id, statuses)
 
 
 # --- Field: smb_message_echoes ----------------------------------------------------------------
@@ -700,6 +702,7 @@ def template_status_record(update: TemplateStatusUpdate) -> TemplateStatusEvent 
     )
     if connection:
         Connection.objects.filter(pk=connection.pk).update(last_webhook_at=timezone.now())
+    templates.template_status_follow(event)
     return event
 
 

@@ -45,3 +45,33 @@ def forward_analytics_event(self, event_id: int) -> bool:
     if not analytics.analytics_forward(event_id):
         raise self.retry(countdown=60 * 2**self.request.retries)
     return True
+
+
+@shared_task(bind=True, max_retries=None)
+def send_outbound(self, message_id: str) -> str:
+    """Sends one queued message (whatsapp/sending.py); pacing and transient errors come back."""
+    from . import sending
+
+    outcome = sending.outbound_send(message_id)
+    if outcome.retry_in is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
+        # The row's next_attempt_at says the same, so outbound_sweep recovers a lost retry.
+        raise self.retry(countdown=max(0.05, outcome.retry_in))
+    return outcome.status
+
+
+@shared_task
+def sweep_outbound() -> int:
+    from . import sending
+
+    return sending.outbound_sweep()
+
+
+@shared_task
+def sync_templates(connection_id: str | None = None) -> int:
+    """One connection's templates, or every connected WABA's (beat)."""
+    from . import templates
+    from .models import Connection
+
+    if connection_id:
+        return templates.templates_sync(Connection.objects.get(pk=connection_id)).created
+    return len(templates.templates_sync_all())

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import sending_api, views
 
 app_name = "whatsapp"
 
@@ -14,4 +14,7 @@ urlpatterns = [
     path("phone-numbers", views.phone_numbers, name="phone-numbers"),
     path("select-phone", views.select_phone, name="select-phone"),
     path("webhook", views.webhook, name="webhook"),
+    path("messages", sending_api.messages_create, name="messages"),
+    path("messages/<uuid:message_id>", sending_api.message_detail, name="message-detail"),
+    path("templates", sending_api.templates_list, name="templates"),
 ]

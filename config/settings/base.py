@@ -243,6 +243,22 @@ WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_MAX_SECON
 # Rows still `received` this long after arrival were never enqueued (broker down): sweep them.
 WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS = env.int("WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS", default=60)
 
+# --- Sending (whatsapp/sending.py) --------------------------------------------------------------
+# disabled | dry_run | enabled. Each organization's SendPolicy can only be stricter.
+WHATSAPP_SEND_MODE = env("WHATSAPP_SEND_MODE", default="dry_run")
+# Digits of the only numbers that may receive messages (test environments); empty = anyone.
+WHATSAPP_SEND_ALLOWLIST = env.list("WHATSAPP_SEND_ALLOWLIST", default=[])
+# Meta's test template; real tenants must use their approved templates (seed 003 Fase 1).
+WHATSAPP_ALLOW_HELLO_WORLD = env.bool("WHATSAPP_ALLOW_HELLO_WORLD", default=False)
+WHATSAPP_SEND_MAX_ATTEMPTS = env.int("WHATSAPP_SEND_MAX_ATTEMPTS", default=5)
+WHATSAPP_SEND_RETRY_BASE_SECONDS = env.float("WHATSAPP_SEND_RETRY_BASE_SECONDS", default=15)
+WHATSAPP_SEND_RETRY_MAX_SECONDS = env.float("WHATSAPP_SEND_RETRY_MAX_SECONDS", default=900)
+# Messages per second per number (META-PLATFORM.md §6): coexistence numbers are fixed at 20.
+WHATSAPP_THROUGHPUT_MPS = env.int("WHATSAPP_THROUGHPUT_MPS", default=80)
+WHATSAPP_THROUGHPUT_COEXISTENCE_MPS = env.int("WHATSAPP_THROUGHPUT_COEXISTENCE_MPS", default=20)
+# A worker waits this long at most for a pacing slot before handing the send back to the queue.
+WHATSAPP_PACING_MAX_WAIT_SECONDS = env.float("WHATSAPP_PACING_MAX_WAIT_SECONDS", default=5)
+
 # Where analytics events are forwarded (a Segment-compatible HTTP endpoint); empty = stored only.
 ANALYTICS_ENDPOINT = env("ANALYTICS_ENDPOINT", default="")
 ANALYTICS_WRITE_KEY = env("ANALYTICS_WRITE_KEY", default="")
