@@ -408,7 +408,7 @@ def _route(method: str, path: str) -> tuple[Handler, tuple[str, ...]]:
 
 
 def _injected_fault(request: HttpRequest) -> GraphError | None:
-    """Applies the first live fault matching this call: a delay, an error, or both."""
+    """Applies live faults matching this call: every delay, then the first error, if any."""
     for fault in Fault.objects.live():
         if fault.method and fault.method.upper() != request.method:
             continue
@@ -421,7 +421,6 @@ def _injected_fault(request: HttpRequest) -> GraphError | None:
             message = fault.message or ("Service temporarily unavailable" if code == 2
                                         else "An unknown error occurred")
             return GraphError(fault.status, code, message, subcode=fault.error_subcode)
-        return None
     return None
 
 
