@@ -273,9 +273,13 @@ class CallbackError(Exception):
         self.message, self.status = message, status
 
 
-def onboarding_for_callback(*, organization: Organization, state: str) -> Onboarding:
-    """The caller's onboarding for `state`, locked. Another org's code reads as not found."""
-    onboarding = onboarding_for_code(state, lock=True)
+def onboarding_for_callback(*, organization: Organization, state: str,
+                            lock: bool = True) -> Onboarding:
+    """The caller's onboarding for `state`, locked. Another org's code reads as not found.
+
+    `lock=False` is for checks made outside a transaction (SELECT FOR UPDATE needs one).
+    """
+    onboarding = onboarding_for_code(state, lock=lock)
     if onboarding is None or onboarding.organization_id != organization.pk:
         raise CallbackError(_("Unknown onboarding session (state)."), status=404)
     if onboarding.status == Onboarding.Status.PENDING and onboarding.is_expired:
@@ -332,7 +336,9 @@ def connection_from_browser_finish(*, organization: Organization, user, state: s
                                    business_id: str = "", request=None) -> Connection:
     """The popup finished: exchange the code (30 s life) outside any transaction, prove with
     debug_token that the token covers the WABA, then bind the WABA to the caller's org."""
-    onboarding_for_callback(organization=organization, state=state)  # fail fast, before Graph
+    # Fail fast, before Graph. No lock: this runs in autocommit, outside any transaction; the
+    # locked check is repeated inside _bind_from_browser.
+    onboarding_for_callback(organization=organization, state=state, lock=False)
     client = GraphClient()
     try:
         token = str(client.exchange_code(code).get("access_token") or "")
