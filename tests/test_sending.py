@@ -27,7 +27,7 @@ from whatsapp.models import (
     SendPolicy,
     WebhookLog,
 )
-from whatsapp.sending import SENDING_FLAG, outbound_send, outbound_statuses_apply
+from whatsapp.sending import SENDING_FLAG, outbound_send
 from whatsapp.templates import templates_sync
 from whatsapp.webhooks import webhook_process
 

@@ -58,7 +58,8 @@ def slot_take(phone_number_id: str, limit: int) -> tuple[bool, int]:
     return bool(allowed), int(value)
 
 
-def slot_wait(phone_number_id: str, limit: int, *, max_wait: float) -> tuple[datetime | None, float]:
+def slot_wait(phone_number_id: str, limit: int, *,
+              max_wait: float) -> tuple[datetime | None, float]:
     """Waits (at most `max_wait` seconds) for a slot; returns (when granted, 0) or (None, wait).
 
     The short sleep is the pacing itself; anything longer goes back to the queue so a worker

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -291,7 +290,7 @@ def outbound_enqueue(message_id, *, countdown: float | None = None) -> None:
         logger.warning("Could not enqueue outbound message %s; the sweeper will", message_id)
 
 
-# --- Sending (the Celery task's body) --------------------------------------------------------------
+# --- Sending (the Celery task's body) -------------------------------------------------------------
 
 @dataclass
 class Outcome:
@@ -469,9 +468,11 @@ def _finish(message: OutboundMessage, status: str, event: str, *, reason: str = 
 def outbound_sweep(*, limit: int = 500) -> int:
     """Re-enqueues sends that are due (retry time reached, never enqueued, worker died)."""
     now = timezone.now()
+    never_enqueued = Q(status=S.QUEUED, next_attempt_at__isnull=True,
+                       created_at__lte=now - timedelta(minutes=1))
     ids = list(OutboundMessage.objects.filter(
         Q(status=S.QUEUED, next_attempt_at__lte=now)
-        | Q(status=S.QUEUED, next_attempt_at__isnull=True, created_at__lte=now - timedelta(minutes=1))
+        | never_enqueued
         | Q(status=S.SENDING, locked_until__lte=now)
     ).order_by("created_at").values_list("pk", flat=True)[:limit])
     for message_id in ids:
@@ -479,7 +480,7 @@ def outbound_sweep(*, limit: int = 500) -> int:
     return len(ids)
 
 
-# --- Statuses coming back (called from whatsapp/ingestion.py) ---------------------------------------
+# --- Statuses coming back (called from whatsapp/ingestion.py) -------------------------------------
 
 def outbound_statuses_apply(organization_id, statuses: list) -> None:
     """Maps status webhooks to their sends by our callback data, else by wamid."""

@@ -50,7 +50,7 @@ def parameter_counts(components: list[dict]) -> tuple[int, int]:
     return counts["BODY"], counts["HEADER"]
 
 
-# --- Sync from the WABA -------------------------------------------------------------------------
+# --- Sync from the WABA ---------------------------------------------------------------------------
 
 @dataclass
 class SyncResult:
@@ -103,7 +103,7 @@ def templates_sync_all(*, organization=None) -> list[SyncResult]:
     return [templates_sync(c) for c in connections.exclude(organization=None)]
 
 
-# --- Status events ------------------------------------------------------------------------------
+# --- Status events --------------------------------------------------------------------------------
 
 def template_status_follow(event: TemplateStatusEvent | None) -> None:
     """Applies a stored `message_template_status_update` to the template (newest event wins)."""
@@ -131,7 +131,7 @@ def _older(when: datetime | None, than: datetime | None) -> bool:
     return bool(when and than and when < than)
 
 
-# --- Validation before sending ------------------------------------------------------------------
+# --- Validation before sending --------------------------------------------------------------------
 
 def template_for_send(*, organization, config, name: str = "", language: str = "",
                       use: str = "", body_parameters: list, header_parameters: list
