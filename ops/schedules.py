@@ -24,6 +24,10 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
                                     "Re-subscribes our app to active WABAs that lost it."),
     "alert evaluation": ("ops.tasks.evaluate_alerts", 300, "SPEC §7 alerts."),
     "redis health": ("ops.tasks.redis_health", 60, "Raises or clears the Redis-down alert."),
+    "outbound send sweep": ("whatsapp.tasks.sweep_outbound", 30,
+                            "Re-enqueues sends due for retry, never enqueued or abandoned."),
+    "template sync": ("whatsapp.tasks.sync_templates", {"minute": "40", "hour": "*/6"},
+                      "Reads every connected WABA's message templates from Meta."),
 }
 
 

@@ -540,3 +540,53 @@ def test_another_organizations_objects_are_404(api, org, number, template, sendi
 def test_unauthenticated_is_401(client):
     response = client.post(URL, {}, content_type="application/json")
     assert response.status_code == 401
+
+
+# --- ops: command, sweeper, task ------------------------------------------------------------------
+
+def test_sync_templates_command_skips_a_failing_waba(org, number):
+    import io
+
+    from django.core.management import call_command
+
+    broken = ConfigFactory(connection__organization=MembershipFactory().organization)
+    broken.connection.set_access_token("EAArevoked")
+    broken.connection.save()
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{G}/{WABA}/message_templates", json={"data": [
+            {"name": "lembrete", "status": "APPROVED", "language": "pt_BR", "id": "1"}]})
+        rsps.get(f"{G}/{broken.connection.waba_id}/message_templates", status=401,
+                 json={"error": {"message": "Error validating access token", "code": 190}})
+        out = io.StringIO()
+        call_command("sync_templates", "--json", stdout=out)
+    assert json.loads(out.getvalue())["results"] == [
+        {"waba_id": WABA, "created": 1, "updated": 0}]
+    assert "EAA" not in out.getvalue()
+
+
+def test_sweeper_re_enqueues_due_and_abandoned_sends(api, org, number, template, sending_on):
+    from unittest import mock
+
+    due = queue(api, template_body(to="5511900000001"))
+    fresh = queue(api, template_body(to="5511900000002"))
+    abandoned = queue(api, template_body(to="5511900000003"))
+    OutboundMessage.objects.filter(pk=due.pk).update(next_attempt_at=timezone.now())
+    OutboundMessage.objects.filter(pk=abandoned.pk).update(
+        status=S.SENDING, locked_until=timezone.now() - timedelta(seconds=1))
+    with mock.patch("whatsapp.tasks.send_outbound.apply_async") as enqueue:
+        assert sending.outbound_sweep() == 2
+    assert {c.kwargs["args"][0] for c in enqueue.call_args_list} == {str(due.pk),
+                                                                     str(abandoned.pk)}
+    assert fresh.pk not in {c.kwargs["args"][0] for c in enqueue.call_args_list}
+
+
+def test_send_task_retries_itself_on_a_transient_error(api, org, number, template, sending_on):
+    from celery.exceptions import Retry
+
+    from whatsapp.tasks import send_outbound
+
+    message = queue(api, template_body())
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{G}/{PHONE}/messages", status=500, json={"error": {"code": 1}})
+        with pytest.raises(Retry):
+            send_outbound.apply(args=[str(message.pk)], throw=True)

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .graph import GraphClient
+from .graph import GraphClient, GraphError
 from .models import Connection, MessageTemplate, TemplateStatusEvent
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,14 @@ def templates_sync_all(*, organization=None) -> list[SyncResult]:
                                             token_status=Connection.TokenStatus.VALID)
     if organization is not None:
         connections = connections.filter(organization=organization)
-    return [templates_sync(c) for c in connections.exclude(organization=None)]
+    results = []
+    for connection in connections.exclude(organization=None):
+        try:
+            results.append(templates_sync(connection))
+        except GraphError as exc:
+            # One WABA's trouble (token revoked, Meta down) must not stop the others' sync.
+            logger.warning("Template sync of WABA %s failed: %s", connection.waba_id, exc)
+    return results
 
 
 # --- Status events --------------------------------------------------------------------------------

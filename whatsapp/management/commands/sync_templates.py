@@ -1,6 +1,5 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from whatsapp.graph import GraphError
 from whatsapp.templates import templates_sync_all
 
 from ._common import dump, find_organization
@@ -10,7 +9,8 @@ class Command(BaseCommand):
     help = (
         "Reads the message templates of every connected WABA (or one organization's) from "
         "Meta (GET /{waba}/message_templates) and stores their name, language, status and "
-        "parameter counts. Uses mapped to templates are kept. Tokens are never printed."
+        "parameter counts. Uses mapped to templates are kept. A WABA whose listing fails is "
+        "logged and skipped. Tokens are never printed."
     )
 
     def add_arguments(self, parser) -> None:
@@ -18,10 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, org: str, **options) -> None:
-        try:
-            results = templates_sync_all(organization=find_organization(org) if org else None)
-        except GraphError as exc:
-            raise CommandError(f"Meta refused the listing: {exc}") from exc
+        results = templates_sync_all(organization=find_organization(org) if org else None)
         if options["json"]:
             self.stdout.write(dump({"results": [r.as_dict() for r in results]}))
             return
