@@ -7,6 +7,7 @@ Cancel and "simulate a Meta error" are offered on every step. The popup ends by 
 response; the hosted link ends with the PARTNER_ADDED webhook only (META-PLATFORM.md §1.3–1.4).
 """
 
+import functools
 import json
 import re
 import time
@@ -49,11 +50,27 @@ SCENARIO_LABELS = {
 }
 
 
+def opener_friendly(view):
+    """Keeps `window.opener` alive across origins, as Facebook's dialog does.
+
+    Django's default `Cross-Origin-Opener-Policy: same-origin` would sever the popup from the
+    partner's page, and the WA_EMBEDDED_SIGNUP message would have nowhere to go.
+    """
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Cross-Origin-Opener-Policy"] = "unsafe-none"
+        return response
+    return wrapped
+
+
+@opener_friendly
 def dialog_start(request: HttpRequest) -> HttpResponse:
     """What `FB.login` opens: validates the app and starts a popup signup session."""
     return _start(request, Signup.Flow.POPUP)
 
 
+@opener_friendly
 def onboard_start(request: HttpRequest) -> HttpResponse:
     """The hosted link `?app_id=&config_id=&extras=` (Hosted Embedded Signup)."""
     return _start(request, Signup.Flow.HOSTED)
@@ -94,6 +111,7 @@ def _step_url(signup: Signup) -> str:
     return reverse(name, args=[signup.session_id])
 
 
+@opener_friendly
 def step(request: HttpRequest, session_id: str) -> HttpResponse:
     signup = get_object_or_404(Signup, session_id=session_id)
     if signup.status != "open":
