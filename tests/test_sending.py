@@ -518,6 +518,28 @@ def test_pacing_holds_under_a_burst_across_workers(settings):
     assert (times[-1] - times[0]).total_seconds() < len(ids) / limit + 1
 
 
+def _take_slots(phone: str, limit: int, count: int, out) -> None:
+    from whatsapp import pacing
+
+    out.put([pacing.slot_wait(phone, limit, max_wait=30)[0].timestamp() for _ in range(count)])
+
+
+def test_pacing_is_shared_across_processes():
+    """The pacer itself, hammered by 4 OS processes at once: Redis is the only shared state."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    workers = [ctx.Process(target=_take_slots, args=("304999", 20, 15, out)) for _ in range(4)]
+    for p in workers:
+        p.start()
+    times = sorted(t for _ in workers for t in out.get(timeout=30))
+    for p in workers:
+        p.join(timeout=10)
+    assert len(times) == 60
+    assert max(sum(1 for t in times if start <= t < start + 1) for start in times) <= 20
+
+
 # --- tenancy --------------------------------------------------------------------------------------
 
 def test_another_organizations_objects_are_404(api, org, number, template, sending_on):
@@ -535,6 +557,20 @@ def test_another_organizations_objects_are_404(api, org, number, template, sendi
     assert api.get("/api/v1/whatsapp/templates").json()["templates"][0]["name"] == \
         "confirmacao_visita"
     assert not OutboundMessage.objects.filter(organization=org).exists()
+
+
+@pytest.mark.parametrize("body", [
+    {"type": "fax", "to": LEAD},
+    {"type": "text", "to": LEAD},
+    {"type": "template", "to": LEAD, "template": {"parameters": ["x"]}},
+    {"type": "text", "text": "Oi"},
+    {"type": "text", "to": "not a phone", "text": "Oi"},
+    {"type": "text", "contactId": 10**30, "text": "Oi"},
+    {"type": "template", "to": LEAD, "template": "confirmacao"},
+])
+def test_bad_input_is_a_400_json_error(api, number, sending_on, body):
+    response = api.post(URL, body, format="json")
+    assert response.status_code == 400 and response.json()["error"]
 
 
 def test_unauthenticated_is_401(client):

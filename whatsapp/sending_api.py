@@ -35,7 +35,7 @@ class TemplateRefSerializer(serializers.Serializer):
 class SendMessageSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=OutboundMessage.Kind.values)
     to = serializers.RegexField(r"^\+?[0-9 ().-]{8,24}$", required=False)
-    contactId = serializers.IntegerField(required=False, min_value=1)
+    contactId = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     phoneNumberId = serializers.RegexField(r"^\d{1,32}$", required=False)
     text = serializers.CharField(required=False, max_length=4096)
     template = TemplateRefSerializer(required=False)
