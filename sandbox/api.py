@@ -159,7 +159,8 @@ def events(request: HttpRequest) -> JsonResponse:
     if not isinstance(count, int) or not 1 <= count <= 1000:
         raise BadRequest("count must be between 1 and 1000.")
     delivery_ids = services.event_send(
-        kind, waba_id=str(data.get("waba_id") or ""), phone_id=str(data.get("phone_number_id") or ""),
+        kind, waba_id=str(data.get("waba_id") or ""),
+        phone_id=str(data.get("phone_number_id") or ""),
         tracking_code=str(data.get("tracking_code") or ""), count=count)
     # 202: accepted; the deliveries go out in the background.
     return JsonResponse({"deliveries": delivery_ids}, status=202)
@@ -203,7 +204,8 @@ def state_snapshot() -> dict[str, Any]:
         "switches": Switches.get().as_dict(),
         "partner_business_id": services.partner_business_id(),
         "in_flight": delivery.in_flight(),
-        "businesses": [{"id": b.id, "name": b.name} for b in Business.objects.order_by("created_at")],
+        "businesses": [{"id": b.id, "name": b.name}
+                       for b in Business.objects.order_by("created_at")],
         "wabas": [{"id": w.id, "business_id": w.business_id, "name": w.name, "shared": w.shared,
                    "subscribed": Subscription.objects.filter(waba=w).exists()}
                   for w in Waba.objects.order_by("created_at")],

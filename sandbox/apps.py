@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 class SandboxConfig(AppConfig):
-    """A stand-in for Meta (Graph API, Embedded Signup, webhooks); mounted only with META_SANDBOX."""
+    """A stand-in for Meta (Graph API, Embedded Signup, webhooks), only with META_SANDBOX."""
 
     name = "sandbox"
     verbose_name = "Meta sandbox"

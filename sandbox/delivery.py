@@ -71,7 +71,8 @@ def _plan(steps: list[Step], switches: Switches) -> list[tuple[int, Step, str, b
         routed = [(merged, routed[0][1])]
     if switches.reorder and len(routed) > 1:
         delays = [step.delay_ms for step, _ in routed]
-        routed = [(Step(s.kinds, s.changes, d), url) for (s, url), d in zip(reversed(routed), delays)]
+        routed = [(Step(s.kinds, s.changes, d), url)
+                  for (s, url), d in zip(reversed(routed), delays, strict=True)]
     planned: list[tuple[int, Step, str, bool]] = []
     for step, url in routed:
         planned.append((step.delay_ms, step, url, False))

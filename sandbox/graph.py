@@ -18,7 +18,17 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import ids, services
-from .models import AuthCode, Business, Fault, Phone, RegisterCall, Subscription, Switches, Token, Waba
+from .models import (
+    AuthCode,
+    Business,
+    Fault,
+    Phone,
+    RegisterCall,
+    Subscription,
+    Switches,
+    Token,
+    Waba,
+)
 
 PHONE_DEFAULT_FIELDS = ("verified_name", "code_verification_status", "display_phone_number",
                         "quality_rating", "platform_type", "throughput", "last_onboarded_time",
@@ -164,7 +174,8 @@ def oauth_access_token(request: HttpRequest) -> dict:
     if not hmac.compare_digest(request.GET.get("client_secret", "").encode(),
                                settings.META_APP_SECRET.encode()):
         raise invalid_param("Error validating client secret.")
-    found = AuthCode.objects.filter(code=request.GET.get("code", "")).select_related("token").first()
+    found = (AuthCode.objects.filter(code=request.GET.get("code", ""))
+             .select_related("token").first())
     if found is None:
         raise GraphError(400, 100, "Invalid verification code format.")
     if found.expired:
@@ -332,12 +343,14 @@ def smb_app_data(request: HttpRequest, phone_id: str) -> dict:
     if not phone.is_on_biz_app:
         raise invalid_param("(#100) This phone number is not connected to the WhatsApp Business "
                             "app (coexistence): nothing to synchronize.")
-    done = phone.contacts_request_id if sync_type == "smb_app_state_sync" else phone.history_request_id
+    done = (phone.contacts_request_id if sync_type == "smb_app_state_sync"
+            else phone.history_request_id)
     if done:
         # Each sync type is allowed once per onboarding (§3.5); Meta's exact code is unverified.
         raise invalid_param(f"(#100) The {sync_type} synchronization was already requested for "
                             "this phone number. Offboard and onboard again to repeat it.")
-    return {"messaging_product": "whatsapp", "request_id": services.smb_sync_start(phone, sync_type)}
+    request_id = services.smb_sync_start(phone, sync_type)
+    return {"messaging_product": "whatsapp", "request_id": request_id}
 
 
 def messages(request: HttpRequest, phone_id: str) -> dict:
@@ -362,7 +375,8 @@ def message_templates(request: HttpRequest, waba_id: str) -> dict:
     return {"data": [
         {"name": "confirmacao_visita", "status": "APPROVED", "category": "UTILITY",
          "language": "pt_BR", "id": "606000000000001", "components": [
-             {"type": "BODY", "text": "Olá {{1}}, sua visita ao imóvel está confirmada para {{2}}."}]},
+             {"type": "BODY",
+              "text": "Olá {{1}}, sua visita ao imóvel está confirmada para {{2}}."}]},
         {"name": "hello_world", "status": "APPROVED", "category": "UTILITY",
          "language": "en_US", "id": "606000000000003", "components": [
              {"type": "BODY", "text": "Hello World"}]},

@@ -17,7 +17,7 @@ from .ids import mask
 DEFAULT_RETRY_DELAYS = [2, 4, 8, 16, 30]  # 6 tries over ~1 min (Meta: up to 7 days)
 
 
-class Switches(models.Model):
+class Switches(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """One row of run-time switches, changed over HTTP by tests and on the listing page."""
 
     webhook_url = models.CharField(max_length=500, blank=True)  # blank: SANDBOX_WEBHOOK_URL
@@ -56,7 +56,7 @@ class Switches(models.Model):
         }
 
 
-class Business(models.Model):
+class Business(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """A customer's business portfolio (owner_business_id)."""
 
     id = models.CharField(primary_key=True, max_length=32)
@@ -64,7 +64,7 @@ class Business(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
-class Waba(models.Model):
+class Waba(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     id = models.CharField(primary_key=True, max_length=32)
     business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="wabas")
     name = models.CharField(max_length=200)
@@ -73,7 +73,7 @@ class Waba(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
-class Phone(models.Model):
+class Phone(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     id = models.CharField(primary_key=True, max_length=32)
     waba = models.ForeignKey(Waba, on_delete=models.CASCADE, related_name="phones")
     display_phone_number = models.CharField(max_length=32)  # "+55 11 94000-1234"
@@ -97,7 +97,7 @@ class Phone(models.Model):
         return "".join(ch for ch in self.display_phone_number if ch.isdigit())
 
 
-class RegisterCall(models.Model):
+class RegisterCall(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """Every POST /{phone}/register, for the 10-per-72-h limit (error 133016)."""
 
     phone = models.ForeignKey(Phone, on_delete=models.CASCADE, related_name="register_calls")
@@ -109,7 +109,7 @@ class RegisterCall(models.Model):
         return cls.objects.filter(phone=phone, at__gte=timezone.now() - timedelta(hours=72)).count()
 
 
-class Token(models.Model):
+class Token(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """A business token (Business Integration System User), as oauth/access_token returns it."""
 
     token = models.CharField(max_length=255, unique=True)
@@ -129,7 +129,7 @@ class Token(models.Model):
         return mask(self.token)
 
 
-class AuthCode(models.Model):
+class AuthCode(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """The Embedded Signup `code`: single use, 30 seconds of life (META-PLATFORM.md §1.2)."""
 
     LIFETIME = timedelta(seconds=30)
@@ -141,14 +141,15 @@ class AuthCode(models.Model):
 
     def redeem(self) -> bool:
         """Marks the code used; False when someone else used it first (conditional update)."""
-        return bool(AuthCode.objects.filter(pk=self.pk, used_at=None).update(used_at=timezone.now()))
+        used = AuthCode.objects.filter(pk=self.pk, used_at=None).update(used_at=timezone.now())
+        return bool(used)
 
     @property
     def expired(self) -> bool:
         return self.created_at + self.LIFETIME <= timezone.now()
 
 
-class Subscription(models.Model):
+class Subscription(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """`POST /{waba}/subscribed_apps`: without it no webhooks but account_update arrive."""
 
     waba = models.OneToOneField(Waba, on_delete=models.CASCADE, related_name="subscription")
@@ -156,7 +157,7 @@ class Subscription(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
-class SentMessage(models.Model):
+class SentMessage(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """`POST /{phone}/messages` calls the product made."""
 
     wamid = models.CharField(max_length=255, unique=True)
@@ -167,7 +168,7 @@ class SentMessage(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
-class Signup(models.Model):
+class Signup(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """One walk through the signup pages (popup or hosted link)."""
 
     class Flow(models.TextChoices):
@@ -196,7 +197,7 @@ class Signup(models.Model):
         return str(self.extras.get("featureType", "")) if isinstance(self.extras, dict) else ""
 
 
-class Delivery(models.Model):
+class Delivery(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """One webhook request body the sandbox sent (or dropped), with its attempts."""
 
     class Status(models.TextChoices):
@@ -220,7 +221,7 @@ class Delivery(models.Model):
         ordering = ["-created_at", "-id"]
 
 
-class Attempt(models.Model):
+class Attempt(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
     at = models.DateTimeField(default=timezone.now)
     status_code = models.PositiveIntegerField(null=True, blank=True)  # null: no HTTP answer
@@ -237,7 +238,7 @@ class FaultQuerySet(models.QuerySet):
         return self.filter(Q(remaining=None) | Q(remaining__gt=0))
 
 
-class Fault(models.Model):
+class Fault(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     """A Graph API failure to inject: matching calls get this status/error or this delay."""
 
     path = models.CharField(max_length=300)  # regex searched in the request path

@@ -177,7 +177,8 @@ def ctwa_referral(t: Target) -> Change:
         "source_url": "https://fb.me/sandbox", "source_id": ids.numeric_id("12", 18),
         "source_type": "ad", "body": "Apartamentos na planta em Pinheiros",
         "headline": "Fale com um corretor", "media_type": "image",
-        "image_url": "https://example.com/anuncio.jpg", "ctwa_clid": "ARAkSandbox" + ids.request_id(),
+        "image_url": "https://example.com/anuncio.jpg",
+        "ctwa_clid": "ARAkSandbox" + ids.request_id(),
         "welcome_message": {"text": "Olá! Como podemos ajudar?"}}, **change.value["messages"][0]}
     return change
 
@@ -229,7 +230,8 @@ def status_failed(t: Target) -> Change:
             "recipient_id": t.recipient,
             "errors": [{"code": 131049, "title": title, "message": title,
                         "error_data": {"details": "In order to maintain a healthy ecosystem "
-                                                  "engagement, the message failed to be delivered."},
+                                                  "engagement, the message failed to be "
+                                                  "delivered."},
                         "href": "/documentation/business-messaging/whatsapp/support/error-codes"}]}
     value = {"messaging_product": "whatsapp", "metadata": _metadata(t), "statuses": [item]}
     return Change(t.waba_id, "messages", value)

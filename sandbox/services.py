@@ -205,7 +205,7 @@ def message_send(phone: Phone, payload: dict[str, Any]) -> SentMessage:
     return sent
 
 
-# --- events fired by hand (state API, listing page, tests) -----------------------------------------
+# --- events fired by hand (state API, listing page, tests) ---------------------------------
 
 def event_send(kind: str, *, waba_id: str = "", phone_id: str = "", tracking_code: str = "",
                count: int = 1) -> list[int]:

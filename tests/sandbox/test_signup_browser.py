@@ -55,6 +55,11 @@ def browser():
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             yield chromium
             chromium.close()
+        # The browser's keep-alive sockets kept live-server threads (and their database
+        # connections) open; wait for them to end so the test database can be dropped.
+        wait_for(lambda: not any(t.name.endswith("(process_request_thread)")
+                                 for t in threading.enumerate()), timeout=10,
+                 message="live-server request threads to finish")
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
