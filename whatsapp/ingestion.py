@@ -14,7 +14,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
@@ -113,8 +113,16 @@ def _route_or_park(pnid: str, config: Config | None) -> Route:
     return Route(config=config, organization_id=organization_id)
 
 
+# last_webhook_at is a health signal, not an audit trail: refreshing it at most once a
+# minute spares a write per delivery on a busy number.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
 def connection_touched(route_: Route) -> None:
-    Connection.objects.filter(pk=route_.config.connection_id).update(last_webhook_at=timezone.now())
+    connection, now = route_.config.connection, timezone.now()
+    if connection.last_webhook_at is None or now - connection.last_webhook_at >= TOUCH_EVERY:
+        Connection.objects.filter(pk=connection.pk).update(last_webhook_at=now)
+        connection.last_webhook_at = now
 
 
 # --- Small helpers ----------------------------------------------------------------------------
@@ -269,13 +277,16 @@ class ContactBook:
 
     def _load_identities(self, keys: set[Key]) -> dict[Key, ContactIdentity]:
         found: dict[Key, ContactIdentity] = {}
-        for kind in ContactIdentity.Kind.values:
-            values = sorted(v for k, v in keys if k == kind)
-            for batch in _chunks(values):
-                for identity in ContactIdentity.objects.filter(
-                    organization_id=self.organization_id, kind=kind, value__in=batch
-                ):
-                    found[(identity.kind, identity.value)] = identity
+        for batch in _chunks(sorted(keys)):
+            # One query per batch; the (organization, kind, value) unique index serves both arms.
+            match = Q()
+            for kind in ContactIdentity.Kind.values:
+                values = [v for k, v in batch if k == kind]
+                if values:
+                    match |= Q(kind=kind, value__in=values)
+            for identity in ContactIdentity.objects.filter(match,
+                                                           organization_id=self.organization_id):
+                found[(identity.kind, identity.value)] = identity
         return found
 
     def _load_contacts(self, ids: set[int]) -> dict[int, Contact]:
@@ -389,7 +400,8 @@ def messages_store(route_: Route, rows: list[Message]) -> list[Message]:
     Message.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
     for wamid, old in existing.items():
         _message_merge(old, unique[wamid])
-    _apply_statuses([r.wamid for r in new])
+    # Statuses only exist for what the business sent.
+    _apply_statuses([r.wamid for r in new if r.direction == Message.Direction.OUTBOUND])
     _apply_edits_and_revokes(new)
     _count(route_, new)
     return new
