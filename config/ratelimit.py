@@ -44,8 +44,10 @@ def hit(scope: str, ident: str, *, limit: int, window: int) -> Hit:
         # +1 s so the key outlives its window even with clock skew between hosts.
         pipe.expire(key, window + 1)
         count = int(pipe.execute()[0])
+    except NotImplementedError:
+        return Hit(True, 0, 0)  # embedded default: a local-memory cache, nothing to count in
     except Exception:
-        # No cache configured (embedded default) or Redis down: fail open.
+        # Redis down: fail open.
         logger.warning("Rate limiter unavailable; allowing %s", scope)
         return Hit(True, 0, 0)
     return Hit(count <= limit, count, retry_after)

@@ -235,7 +235,7 @@ def test_token_invalidation_is_audited_once_and_the_tenant_sees_reconnect(api, o
 
 # --- alerts ---------------------------------------------------------------------------------
 
-def test_alert_is_reported_once_per_change(caplog):
+def test_alert_is_reported_once_per_change():
     with mock.patch("sentry_sdk.capture_message") as capture:
         assert alert_set("redis_down", active=True, message="Redis does not answer")
         assert not alert_set("redis_down", active=True, message="Redis does not answer")
