@@ -1,5 +1,6 @@
 """Fixtures that drive the Meta sandbox over real HTTP against pytest-django's live server."""
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -106,4 +107,15 @@ def sandbox(live_server) -> Sandbox:
     # Close the keep-alive sockets: a live-server thread parked on an idle connection keeps its
     # database connection open, and pytest-django could not drop the test database.
     client.http.close()
+    _wait_for_request_threads()
+
+
+def _wait_for_request_threads(timeout: float = 2) -> None:
+    """Best effort: lets the live server's request threads (browser sockets too) wind down."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+        t.name.endswith("(process_request_thread)") for t in threading.enumerate()
+    ):
+        time.sleep(0.05)
+
 
