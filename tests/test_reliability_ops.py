@@ -154,9 +154,16 @@ def test_admin_shows_dead_delivery_with_error_and_replays_it(client, django_user
 
 
 def test_beat_models_are_in_the_admin(client, django_user_model):
+    from django_celery_beat.models import PeriodicTask
+
+    run("setup_schedules")  # normally from the migration; a transactional test may flush it
     client.force_login(django_user_model.objects.create_superuser("s@q.test", "s@q.test", "x"))
     page = client.get("/admin/django_celery_beat/periodictask/")
     assert page.status_code == 200 and b"webhook retry sweep" in page.content
+    task = PeriodicTask.objects.get(name="token health")
+    form = client.get(f"/admin/django_celery_beat/periodictask/{task.pk}/change/")
+    assert form.status_code == 200 and b"ops.tasks.token_health" in form.content
+    assert client.get("/admin/ops/alertstate/").status_code == 200
 
 
 # --- schedules ------------------------------------------------------------------------------
@@ -442,3 +449,24 @@ def test_subscription_reconciliation_resubscribes_missing_app_and_alerts_once():
     assert capture.call_count == 1
     # The tenant's token authenticates the calls, never in the URL.
     assert "EAAGtenanttoken" not in responses.calls[0].request.url
+
+
+def test_json_log_lines_carry_request_id_and_org_id(api, org, settings):
+    from config.logging import JsonFormatter, RequestContextFilter, ScrubSecretsFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestContextFilter())
+    handler.addFilter(ScrubSecretsFilter())
+    logging.getLogger("config.ratelimit").addHandler(handler)
+    settings.API_RATE_LIMITS = {"default": 100, "onboarding-url": 0}
+    try:
+        response = api.get("/api/v1/whatsapp/onboarding-url",
+                           HTTP_X_REQUEST_ID="req-1234567890")
+    finally:
+        logging.getLogger("config.ratelimit").removeHandler(handler)
+    assert response.status_code == 429 and response["X-Request-ID"] == "req-1234567890"
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["request_id"] == "req-1234567890" and line["org_id"] == str(org.pk)
+    assert line["level"] == "WARNING" and "Rate limit hit" in line["message"]
