@@ -184,10 +184,19 @@ def test_template_is_validated_before_queueing(api, org, number, template, sendi
     assert "REJECTED" in refused({"use": "confirmacao", "parameters": ["a", "b"]})["error"]
     assert not OutboundMessage.objects.exists()
 
+    # Mapping hello_world to a use does not get around the setting.
+    MessageTemplate.objects.create(organization=org, waba_id=WABA, name="hello_world",
+                                   language="en_US", status="APPROVED", use="teste")
+    assert "hello_world" in refused({"use": "teste"})["error"]
+
     settings.WHATSAPP_ALLOW_HELLO_WORLD = True
     message = queue(api, {"type": "template", "to": LEAD,
                           "template": {"name": "hello_world", "language": "en_US"}})
     assert message.payload["template"] == {"name": "hello_world", "language": {"code": "en_US"}}
+    MessageTemplate.objects.filter(name="hello_world").delete()  # not synced: still allowed
+    message = queue(api, {"type": "template", "to": LEAD,
+                          "template": {"name": "hello_world", "language": "en_US"}})
+    assert message.template is None
 
 
 # --- the API and the queue ------------------------------------------------------------------------

@@ -152,16 +152,19 @@ def template_for_send(*, organization, config, name: str = "", language: str = "
         template = MessageTemplate.objects.filter(organization=organization, use=use).first()
         if template is None:
             raise TemplateError(_("No template is mapped to the use “%(use)s”.") % {"use": use})
-    else:
-        if name == HELLO_WORLD:
-            if not settings.WHATSAPP_ALLOW_HELLO_WORLD:
-                raise TemplateError(_("The hello_world test template is not allowed in this "
-                                      "environment."))
+        name = template.name
+    if name == HELLO_WORLD and not settings.WHATSAPP_ALLOW_HELLO_WORLD:
+        # Whichever way it is asked for (by name, or mapped to a use).
+        raise TemplateError(_("The hello_world test template is not allowed in this "
+                              "environment."))
+    if not use:
+        candidates = MessageTemplate.objects.filter(organization=organization, name=name)
+        template = candidates.filter(language=language).first()
+        if template is None and name == HELLO_WORLD:
+            # Meta's sample exists on every WABA even before a sync; it has no parameters.
             if body_parameters or header_parameters:
                 raise TemplateError(_("hello_world takes no parameters."))
             return None
-        candidates = MessageTemplate.objects.filter(organization=organization, name=name)
-        template = candidates.filter(language=language).first()
         if template is None:
             languages = sorted(candidates.values_list("language", flat=True))
             if languages:
