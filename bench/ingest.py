@@ -3,7 +3,7 @@
     uv run python bench/ingest.py [--messages 2000] [--chunks 3] [--keep-db]
 
 Creates its own PostgreSQL database (`qualifica_bench_ingest`) and uses its own Redis db
-(`redis://127.0.0.1:6379/12`) — override with BENCH_DATABASE_URL / BENCH_REDIS_URL — migrates
+(`redis://127.0.0.1:6379/5`) — override with BENCH_DATABASE_URL / BENCH_REDIS_URL — migrates
 it, starts `celery -A config worker -c 2` as a subprocess on them, posts signed deliveries to
 the webhook view (Django test client: real signature check, real insert, real enqueue), waits
 until the worker has processed every one, and prints a table and one JSON line.
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 DB_URL = os.environ.get("BENCH_DATABASE_URL",
                         "postgres://postgres@127.0.0.1:5432/qualifica_bench_ingest")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 SECRET = "bench_app_secret_not_real"
 PAYLOADS = Path(os.environ.get("META_PAYLOADS_DIR", ROOT.parent / "shared" / "meta-payloads"))
 ENV = {

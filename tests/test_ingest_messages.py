@@ -387,3 +387,27 @@ def test_brazilian_ninth_digit_variants_are_one_lead(client, numbers):
     deliver(client, payload)
     deliver(client, load("messages_text_inbound.json"))
     assert Contact.objects.get().wa_id == "5511987654321"
+
+
+def test_support_sees_leads_parked_deliveries_and_sync_progress_in_the_admin(client, numbers):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    deliver(client, load("messages_text_inbound_ctwa_referral.json"))
+    deliver(client, load("history_phase0_chunk1.json"))
+    deliver(client, load("message_template_status_update_rejected.json"))
+    deliver(client, load("messages_status_read.json"))
+    Config.objects.filter(pk=numbers["A"].pk).update(status=Config.Status.PENDING)
+    deliver(client, load("messages_text_inbound.json"), expect=WebhookLog.Status.PARKED)
+    staff = get_user_model().objects.create_superuser("support", "s@x.test", "pw-123456789")
+    client.force_login(staff)
+    for model in ("contact", "messagestatus", "historysync", "historychunk",
+                  "templatestatusevent", "message"):
+        url = reverse(f"admin:whatsapp_{model}_changelist")
+        assert client.get(url).status_code == 200, model
+    contact = Contact.objects.get(user_id="BR.1502576394655843117",
+                                  organization=numbers["A"].organization)
+    assert client.get(reverse("admin:whatsapp_contact_change", args=[contact.pk])
+                      ).status_code == 200
+    parked = client.get(reverse("admin:whatsapp_webhooklog_changelist") + "?status=parked")
+    assert b"304000000000101" in parked.content

@@ -266,22 +266,24 @@ class ConfigAdmin(ReadOnlyAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ["wamid", "organization", "direction", "source", "type", "status", "timestamp"]
+    list_display = ["wamid", "organization", "contact", "direction", "source", "type", "status",
+                    "timestamp"]
     list_filter = ["direction", "source", "type", "status"]
-    search_fields = ["wamid"]
+    search_fields = ["wamid", "contact__wa_id", "contact__user_id"]
 
 
 @admin.register(WebhookLog)
 class WebhookLogAdmin(ReadOnlyAdmin):
     list_display = ["id", "received_at", "status", "fields", "organization", "attempts",
-                    "next_attempt_at", "last_error"]
+                    "next_attempt_at", "parked_phone_number_id", "last_error"]
     list_filter = ["status", "received_at"]
     # Raw rows stay read-only; the one thing support may do is replay (same code as the command).
     actions = ["replay_selected"]
-    search_fields = ["id", "body_sha256", "last_error"]
+    search_fields = ["id", "body_sha256", "last_error", "parked_phone_number_id"]
     date_hierarchy = "received_at"
     readonly_fields = ["received_at", "status", "fields", "organization", "attempts",
-                       "next_attempt_at", "processed_at", "signature_valid", "body_sha256",
+                       "next_attempt_at", "processed_at", "parked_phone_number_id",
+                       "signature_valid", "body_sha256",
                        "headers", "last_error", "traceback", "pretty_body"]
     fields = readonly_fields
 
@@ -363,5 +365,6 @@ class AnalyticsEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
-# Sending (templates, policies, outbound queue) lives in its own module.
-from . import sending_admin  # noqa: E402,F401
+# Sending (templates, policies, outbound queue) and ingestion (leads, statuses, history sync,
+# template events) live in their own modules.
+from . import ingestion_admin, sending_admin  # noqa: E402,F401
