@@ -635,3 +635,25 @@ def test_send_task_retries_itself_on_a_transient_error(api, org, number, templat
         rsps.post(f"{G}/{PHONE}/messages", status=500, json={"error": {"code": 1}})
         with pytest.raises(Retry):
             send_outbound.apply(args=[str(message.pk)], throw=True)
+
+
+def test_admin_shows_sends_read_only_and_templates_with_an_editable_use(
+        client, api, org, number, template, sending_on, django_user_model):
+    message = queue(api, template_body())
+    staff = django_user_model.objects.create_superuser("suporte@qualifica.test",
+                                                       "suporte@qualifica.test", "x")
+    client.force_login(staff)
+    pages = ["outboundmessage/", f"outboundmessage/{message.pk}/change/", "messagetemplate/",
+             f"messagetemplate/{template.pk}/change/", "sendpolicy/"]
+    for url in (f"/admin/whatsapp/{page}" for page in pages):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert b"EAAbusiness" not in response.content
+    response = client.post(f"/admin/whatsapp/messagetemplate/{template.pk}/change/",
+                           {"use": "lembrete"})
+    assert response.status_code == 302
+    template.refresh_from_db()
+    assert (template.use, template.name, template.status) == ("lembrete", "confirmacao_visita",
+                                                              "APPROVED")
+    assert client.post(f"/admin/whatsapp/outboundmessage/{message.pk}/change/",
+                       {"status": "sent"}).status_code == 403
