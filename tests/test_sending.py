@@ -301,7 +301,7 @@ def test_transient_error_backs_off_then_sends(api, org, number, template, sendin
         assert outcome.status == "retry" and 5 <= outcome.retry_in <= 10
         message.refresh_from_db()
         assert message.status == S.QUEUED and message.next_attempt_at > timezone.now()
-        assert outbound_send(message.pk).status == "skipped"  # not due yet
+        assert outbound_send(message.pk).status == "not_due"  # an early retry waits again
 
         OutboundMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
         rsps.replace(responses.POST, f"{G}/{PHONE}/messages",

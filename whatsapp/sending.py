@@ -316,7 +316,7 @@ def outbound_send(message_id) -> Outcome:
     """Sends one queued message, once. Safe to run twice (the claim lets one run through)."""
     message = outbound_claim(message_id)
     if message is None:
-        return Outcome("skipped")
+        return _not_claimed(message_id)
     stop = _gate(message)
     if stop:
         return stop
@@ -335,6 +335,17 @@ def outbound_send(message_id) -> Outcome:
     if stop:
         return stop
     return _call_graph(message, granted)
+
+
+def _not_claimed(message_id) -> Outcome:
+    """Finished or held by another worker: skip. A retry that fired before its time (clock
+    skew between hosts) waits again instead of leaving the row to the sweeper."""
+    due = (OutboundMessage.objects.filter(pk=message_id, status=S.QUEUED,
+                                          next_attempt_at__gt=timezone.now())
+           .values_list("next_attempt_at", flat=True).first())
+    if due is None:
+        return Outcome("skipped")
+    return Outcome("not_due", retry_in=(due - timezone.now()).total_seconds())
 
 
 def _gate(message: OutboundMessage) -> Outcome | None:
