@@ -21,6 +21,8 @@ class Change:
 class Delivery:
     object: str
     changes: list[Change]
+    # The parsed body itself, for handlers that need the whole delivery (parsed once, here).
+    payload: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def fields(self) -> list[str]:
@@ -49,7 +51,7 @@ def parse_delivery(body: bytes) -> Delivery:
                     value=change["value"],
                 )
             )
-    return Delivery(object=str(data.get("object", "")), changes=changes)
+    return Delivery(object=str(data.get("object", "")), changes=changes, payload=data)
 
 
 @dataclass(frozen=True)

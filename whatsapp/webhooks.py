@@ -1,7 +1,6 @@
 """Receiving (store before acknowledging) and processing (idempotent, retried) deliveries."""
 
 import hashlib
-import json
 import logging
 import random
 import traceback
@@ -111,7 +110,7 @@ def webhook_process(log_id: int) -> str:
         return "skipped"
     try:
         delivery = parse_delivery(bytes(log.raw_body))
-        ctx = Context(payload=json.loads(bytes(log.raw_body)))
+        ctx = Context(payload=delivery.payload)
         with transaction.atomic():
             for change in delivery.changes:
                 dispatch(change, ctx)
