@@ -494,24 +494,42 @@ def outbound_sweep(*, limit: int = 500) -> int:
 # --- Statuses coming back (called from whatsapp/ingestion.py) -------------------------------------
 
 def outbound_statuses_apply(organization_id, statuses: list) -> None:
-    """Maps status webhooks to their sends by our callback data, else by wamid."""
-    for item in statuses:
-        message = _message_for_status(organization_id, item)
+    """Maps status webhooks to their sends by our callback data, else by wamid.
+
+    The sends of a whole delivery are fetched (and locked, in pk order) with at most two
+    queries, not one or two per status: statuses are most of the webhook traffic.
+    """
+    if not statuses:
+        return
+    callback_ids = [_callback_id(item) for item in statuses]
+    mine = (OutboundMessage.objects.select_for_update()
+            .filter(organization_id=organization_id).order_by("pk"))
+    wanted = {i for i in callback_ids if i is not None}
+    by_pk = {m.pk: m for m in mine.filter(pk__in=wanted)} if wanted else {}
+    by_wamid: dict[str, OutboundMessage] = {}
+    wamids = {item.wamid for item in statuses if item.wamid}
+    if wamids:
+        for message in mine.filter(wamid__in=wamids):
+            message = by_pk.setdefault(message.pk, message)  # one instance per row
+            by_wamid[message.wamid] = message
+    for item, callback_id in zip(statuses, callback_ids, strict=True):
+        message = by_pk.get(callback_id) if callback_id else None
+        if message is None and item.wamid:
+            message = by_wamid.get(item.wamid)
         if message is not None:
             _status_apply(message, item)
+            if message.wamid:  # a send may learn its wamid from its first status
+                by_wamid.setdefault(message.wamid, message)
 
 
-def _message_for_status(organization_id, item) -> OutboundMessage | None:
-    mine = OutboundMessage.objects.select_for_update().filter(organization_id=organization_id)
+def _callback_id(item) -> uuid.UUID | None:
     data = item.biz_opaque_callback_data or ""
-    if data.startswith(CALLBACK_PREFIX):
-        try:
-            message = mine.filter(pk=uuid.UUID(data[len(CALLBACK_PREFIX):])).first()
-        except ValueError:
-            message = None
-        if message is not None:
-            return message
-    return mine.filter(wamid=item.wamid).first() if item.wamid else None
+    if not data.startswith(CALLBACK_PREFIX):
+        return None
+    try:
+        return uuid.UUID(data[len(CALLBACK_PREFIX):])
+    except ValueError:
+        return None
 
 
 def _status_apply(message: OutboundMessage, item) -> None:
