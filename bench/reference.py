@@ -3,8 +3,10 @@
 Verify the HMAC of the raw body, INSERT the raw body (one autocommit statement, raw SQL),
 LPUSH the new id to a Redis list, answer 200. Two mounts of the same work:
 
-* `BARE_PATH`, a plain WSGI callable in bench/wsgi.py: no Django handler or middleware;
-* `DJANGO_PATH`, a Django view through the product's full middleware stack (informative).
+* `DJANGO_PATH`, a Django view (bench/urls.py) through the same handler and middleware as the
+  product's webhook: **the reference** the target ratio is computed against;
+* `BARE_PATH`, a plain WSGI callable in bench/wsgi.py, with no Django handler or middleware:
+  the ceiling of this stack, reported beside it.
 """
 
 import hashlib

@@ -51,7 +51,7 @@ NUMBER_B = ("102000000000202", "304000000000202", "5521970005678")   # echoes, h
 
 # name -> (comparison, target, unit, what)
 TARGETS = {
-    "webhook_ratio": (">=", 0.8, "x", "webhook saturation / reference saturation"),
+    "webhook_ratio": (">=", 0.8, "x", "webhook saturation / reference view saturation"),
     "fixed_p99_ms": ("<", 50.0, "ms", "webhook p99 at half the reference's saturation rate"),
     "fixed_p99_9_ms": ("<", 200.0, "ms", "webhook p99.9 at half the reference's saturation rate"),
     "fixed_errors": ("==", 0, "", "webhook errors at the fixed rate"),
@@ -133,6 +133,18 @@ def wait_http(port: int, path: str, timeout: float = 60) -> None:
     raise RuntimeError(f"127.0.0.1:{port}{path} did not answer 200 within {timeout} s")
 
 
+def settle(port: int, timeout: float = 30) -> None:
+    """Waits until the server is idle again (a fast /healthz), so runs do not overlap."""
+    time.sleep(1.0)
+    request = loadgen.http_request("GET", "/healthz", port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = loadgen.closed_loop(port, [request] * 5, concurrency=1, timeout=5)
+        if result.statuses.get(200) == 5 and max(result.latencies_ms) < 20:
+            return
+        time.sleep(0.5)
+
+
 def children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -155,6 +167,20 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return math.nan
+
+
+def _cpu_times() -> tuple[int, int]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields), idle
+
+
+def cpu_busy_pct(seconds: float) -> float:
+    """Share of all CPUs busy over `seconds` (before the bench starts: other people's load)."""
+    total0, idle0 = _cpu_times()
+    time.sleep(seconds)
+    total1, idle1 = _cpu_times()
+    return round(100.0 * (1 - (idle1 - idle0) / max(1, total1 - total0)), 1)
 
 
 class LoadSampler(threading.Thread):
@@ -214,8 +240,10 @@ def recreate_database(*, create: bool = True) -> None:
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
-def bench_env(graph_port: int) -> dict:
+def bench_env(graph_port: int, prefetch: int | None = None) -> dict:
+    extra = {"CELERY_WORKER_PREFETCH_MULTIPLIER": str(prefetch)} if prefetch else {}
     return {
+        **extra,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DATABASE_URL": f"{PG_BASE}/{DB_NAME}",
         "REDIS_URL": REDIS_URL,
@@ -348,6 +376,13 @@ def burst_deliveries(ingest, *, outbound: int, inbound: int, echoes: int, batch:
 # --- Phases -------------------------------------------------------------------------------------
 
 def phase_webhook(args, ingest, port: int, gunicorn: subprocess.Popen) -> dict:
+    """Saturation (wrk) of the product, the reference view and the bare WSGI ceiling, then the
+    product and the reference at a fixed rate of half the reference's saturation (open loop).
+
+    The reference (the target's denominator) is a Django view mounted by bench/urls.py, so it
+    runs through the same handler and middleware as the product and does the minimum: HMAC,
+    one raw INSERT, one LPUSH. The ceiling is the same work as a plain WSGI callable.
+    """
     from bench import reference
 
     bodies = endpoint_mix(ingest, 600, "A")
@@ -355,34 +390,36 @@ def phase_webhook(args, ingest, port: int, gunicorn: subprocess.Popen) -> dict:
     out: dict = {"bodies": {"count": len(bodies), "median_bytes": sizes[len(sizes) // 2],
                             "mix": "70% statuses (sent/delivered/read), 20% inbound, 10% echoes"}}
     conns, dur = args.connections, args.saturation_seconds
-    sat = {"reference": [], "product": [], "reference_django": []}
-    paths = {"reference": reference.BARE_PATH, "product": WEBHOOK,
-             "reference_django": reference.DJANGO_PATH}
+    paths = {"reference": reference.DJANGO_PATH, "product": WEBHOOK,
+             "ceiling": reference.BARE_PATH}
+    sat: dict[str, list] = {name: [] for name in paths}
     log(f"warm-up: 2 s on each endpoint (c={conns})")
     for path in paths.values():
         loadgen.saturate(port, path, bodies, SECRET, connections=conns, duration=2)
-    for round_ in range(args.rounds):
-        for name in ("reference", "product"):
-            result = loadgen.saturate(port, paths[name], bodies, SECRET, connections=conns,
-                                      duration=dur)
-            sat[name].append(result)
-            log(f"saturation round {round_ + 1} {name}: {result['rps']} req/s "
-                f"({result['errors']} errors, tool {result['tool']})")
-    if not args.quick:
-        result = loadgen.saturate(port, paths["reference_django"], bodies, SECRET,
-                                  connections=conns, duration=dur)
-        sat["reference_django"].append(result)
-        log(f"saturation reference through Django middleware: {result['rps']} req/s")
+
+    def one(name: str) -> None:
+        settle(port)
+        result = loadgen.saturate(port, paths[name], bodies, SECRET, connections=conns,
+                                  duration=dur)
+        sat[name].append(result)
+        log(f"saturation {name}: {result['rps']} req/s ({result['errors']} errors, "
+            f"tool {result['tool']})")
+
+    for _ in range(args.rounds):
+        one("reference")
+        one("product")
+    one("ceiling")
     best = {k: max(v, key=lambda r: r["rps"]) for k, v in sat.items() if v}
     out["saturation"] = {"rounds": sat, "best": best}
-    ratio = best["product"]["rps"] / best["reference"]["rps"]
-    out["ratio"] = round(ratio, 3)
+    out["ratio"] = round(best["product"]["rps"] / best["reference"]["rps"], 3)
+    out["ratio_to_ceiling"] = round(best["product"]["rps"] / best["ceiling"]["rps"], 3)
 
     rate = round(best["reference"]["rps"] / 2.0, 1)
     out["fixed_rate_rps"] = rate
     out["fixed"] = {}
     for name in ("product", "reference"):
         requests = [loadgen.signed_post(paths[name], port, b, SECRET) for b in bodies]
+        settle(port)
         log(f"open loop: {name} at {rate} req/s for {args.fixed_seconds} s")
         result = loadgen.open_loop(port, requests, rate=rate, duration=args.fixed_seconds)
         out["fixed"][name] = result.as_dict()
@@ -546,6 +583,14 @@ def phase_tracking(args) -> dict:
     for code in codes[:50]:  # warm the connection and the query paths
         services.onboarding_for_code(code)
     out["redis_hit"] = measure("redis")
+    raw = []
+    for i in range(args.tracking_lookups):
+        t = time.perf_counter()
+        tracking.lookup(codes[i % len(codes)])
+        raw.append((time.perf_counter() - t) * 1000.0)
+    # The Redis layer alone (tracking.lookup): what a lookup costs before the DB query that
+    # onboarding_for_code still makes on a hit.
+    out["redis_get_only"] = loadgen.summarize(raw)
     for code in codes:
         tracking.forget(code)
     assert tracking.lookup(codes[0]) is None
@@ -603,8 +648,9 @@ def build_table(results: dict) -> list[dict]:
     if w:
         best = w["saturation"]["best"]
         rows.append(("webhook_ratio", w["ratio"],
-                     f"product {best['product']['rps']} req/s / reference "
-                     f"{best['reference']['rps']} req/s"))
+                     f"product {best['product']['rps']} req/s / reference view "
+                     f"{best['reference']['rps']} req/s (bare WSGI ceiling "
+                     f"{best['ceiling']['rps']} req/s: {w['ratio_to_ceiling']}x)"))
         fixed = w["fixed"]["product"]
         rows.append(("fixed_p99_ms", fixed["p99_ms"], f"at {w['fixed_rate_rps']} req/s, "
                      f"p50 {fixed['p50_ms']} ms "
@@ -630,7 +676,8 @@ def build_table(results: dict) -> list[dict]:
     t = results.get("tracking", {})
     if t:
         rows.append(("tracking_redis_p99_ms", t["redis_hit"]["p99_ms"],
-                     f"p50 {t['redis_hit']['p50_ms']} ms, {t['redis_hit']['count']} lookups"))
+                     f"p50 {t['redis_hit']['p50_ms']} ms, {t['redis_hit']['count']} lookups; "
+                     f"Redis GET alone p99 {t['redis_get_only']['p99_ms']} ms"))
         rows.append(("tracking_db_p99_ms", t["db_fallback"]["p99_ms"],
                      f"p50 {t['db_fallback']['p50_ms']} ms, {t['db_fallback']['count']} lookups"))
     c = results.get("callback", {})
@@ -678,6 +725,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="delay the Graph stub adds to every call (default 0)")
     parser.add_argument("--status-batch", type=int, default=5,
                         help="statuses per status delivery in the burst (default 5)")
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="CELERY_WORKER_PREFETCH_MULTIPLIER for the bench's workers "
+                             "(default: the product's setting)")
     parser.add_argument("--only", choices=["webhook", "e2e", "tracking", "callback"],
                         action="append", help="run only these phases (repeatable)")
     parser.add_argument("--keep-db", action="store_true",
@@ -718,13 +768,15 @@ def main(argv=None) -> int:
     if not loadgen.wrk_available():
         log(f"wrk not found: saturation uses the Python closed loop (slower, CPU-hungrier). "
             f"Install it with: {loadgen.WRK_INSTALL_HINT}")
-    log(f"load average before the run: {results['machine']['loadavg_before']}; logs in {workdir}")
+    results["machine"]["cpu_busy_before_pct"] = cpu_busy_pct(3.0)
+    log(f"load average before the run: {results['machine']['loadavg_before']}, CPU busy "
+        f"{results['machine']['cpu_busy_before_pct']} % over 3 s (other users); logs in {workdir}")
     exit_code = 0
     try:
         results["services_started"] = ensure_services(procs)
         graph_port, web_port = free_port(), free_port()
-        env = {**os.environ, **bench_env(graph_port)}
-        os.environ.update(bench_env(graph_port))
+        env = {**os.environ, **bench_env(graph_port, args.prefetch)}
+        os.environ.update(bench_env(graph_port, args.prefetch))
         log(f"database {DB_NAME}: drop, create, migrate; Redis {REDIS_URL}: flush")
         recreate_database()
         procs.cleanups.append(lambda: None if args.keep_db else _drop_database())
