@@ -141,9 +141,19 @@ def _retry(stop: threading.Event, delivery_id: int, retry_delays: list[int]) -> 
     for delay in retry_delays:
         if stop.wait(delay):
             return
+        _readdress(delivery_id)
         if _attempt(delivery_id):
             return
     Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.FAILED)
+
+
+def _readdress(delivery_id: int) -> None:
+    """Meta retries to the callback URL configured now, not to the one of the first try (an
+    app whose URL was fixed gets its backlog there); per-WABA overrides stay as they were."""
+    url = Delivery.objects.filter(pk=delivery_id).values_list("url", flat=True).first()
+    overrides = Subscription.objects.exclude(override_callback_uri="")
+    if url and not overrides.filter(override_callback_uri=url).exists():
+        Delivery.objects.filter(pk=delivery_id).update(url=Switches.get().target_url)
 
 
 def _attempt(delivery_id: int) -> bool:

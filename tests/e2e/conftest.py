@@ -1,0 +1,120 @@
+"""End-to-end: a real browser (Debian's chromium via Playwright) on the live server, the Meta
+sandbox over HTTP, and a real Celery worker process running the onboarding pipeline."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.factories import MembershipFactory
+from tests.sandbox.conftest import Sandbox, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
+PASSWORD = "senha-forte-123"
+SYSTEM_USER_TOKEN = "EAAsandbox-system-user"
+
+
+@pytest.fixture
+def e2e_settings(live_server, settings):
+    settings.META_GRAPH_API_URL = f"{live_server.url}/sandbox/graph"
+    settings.META_ONBOARDING_URL = f"{live_server.url}/sandbox/onboard/"
+    settings.META_SYSTEM_USER_TOKEN = SYSTEM_USER_TOKEN
+    return settings
+
+
+@pytest.fixture
+def sandbox(live_server, e2e_settings) -> Iterator[Sandbox]:
+    client = Sandbox(live_server.url)
+    client.switches(webhook_url=client.webhook_url, app_installed_delay_ms=0, event_gap_ms=0,
+                    retry_delays=[0.3, 0.5, 1, 1, 2, 2, 3])
+    yield client
+    client.api("POST", "reset")
+    client.http.close()
+
+
+@pytest.fixture
+def worker(live_server, e2e_settings, tmp_path) -> Iterator[subprocess.Popen]:
+    """A real `celery worker` on the test database and Redis, talking to the sandbox."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "TEST_DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "TEST_REDIS_URL": settings.REDIS_URL,
+        "META_GRAPH_API_URL": e2e_settings.META_GRAPH_API_URL,
+        "META_ONBOARDING_URL": e2e_settings.META_ONBOARDING_URL,
+        "META_SYSTEM_USER_TOKEN": SYSTEM_USER_TOKEN,
+    }
+    log = tmp_path / "worker.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
+         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for(lambda: "ready." in log.read_text() or proc.poll() is not None, timeout=60,
+             message="the Celery worker to start")
+    assert proc.poll() is None, log.read_text()[-3000:]
+    yield proc
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; our ORM calls are synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            yield chromium
+            chromium.close()
+        # Keep-alive sockets hold live-server threads (and DB connections): let them end.
+        wait_for(lambda: not any(t.name.endswith("(process_request_thread)")
+                                 for t in threading.enumerate()), timeout=10,
+                 message="live-server request threads to finish")
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def admin_page(browser, live_server, transactional_db):
+    """A logged-in imobiliária admin on Configurações › Conexão WhatsApp."""
+    membership = MembershipFactory(user__email="admin@sol.com.br",
+                                   organization__name="Imobiliária Sol")
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="pt-BR")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("E-mail").fill("admin@sol.com.br")
+    page.get_by_label("Senha").fill(PASSWORD)
+    page.get_by_role("button", name="Entrar").click()
+    page.goto(f"{live_server.url}/dashboard/settings/whatsapp")
+    page.organization = membership.organization
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
