@@ -75,3 +75,11 @@ def test_override_wins_over_percentage(org):
     assert flags.flag_enabled("some-rollout", org) is False
     FeatureFlagOverride.objects.create(flag=flag, organization=org, enabled=True)
     assert flags.flag_enabled("some-rollout", org) is True
+
+
+def test_staff_without_organization_lands_in_the_admin(client):
+    from .factories import UserFactory
+
+    client.force_login(UserFactory(is_staff=True))
+    response = client.get("/")
+    assert response.status_code == 302 and response.url == "/admin/"

@@ -151,6 +151,7 @@ def dashboard_callback(request, context: dict) -> dict:
     if request.GET.get("org"):
         organization = Organization.objects.filter(pk=_uuid_or_none(request.GET["org"])).first()
     context.update(dashboard_context(period=period, organization=organization))
+    context["title"] = _("Onboarding dashboard")
     context.update(
         period_days=period.days,
         periods=list(PERIODS),

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,6 +23,8 @@ META_ORIGINS = ["https://www.facebook.com", "https://web.facebook.com",
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     organization = organization_for_request(request)
+    if organization is None and request.user.is_staff:
+        return redirect("admin:index")  # support staff belong to no imobiliária
     status = services.connection_status_for(organization) if organization else None
     return render(request, "home.html", {"organization": organization, "status": status})
 
