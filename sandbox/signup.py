@@ -200,6 +200,7 @@ def _context(signup: Signup, errors: list[str]) -> dict[str, Any]:
         "wabas": Waba.objects.filter(business_id=business_id).order_by("-created_at")
         if business_id else [],
         "scenarios": SCENARIO_LABELS,
+        "cancel_step": META_STEPS.get(signup.step, ""),
         "scenario_label": SCENARIO_LABELS.get(signup.choices.get("scenario", ""), ""),
         "coexistence_first": signup.feature_type == "whatsapp_business_app_onboarding",
         "meta_errors": META_ERRORS,

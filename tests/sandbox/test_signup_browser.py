@@ -175,8 +175,16 @@ def test_meta_error_reports_code_message_and_session(sandbox, browser, opener_or
     assert "parceiro" in data["error_message"]
 
 
-def test_closing_the_popup_calls_back_unknown(sandbox, browser, opener_origin):
+def test_closing_the_popup_mid_flow_is_a_cancel(sandbox, browser, opener_origin):
     page, popup = open_popup(browser, sandbox, opener_origin, COEXISTENCE)
-    popup.close()
+    popup.click("#next")
+    popup.get_by_role("heading", name="Escolha a conta do WhatsApp Business").wait_for()
+    popup.close(run_before_unload=True)
+
     assert login_result(page) == {"authResponse": None, "status": "unknown"}
-    assert messages(page) == []
+    (message,) = messages(page)
+    message.pop("_origin")
+    assert message == {"data": {"current_step": "WABA_PHONE_PROFILE_PICKER"},
+                       "type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL", "version": 3}
+    wait_for(lambda: sandbox.state()["signups"][0]["status"] == "cancelled",
+             message="the sandbox to record the abandoned signup")
