@@ -268,7 +268,7 @@ def test_cancel_records_the_step_once(api, onboarding):
 
 def test_meta_error_is_recorded_with_session_id(api, onboarding):
     body = {"state": str(onboarding.tracking_code), "event": "CANCEL", "errorCode": "2655093",
-            "errorMessage": "Número já compartilhado com um parceiro", "sessionId": "sess-9",
+            "errorMessage": "Número já compartilhado com um parceiro.", "sessionId": "sess-9",
             "currentStep": "PHONE_NUMBER_VERIFICATION"}
     assert api.post(CALLBACK, body, format="json").status_code == 200
     onboarding.refresh_from_db()
@@ -278,7 +278,7 @@ def test_meta_error_is_recorded_with_session_id(api, onboarding):
     assert failed.properties["step_failed"] == "PHONE_NUMBER_VERIFICATION"
     status = api.get("/api/v1/whatsapp/check-connection").json()
     assert status["status"] == "error"
-    assert "Número já compartilhado com um parceiro" in status["message"]
+    assert "Erro: Número já compartilhado com um parceiro. Entre" in status["message"]
     assert "Entre em contato com suporte" in status["message"]
 
 

@@ -490,7 +490,7 @@ STATUS_MESSAGES = {
     "cancelled": lambda c: _("Connection cancelled. Click to try again."),
     "error": lambda c: _(
         "Could not connect. Error: %(message)s. Please contact support."
-    ) % {"message": c.get("errorMessage") or _("unknown")},
+    ) % {"message": (c.get("errorMessage") or _("unknown")).rstrip(". ")},
     "expired": lambda c: _("Session expired, please try again."),
     "token_invalid": lambda c: _("Session expired. Click to reconnect."),
     "disconnected": lambda c: _("WhatsApp disconnected."),
