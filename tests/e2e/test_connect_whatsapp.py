@@ -26,7 +26,7 @@ CLOUD_ONE = "Cadastrar um número novo na API de Nuvem"
 CLOUD_TWO = "Cadastrar dois números na API de Nuvem (escolher depois)"
 
 
-def wait_status(page, status: str, timeout: float = 60) -> None:
+def wait_status(page, status: str, timeout: float = 90) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
