@@ -56,6 +56,7 @@ TARGETS = {
     "fixed_p99_9_ms": ("<", 200.0, "ms", "webhook p99.9 at half the reference's saturation rate"),
     "fixed_errors": ("==", 0, "", "webhook errors at the fixed rate"),
     "e2e_events_per_s": (">=", 500.0, "ev/s", "status/message events through 2 worker processes"),
+    "e2e_drain_events_per_s": (">=", 500.0, "ev/s", "same, burst queued first (workers only)"),
     "e2e_lost_or_duplicated": ("==", 0, "", "deliveries or rows lost or duplicated in the burst"),
     "history_seconds": ("<", 5.0, "s", "one 3 MB history chunk, POST to processed"),
     "tracking_redis_p99_ms": ("<", 2.0, "ms", "onboarding_for_code p99, Redis hit"),
@@ -288,9 +289,27 @@ def _lead(i: int) -> tuple[str, str]:
     return f"55119{i:08d}", f"BR.{7 * 10**18 + i}"
 
 
-def status_delivery(ingest, items: list[tuple[str, str, int, int]]) -> bytes:
-    """One `messages` delivery carrying statuses (wamid, status, timestamp, lead) for number A."""
-    body = ingest.load("messages_status_sent.json")
+def live_numbers(n: int) -> list[tuple[str, str, str]]:
+    """(WABA, phone_number_id, display) of the Cloud API numbers the burst spreads over: the
+    fixtures' number A, then bench-only ones."""
+    extra = [(f"10200000001{k:04d}", f"30400000001{k:04d}", f"5511940{k:06d}")
+             for k in range(1, n)]
+    return [NUMBER_A, *extra]
+
+
+def _for_number(body: dict, number: tuple[str, str, str] | None) -> dict:
+    if number:
+        waba, pnid, display = number
+        body["entry"][0]["id"] = waba
+        _value(body)["metadata"] = {"display_phone_number": display, "phone_number_id": pnid}
+    return body
+
+
+def status_delivery(ingest, items: list[tuple[str, str, int, int]],
+                    number: tuple[str, str, str] | None = None) -> bytes:
+    """One `messages` delivery carrying statuses (wamid, status, timestamp, lead) for a number
+    (default: number A)."""
+    body = _for_number(ingest.load("messages_status_sent.json"), number)
     value = _value(body)
     template = value["statuses"][0]
     contacts, statuses = {}, []
@@ -304,8 +323,9 @@ def status_delivery(ingest, items: list[tuple[str, str, int, int]]) -> bytes:
     return loadgen.wire(body)
 
 
-def inbound_delivery(ingest, wamid: str, lead: int, ts: int) -> bytes:
-    body = ingest.load("messages_text_inbound.json")
+def inbound_delivery(ingest, wamid: str, lead: int, ts: int,
+                     number: tuple[str, str, str] | None = None) -> bytes:
+    body = _for_number(ingest.load("messages_text_inbound.json"), number)
     value = _value(body)
     phone, user = _lead(lead)
     value["contacts"] = [{"profile": {"name": f"Lead {lead}"}, "wa_id": phone, "user_id": user}]
@@ -344,17 +364,28 @@ def endpoint_mix(ingest, n: int, run: str) -> list[bytes]:
 
 
 def burst_deliveries(ingest, *, outbound: int, inbound: int, echoes: int, batch: int,
-                     leads: int) -> tuple[list[bytes], list[str], dict]:
+                     leads: int, numbers: list[tuple[str, str, str]]
+                     ) -> tuple[list[bytes], dict[str, list[str]], dict]:
     """The mixed burst: sent/delivered/read for each outbound message (`batch` statuses per
-    delivery, in stage order), inbound texts and echoes one per delivery, interleaved."""
-    out_wamids = [f"wamid.BENCHOUT{i:08d}" for i in range(outbound)]
+    delivery, in stage order), inbound texts one per delivery, both spread over `numbers`;
+    echoes one per delivery on the coexistence number B; all interleaved.
+
+    Returns the bodies, the outbound wamids per phone_number_id and the expected counts."""
+    out_wamids: dict[str, list[str]] = {pnid: [] for _, pnid, _ in numbers}
+    for i in range(outbound):
+        out_wamids[numbers[i % len(numbers)][1]].append(f"wamid.BENCHOUT{i:08d}")
     status_bodies = []
     for stage, status in enumerate(("sent", "delivered", "read")):
-        for start in range(0, outbound, batch):
-            items = [(w, status, 1790000000 + i * 3 + stage, i % leads)
-                     for i, w in enumerate(out_wamids[start:start + batch], start)]
-            status_bodies.append(status_delivery(ingest, items))
-    others = [inbound_delivery(ingest, f"wamid.BENCHIN{i:08d}", i % leads, 1790000000 + i)
+        for start in range(0, -(-outbound // len(numbers)), batch):
+            for number in numbers:
+                chunk = out_wamids[number[1]][start:start + batch]
+                if not chunk:
+                    continue
+                items = [(w, status, 1790000000 + int(w[-8:]) * 3 + stage,
+                          int(w[-8:]) % leads) for w in chunk]
+                status_bodies.append(status_delivery(ingest, items, number))
+    others = [inbound_delivery(ingest, f"wamid.BENCHIN{i:08d}", i % leads, 1790000000 + i,
+                               numbers[i % len(numbers)])
               for i in range(inbound)]
     others += [echo_delivery(ingest, f"wamid.BENCHECHO{i:08d}", i % leads, 1790000500 + i)
                for i in range(echoes)]
@@ -431,8 +462,21 @@ def phase_webhook(args, ingest, port: int, gunicorn: subprocess.Popen) -> dict:
     return out
 
 
-def seed_numbers(ingest) -> dict:
-    return ingest.numbers()
+def seed_numbers(ingest, n_live: int) -> dict:
+    """Numbers A and B of the fixtures (bench/ingest.py), plus bench-only Cloud API numbers."""
+    from organizations.models import Organization
+    from whatsapp.models import Config, Connection
+
+    configs = ingest.numbers()
+    for waba, pnid, display in live_numbers(n_live)[1:]:
+        org = Organization.objects.create(name=f"Bench {pnid}", slug=f"bench-{pnid}")
+        connection = Connection.objects.create(organization=org, waba_id=waba,
+                                               status=Connection.Status.CONNECTED)
+        configs[pnid] = Config.objects.create(
+            connection=connection, organization=org, phone_number_id=pnid,
+            display_phone_number=display, status=Config.Status.CONFIGURED)
+    configs[NUMBER_A[1]] = configs["A"]
+    return configs
 
 
 def reset_queues_and_logs() -> None:
@@ -478,41 +522,64 @@ def wait_processed(first_id: int, count: int, timeout: float) -> tuple[float, di
     return done, dict(logs.values_list("status").annotate(n=Count("id")).order_by())
 
 
-def phase_e2e(args, ingest, port: int, celery: subprocess.Popen, configs: dict) -> dict:
+def run_burst(args, ingest, port: int, configs: dict, tag: str, *, drain: bool) -> dict:
+    """Posts one mixed burst and waits until every delivery is processed; counts the rows.
+
+    drain=False: workers consume while the burst is being posted (production-like; the web,
+    PostgreSQL, Redis and both workers share the two cores); timed from the first POST.
+    drain=True: the workers' consumer is paused while posting, then resumed; timed from the
+    resume, so the figure is the rate of the 2 worker processes alone on a queued burst.
+    """
     from django.db.models import Count, Max
 
+    from config.celery import app
     from whatsapp.models import Message, MessageStatus, WebhookLog
 
-    deliveries, out_wamids, expected = burst_deliveries(
+    numbers = live_numbers(args.numbers)
+    deliveries, per_number, expected = burst_deliveries(
         ingest, outbound=args.outbound, inbound=args.inbound, echoes=args.echoes,
-        batch=args.status_batch, leads=args.leads)
-    a = configs["A"]
+        batch=args.status_batch, leads=args.leads, numbers=numbers)
+    prefix = f"wamid.BENCH{tag}"
+    deliveries = [d.replace(b"wamid.BENCH", prefix.encode()) for d in deliveries]
+    per_number = {k: [w.replace("wamid.BENCH", prefix) for w in v] for k, v in per_number.items()}
+    out_wamids = [w for wamids in per_number.values() for w in wamids]
     Message.objects.bulk_create([
-        Message(organization_id=a.organization_id, config=a, wamid=w, direction="outbound",
-                source="cloud_api", type="text", timestamp=dt.datetime(2026, 9, 21, tzinfo=dt.UTC))
-        for w in out_wamids], batch_size=1000)
+        Message(organization_id=configs[pnid].organization_id, config=configs[pnid], wamid=w,
+                direction="outbound", source="cloud_api", type="text",
+                timestamp=dt.datetime(2026, 9, 21, tzinfo=dt.UTC))
+        for pnid, wamids in per_number.items() for w in wamids], batch_size=1000)
     first_id = (WebhookLog.objects.aggregate(m=Max("id"))["m"] or 0) + 1
     requests = [loadgen.signed_post(WEBHOOK, port, b, SECRET) for b in deliveries]
-    log(f"burst: {expected['deliveries']} deliveries, {expected['events']} events "
-        f"({expected['statuses']} statuses in batches of {args.status_batch}, "
-        f"{expected['inbound']} inbound, {expected['echoes']} echoes)")
+    log(f"burst {tag} ({'queued, then drained' if drain else 'posted while processing'}): "
+        f"{expected['deliveries']} deliveries, {expected['events']} events "
+        f"({expected['statuses']} statuses in batches of {args.status_batch} and "
+        f"{expected['inbound']} inbound over {len(numbers)} numbers, {expected['echoes']} "
+        f"echoes on 1)")
+    if drain:
+        app.control.cancel_consumer("celery", reply=True, timeout=5)
     started = time.perf_counter()
     posted = loadgen.closed_loop(port, requests, concurrency=args.burst_connections)
     posted_at = time.perf_counter()
+    if drain:
+        started = time.perf_counter()
+        app.control.add_consumer("celery", reply=True, timeout=5)
     done, statuses = wait_processed(first_id, len(deliveries), timeout=args.e2e_timeout)
     elapsed = done - started
-    out = {"expected": expected, "post": posted.as_dict(),
-           "post_seconds": round(posted_at - started, 3), "total_seconds": round(elapsed, 3),
+    out = {"mode": "drain" if drain else "concurrent", "expected": expected,
+           "post": posted.as_dict(), "post_seconds": round(posted_at - started, 3)
+           if not drain else round(posted.elapsed_s, 3),
+           "total_seconds": round(elapsed, 3),
            "events_per_s": round(expected["events"] / elapsed, 1),
            "deliveries_per_s": round(expected["deliveries"] / elapsed, 1),
-           "log_statuses": statuses, "status_batch": args.status_batch}
+           "log_statuses": statuses, "status_batch": args.status_batch,
+           "numbers": len(numbers)}
     logs = WebhookLog.objects.filter(id__gte=first_id)
     stored = logs.count()
     distinct_bodies = logs.values("body_sha256").distinct().count()
     status_rows = MessageStatus.objects.filter(wamid__in=out_wamids).count()
     read = Message.objects.filter(wamid__in=out_wamids, status="read").count()
-    inbound_rows = Message.objects.filter(wamid__startswith="wamid.BENCHIN").count()
-    echo_rows = Message.objects.filter(wamid__startswith="wamid.BENCHECHO",
+    inbound_rows = Message.objects.filter(wamid__startswith=f"{prefix}IN").count()
+    echo_rows = Message.objects.filter(wamid__startswith=f"{prefix}ECHO",
                                        source="phone_app").count()
     dup_wamids = (Message.objects.values("wamid").annotate(n=Count("id")).filter(n__gt=1).count())
     checks = {
@@ -531,6 +598,16 @@ def phase_e2e(args, ingest, port: int, celery: subprocess.Popen, configs: dict) 
     log(f"  {out['events_per_s']} events/s ({out['deliveries_per_s']} deliveries/s), "
         f"{elapsed:.2f} s; posting took {out['post_seconds']} s; "
         f"checks off by {out['lost_or_duplicated']}")
+    return out
+
+
+def phase_e2e(args, ingest, port: int, celery: subprocess.Popen, configs: dict) -> dict:
+    from django.db.models import Max
+
+    from whatsapp.models import Message, WebhookLog
+
+    out = run_burst(args, ingest, port, configs, "C", drain=False)
+    out["drain"] = run_burst(args, ingest, port, configs, "D", drain=True)
 
     # One 3 MB history chunk, alone.
     body, count = ingest.history_body(1, "BENCHHIST")
@@ -665,9 +742,14 @@ def build_table(results: dict) -> list[dict]:
     if e:
         rows.append(("e2e_events_per_s", e["events_per_s"],
                      f"{e['expected']['events']} events in {e['expected']['deliveries']} "
-                     f"deliveries, {e['total_seconds']} s ({e['deliveries_per_s']} deliveries/s)"))
-        rows.append(("e2e_lost_or_duplicated", e["lost_or_duplicated"],
-                     "rows counted against what was sent"))
+                     f"deliveries over {e['numbers'] + 1} numbers, {e['total_seconds']} s "
+                     f"({e['deliveries_per_s']} deliveries/s)"))
+        d = e["drain"]
+        rows.append(("e2e_drain_events_per_s", d["events_per_s"],
+                     f"same burst queued first, then drained by the 2 workers alone: "
+                     f"{d['total_seconds']} s ({d['deliveries_per_s']} deliveries/s)"))
+        rows.append(("e2e_lost_or_duplicated", e["lost_or_duplicated"] + d["lost_or_duplicated"],
+                     "rows counted against what was sent, both bursts"))
         h = e["history"]
         rows.append(("history_seconds", h["seconds"],
                      f"{h['bytes']} bytes, {h['imported']}/{h['messages']} messages"))
@@ -725,6 +807,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="delay the Graph stub adds to every call (default 0)")
     parser.add_argument("--status-batch", type=int, default=5,
                         help="statuses per status delivery in the burst (default 5)")
+    parser.add_argument("--numbers", type=int, default=4,
+                        help="Cloud API numbers the burst's statuses and inbound messages are "
+                             "spread over (default 4; one number's deliveries are serialized "
+                             "by its row lock)")
     parser.add_argument("--prefetch", type=int, default=None,
                         help="CELERY_WORKER_PREFETCH_MULTIPLIER for the bench's workers "
                              "(default: the product's setting)")
@@ -796,7 +882,7 @@ def main(argv=None) -> int:
         redis.Redis.from_url(REDIS_URL).flushdb()
         procs.cleanups.append(lambda: redis.Redis.from_url(REDIS_URL).flushdb())
         ingest = _ingest_module()
-        configs = seed_numbers(ingest)
+        configs = seed_numbers(ingest, args.numbers)
 
         procs.start("graph-stub", [sys.executable, "-m", "bench.graph_stub", "--port",
                                    str(graph_port), "--latency-ms", str(args.graph_latency_ms)],
