@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -200,6 +201,19 @@ class ContactBook:
         sightings = [s for s in sightings if s.keys]
         if not sightings:
             return
+        dirty = dict(self._dirty)
+        try:
+            with transaction.atomic():
+                self._resolve(sightings)
+        except IntegrityError:
+            # Another delivery (another number of the same organization) created one of these
+            # leads first; its identities are committed now, so a second pass finds them.
+            logger.info("Lead created concurrently in organization %s; resolving again",
+                        self.organization_id)
+            self._dirty = dirty
+            self._resolve(sightings)
+
+    def _resolve(self, sightings: list[Sighting]) -> None:
         known = self._load_identities({k for s in sightings for k in s.keys})
         groups = _group_keys(sightings)
         first_seen: dict[Key, datetime | None] = {}
@@ -243,8 +257,7 @@ class ContactBook:
         for batch in _chunks(new_contacts):
             Contact.objects.bulk_create(batch)
 
-        # A concurrent delivery creating the same identity raises IntegrityError: the whole
-        # delivery rolls back and retries, and then finds it (never two contacts per key).
+        # Unique per (organization, kind, value): never two contacts for one key.
         ContactIdentity.objects.bulk_create(
             [ContactIdentity(organization_id=self.organization_id, contact=self.by_key[k],
                              kind=k[0], value=k[1], first_seen_at=first_seen[k])
@@ -290,9 +303,12 @@ class ContactBook:
         return found
 
     def _load_contacts(self, ids: set[int]) -> dict[int, Contact]:
+        """Locked (in pk order): two numbers of one organization may write the same lead, and
+        the merges here read-modify-write its row."""
         loaded: dict[int, Contact] = {}
         for batch in _chunks(sorted(ids)):
-            loaded.update(Contact.objects.in_bulk(batch))
+            loaded.update((c.pk, c) for c in Contact.objects.select_for_update()
+                          .filter(pk__in=batch).order_by("pk"))
         return loaded
 
 
