@@ -359,7 +359,7 @@ def test_free_form_only_inside_the_window(api, org, number, template, sending_on
     lead(org, inbound_ago=timedelta(hours=25))
     response = api.post(URL, {"type": "text", "to": LEAD, "text": "Oi!"}, format="json")
     assert response.status_code == 409
-    assert response.json()["code"] == "window_closed" and "template" in response.json()["error"]
+    assert response.json()["code"] == "window_closed" and "24" in response.json()["error"]
     # Outside the window, a template is the way.
     assert outbound_send(queue(api, template_body()).pk).status == S.ACCEPTED
 
@@ -424,7 +424,8 @@ def test_takeover_while_queued_holds_the_automated_send(api, org, number, templa
         assert outbound_send(message.pk).status == S.BLOCKED
         assert not rsps.calls
     message.refresh_from_db()
-    assert message.status == S.BLOCKED and "person" in message.status_reason
+    assert message.status == S.BLOCKED and message.status_reason
+    assert message.events.filter(event="blocked", detail__code="human_takeover").exists()
 
 
 # --- statuses back to the right send --------------------------------------------------------------
