@@ -1,5 +1,6 @@
 """messages, statuses, echoes, contacts, templates and quality through the real webhook URL."""
 
+import copy
 from datetime import UTC, datetime
 
 import pytest
@@ -411,3 +412,21 @@ def test_support_sees_leads_parked_deliveries_and_sync_progress_in_the_admin(cli
                       ).status_code == 200
     parked = client.get(reverse("admin:whatsapp_webhooklog_changelist") + "?status=parked")
     assert b"304000000000101" in parked.content
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_profile_name_is_the_newest_whatever_the_order(client, numbers, newest_first):
+    body = load("messages_text_inbound.json")
+    change = body["entry"][0]["changes"][0]
+    changes = []
+    for wamid, when, name in (("wamid.OLD", "1790000100", "Mariana"),
+                              ("wamid.NEW", "1790000500", "Mariana Souza Lima")):
+        c = copy.deepcopy(change)
+        c["value"]["contacts"][0]["profile"]["name"] = name
+        c["value"]["messages"][0].update(id=wamid, timestamp=when)
+        changes.append(c)
+    body["entry"][0]["changes"] = list(reversed(changes)) if newest_first else changes
+    deliver(client, body)
+    contact = Contact.objects.get()
+    assert contact.profile_name == "Mariana Souza Lima"
+    assert contact.profile_name_at == ts(1790000500)

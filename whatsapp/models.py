@@ -576,7 +576,7 @@ class Contact(models.Model):
         """Keeps the profile of the newest item that carried one (ties: deterministic)."""
         floor = datetime.min.replace(tzinfo=UTC)
         new = (when or floor, name, username)
-        if self.pk and new <= (self.profile_name_at or floor, self.profile_name, self.username):
+        if new <= (self.profile_name_at or floor, self.profile_name, self.username):
             return False
         self.profile_name_at, self.profile_name, self.username = when, name, username
         return True
