@@ -54,8 +54,10 @@ def test_support_reads_the_onboarding_dashboard(support_page):
 def test_support_claims_an_orphan(support_page, client, worker, sandbox):
     org = OrganizationFactory(name="Imobiliária Lua")
     assert post_signed(client, load("account_update_partner_added.json")).status_code == 200
+    # The worker or this call processes it, whichever claims the delivery first.
     webhook_process(WebhookLog.objects.latest("id").pk)
-    orphan = Connection.objects.orphans().get()
+    orphan = wait_for(lambda: Connection.objects.orphans().first(), timeout=30,
+                      message="PARTNER_ADDED to create the orphan")
     page = support_page
 
     page.goto(f"{page.base}/admin/whatsapp/orphanconnection/")
