@@ -137,3 +137,35 @@ def test_staff_api(client, support, org):
     body = support.get("/api/admin/whatsapp/status", {"org": org.slug}).json()
     assert body["organization_id"] == str(org.pk)
     assert support.get("/api/admin/whatsapp/status", {"org": "nope"}).status_code == 404
+
+
+def test_support_rechecks_a_token_from_the_connection_list(support, org):
+    import responses
+
+    connection = ConnectionFactory(organization=org)
+    connection.set_access_token("EAAG-revoked")
+    connection.save()
+    with responses.RequestsMock() as graph:
+        graph.get("https://graph.facebook.com/v25.0/debug_token",
+                  json={"data": {"is_valid": False}})
+        response = support.post("/admin/whatsapp/connection/", {
+            "action": "check_token", "_selected_action": [str(connection.pk)]}, follow=True)
+    assert response.status_code == 200
+    assert f"{connection.waba_id}: invalid" in response.content.decode()
+    assert Connection.objects.get(pk=connection.pk).token_status == "invalid"
+    assert AuditLog.objects.get(action=AuditLog.Action.TOKEN_INVALIDATED).actor_label == (
+        "token-health")
+
+
+def test_support_disconnect_asks_for_confirmation(support, org):
+    connection = ConnectionFactory(organization=org)
+    data = {"action": "disconnect_selected", "_selected_action": [str(connection.pk)]}
+    page = support.post("/admin/whatsapp/connection/", data)
+    assert page.status_code == 200 and "confirm-disconnect" in page.content.decode()
+    assert Connection.objects.get(pk=connection.pk).status == Connection.Status.CONNECTED
+
+    support.post("/admin/whatsapp/connection/", {**data, "confirm": "1", "reason": "fraude"})
+    connection.refresh_from_db()
+    assert connection.status == Connection.Status.DISCONNECTED
+    assert connection.disconnect_reason == "support: fraude"
+    assert AuditLog.objects.get(action=AuditLog.Action.WHATSAPP_DISCONNECTED).actor == support.user

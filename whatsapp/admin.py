@@ -138,7 +138,8 @@ class ConnectionAdmin(ModelAdmin):
 
         for connection in queryset.active():
             check = connection_check_token(connection)
-            self.message_user(request, f"{connection.waba_id}: {check.outcome}")
+            self.message_user(request, f"{connection.waba_id}: {check.result}"
+                              + (f" ({check.detail})" if check.detail else ""))
 
     @admin.action(description=_("Re-run the onboarding pipeline"), permissions=["operate"])
     def rerun_pipeline(self, request, queryset) -> None:

@@ -405,7 +405,8 @@ def connection_store_token(connection: Connection, *, token: str, source: str,
                                        "token_checked_at", "token_expires_at", "updated_at"])
 
 
-def connection_token_invalidate(connection: Connection, *, reason: str) -> bool:
+def connection_token_invalidate(connection: Connection, *, reason: str,
+                                actor_label: str = "system") -> bool:
     """Marks the token invalid (the tenant is asked to reconnect); audits once per transition."""
     changed = Connection.objects.filter(pk=connection.pk).exclude(
         token_status=Connection.TokenStatus.INVALID
@@ -413,7 +414,7 @@ def connection_token_invalidate(connection: Connection, *, reason: str) -> bool:
     connection.token_status = Connection.TokenStatus.INVALID
     if changed:
         audit_record(action=AuditLog.Action.TOKEN_INVALIDATED,
-                     organization=connection.organization, actor_label="system",
+                     organization=connection.organization, actor_label=actor_label,
                      target=f"waba:{connection.waba_id}", metadata={"reason": reason[:500]})
     return bool(changed)
 

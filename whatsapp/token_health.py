@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
-from audit.models import AuditLog
-from audit.services import audit_record
-
+from . import services
 from .crypto import DecryptionError
 from .graph import GraphClient, GraphError
 from .models import Connection
@@ -70,20 +68,10 @@ def connection_check_token(connection: Connection, *,
 
 
 def _invalidate(connection: Connection, check: TokenCheck, reason: str) -> TokenCheck:
-    now = timezone.now()
     check.result, check.detail = "invalid", reason
-    # Conditional update: concurrent or repeated checks audit the invalidation only once.
-    changed = (
-        Connection.objects.filter(pk=connection.pk)
-        .exclude(token_status=Connection.TokenStatus.INVALID)
-        .update(token_status=Connection.TokenStatus.INVALID, token_checked_at=now)
-    )
-    Connection.objects.filter(pk=connection.pk).update(token_checked_at=now)
-    if changed:
+    # Audited once per transition, however many checks (or pipeline runs) see it.
+    if services.connection_token_invalidate(connection, reason=reason, actor_label=ACTOR):
         logger.warning("Token of WABA %s is invalid (%s)", connection.waba_id, reason)
-        audit_record(action=AuditLog.Action.TOKEN_INVALIDATED,
-                     organization=connection.organization, actor_label=ACTOR,
-                     target=f"waba:{connection.waba_id}", metadata={"reason": reason})
     return check
 
 
