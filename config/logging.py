@@ -10,7 +10,8 @@ _SECRET_KEYS = ("access_token", "token", "code", "pin", "client_secret", "appsec
                 "input_token", "password", "authorization", "secret")
 # key=value / "key": "value" pairs whose key names a secret, and bare Meta tokens ("EAA…").
 _PAIR = re.compile(
-    r"""(?P<k>["']?(?:%s)["']?\s*[:=]\s*["']?)(?P<v>[^"'&\s,}]+)""" % "|".join(_SECRET_KEYS),
+    r"""(?P<k>["']?(?:""" + "|".join(_SECRET_KEYS)
+    + r""")["']?\s*[:=]\s*["']?)(?P<v>[^"'&\s,}]+)""",
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-|]+", re.IGNORECASE)

@@ -4,8 +4,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from . import health
 from whatsapp import admin_api, pages
+
+from . import health
 
 urlpatterns = [
     path("", pages.home, name="home"),

@@ -101,7 +101,7 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(cls, *, user, organization: Organization, name: str = "") -> tuple["ApiToken", str]:
-        """Creates a token and returns it with its raw value, which is never stored or shown again."""
+        """Creates a token; returns it with its raw value, never stored nor shown again."""
         raw = cls.PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
             user=user,

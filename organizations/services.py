@@ -25,7 +25,8 @@ def organization_for_request(request) -> Organization | None:
 
 
 @transaction.atomic
-def organization_create(*, name: str, admin_email: str, password: str | None) -> tuple[Organization, object]:
+def organization_create(*, name: str, admin_email: str,
+                        password: str | None) -> tuple[Organization, object]:
     """Creates an organization with its admin user (created, or reused by e-mail)."""
     User = get_user_model()
     organization = Organization.objects.create(name=name, slug=Organization.unique_slug_for(name))

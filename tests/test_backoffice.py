@@ -95,7 +95,8 @@ def test_support_reads_everything_but_never_a_token(support, org):
     connection = ConnectionFactory(organization=org)
     connection.set_access_token("EAAG-super-secret")
     connection.save()
-    for url in ["/admin/whatsapp/connection/", f"/admin/whatsapp/connection/{connection.pk}/change/",
+    for url in ["/admin/whatsapp/connection/",
+                f"/admin/whatsapp/connection/{connection.pk}/change/",
                 "/admin/whatsapp/webhooklog/", "/admin/whatsapp/webhooklog/dashboard/",
                 "/admin/audit/auditlog/", "/admin/whatsapp/orphanconnection/",
                 "/admin/organizations/organization/"]:

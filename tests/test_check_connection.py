@@ -30,7 +30,8 @@ def test_connected_with_number(api, org):
     assert body["connected"] is True
     assert body["status"] == "connected"
     assert body["message"] == "WhatsApp conectado"
-    assert body["connection"]["phoneNumbers"][0]["displayPhoneNumber"] == config.display_phone_number
+    number = body["connection"]["phoneNumbers"][0]
+    assert number["displayPhoneNumber"] == config.display_phone_number
 
 
 def test_response_never_contains_the_token(api, org):

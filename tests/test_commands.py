@@ -41,7 +41,8 @@ def test_create_organization_prints_json_and_the_token_works():
 def test_create_api_token_by_slug_and_by_id():
     created = run_json("create_organization", "Casa Azul", "--admin-email", "b@azul.com.br",
                        "--password", "x-senha-123")
-    by_slug = run_json("create_api_token", "--email", "b@azul.com.br", "--organization", "casa-azul")
+    by_slug = run_json("create_api_token", "--email", "b@azul.com.br",
+                       "--organization", "casa-azul")
     by_id = run_json("create_api_token", "--email", "b@azul.com.br",
                      "--organization", created["organization_id"])
     assert by_slug["organization_id"] == by_id["organization_id"] == created["organization_id"]

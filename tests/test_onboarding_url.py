@@ -69,7 +69,8 @@ def test_each_call_gives_a_new_tracking_code(api):
 
 def test_default_redirect_path(api):
     code = api.get(URL).json()["trackingCode"]
-    assert Onboarding.objects.get(tracking_code=code).redirect_path == "/dashboard/settings/whatsapp"
+    onboarding = Onboarding.objects.get(tracking_code=code)
+    assert onboarding.redirect_path == "/dashboard/settings/whatsapp"
 
 
 @pytest.mark.parametrize("headers", [{}, {"HTTP_AUTHORIZATION": "Bearer not-a-token"},

@@ -30,7 +30,9 @@ def test_verification_handshake_refuses_wrong_token_or_mode(client, params):
     assert client.get(WEBHOOK_URL, params).status_code == 403
 
 
-def test_signed_delivery_is_stored_byte_for_byte_then_enqueued(client, django_capture_on_commit_callbacks):
+def test_signed_delivery_is_stored_byte_for_byte_then_enqueued(
+    client, django_capture_on_commit_callbacks
+):
     body = wire(load("messages_text_inbound.json"))
     with mock.patch("whatsapp.tasks.process_webhook.delay") as delay:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -130,7 +132,9 @@ def test_cannot_store_means_5xx_so_meta_retries(client):
     assert response.status_code == 503
 
 
-def test_broker_failure_still_acknowledges_a_stored_delivery(client, django_capture_on_commit_callbacks):
+def test_broker_failure_still_acknowledges_a_stored_delivery(
+    client, django_capture_on_commit_callbacks
+):
     with mock.patch("whatsapp.tasks.process_webhook.delay", side_effect=ConnectionError("down")):
         with django_capture_on_commit_callbacks(execute=True):
             response = post_signed(client, load("account_update_partner_added.json"))

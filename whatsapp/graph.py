@@ -97,7 +97,7 @@ class GraphClient:
         })
 
     def debug_token(self, input_token: str) -> dict:
-        """Token metadata (`is_valid`, `expires_at`, `granular_scopes`), asked with the app token."""
+        """Token metadata (`is_valid`, `expires_at`, `granular_scopes`), via the app token."""
         app_token = f"{settings.META_APP_ID}|{settings.META_APP_SECRET}"
         body = self._request("GET", "debug_token", token="", params={
             "input_token": input_token, "access_token": app_token,

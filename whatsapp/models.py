@@ -368,7 +368,8 @@ class Config(models.Model):
         self.registration_pin_encrypted = crypto.encrypt(pin)
 
     def get_pin(self) -> str:
-        return crypto.decrypt(self.registration_pin_encrypted) if self.registration_pin_encrypted else ""
+        stored = self.registration_pin_encrypted
+        return crypto.decrypt(stored) if stored else ""
 
 
 class Message(models.Model):

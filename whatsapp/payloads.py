@@ -72,7 +72,8 @@ class AccountUpdate:
     def from_change(cls, change: Change) -> "AccountUpdate":
         value = change.value
         waba_info = value.get("waba_info") if isinstance(value.get("waba_info"), dict) else None
-        session_info = value.get("sessionInfo") if isinstance(value.get("sessionInfo"), dict) else {}
+        session_info = value.get("sessionInfo")
+        session_info = session_info if isinstance(session_info, dict) else {}
         disconnection = (
             value.get("disconnection_info")
             if isinstance(value.get("disconnection_info"), dict) else {}
@@ -93,7 +94,8 @@ class AccountUpdate:
             phone_number=str(value.get("phone_number") or ""),
             disconnection_reason=str(disconnection.get("reason") or ""),
             initiated_by=str(disconnection.get("initiated_by") or ""),
-            extra={k: v for k, v in value.items() if k not in {"event", "waba_info", "sessionInfo"}},
+            extra={k: v for k, v in value.items()
+                   if k not in {"event", "waba_info", "sessionInfo"}},
         )
 
 
