@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.factories import MembershipFactory
-from tests.sandbox.conftest import Sandbox, wait_for
+from tests.sandbox.conftest import Sandbox, _wait_for_request_threads, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -88,9 +87,7 @@ def browser() -> Iterator:
             yield chromium
             chromium.close()
         # Keep-alive sockets hold live-server threads (and DB connections): let them end.
-        wait_for(lambda: not any(t.name.endswith("(process_request_thread)")
-                                 for t in threading.enumerate()), timeout=10,
-                 message="live-server request threads to finish")
+        _wait_for_request_threads(timeout=30)
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
