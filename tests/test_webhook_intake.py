@@ -149,3 +149,10 @@ def test_processing_twice_is_harmless(client):
     assert webhook_process(log.pk) == "skipped"
     log.refresh_from_db()
     assert log.attempts == 1
+
+
+def test_malformed_content_length_is_a_400(client):
+    body = wire(load("unknown_field.json"))
+    response = post_signed(client, body, CONTENT_LENGTH="not-a-number")
+    assert response.status_code == 400
+    assert not WebhookLog.objects.exists()

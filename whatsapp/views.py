@@ -148,7 +148,12 @@ def webhook(request: HttpRequest) -> HttpResponse:
         return _verification_handshake(request)
 
     limit = settings.WHATSAPP_WEBHOOK_MAX_BYTES
-    if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        # 400: a malformed Content-Length is not a delivery we can read.
+        return JsonResponse({"error": "Invalid Content-Length"}, status=400)
+    if declared > limit:
         # 413: bigger than any documented delivery (3 MB history chunks).
         return JsonResponse({"error": "Payload too large"}, status=413)
     body = request.body
