@@ -2,8 +2,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
-from django.db.models import F, Q
+from django.db import connections, models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -495,17 +495,24 @@ class WebhookLog(models.Model):
         """Takes this row for processing; False if someone else holds it or it is finished."""
         now = timezone.now()
         S = self.Status
-        claimed = (
-            WebhookLog.objects.filter(pk=self.pk)
-            .filter(
-                Q(status__in=[S.RECEIVED, S.FAILED])
-                | Q(status=S.PROCESSING, locked_until__lte=now)
+        locked_until = now + lease
+        # One conditional UPDATE … RETURNING (the ORM needs an UPDATE and a SELECT): this runs
+        # once per delivery, on the hot path of webhook processing.
+        connection = connections[self._state.db or "default"]
+        when = connection.ops.adapt_datetimefield_value
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {self._meta.db_table} SET status = %s, locked_until = %s, "
+                "attempts = attempts + 1 WHERE id = %s AND (status IN (%s, %s) "
+                "OR (status = %s AND locked_until <= %s)) RETURNING attempts",
+                [S.PROCESSING, when(locked_until), self.pk, S.RECEIVED, S.FAILED,
+                 S.PROCESSING, when(now)],
             )
-            .update(status=S.PROCESSING, locked_until=now + lease, attempts=F("attempts") + 1)
-        )
-        if claimed:
-            self.refresh_from_db(fields=["status", "locked_until", "attempts"])
-        return bool(claimed)
+            row = cursor.fetchone()
+        if row is None:
+            return False
+        self.status, self.locked_until, self.attempts = S.PROCESSING, locked_until, row[0]
+        return True
 
 
 # --- Webhook ingestion: contacts, statuses, history, templates (whatsapp/ingestion.py) ----------
