@@ -1,3 +1,5 @@
+import uuid
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -38,3 +40,11 @@ def organization_create(*, name: str, admin_email: str,
         user.save(update_fields=["password"])
     Membership.objects.create(user=user, organization=organization, role=Membership.Role.ADMIN)
     return organization, user
+
+
+def organization_by_id_or_slug(value: str) -> Organization | None:
+    """For commands and staff tools: an organization named by its UUID or its slug."""
+    try:
+        return Organization.objects.filter(pk=uuid.UUID(value)).first()
+    except ValueError:
+        return Organization.objects.filter(slug=value).first()

@@ -1,37 +1,16 @@
 """Concurrent deliveries against real PostgreSQL locks: duplicates and one lead on two numbers."""
 
 import copy
-import threading
 
 import pytest
-from django.db import connection as db_connection
 
 from whatsapp.models import Config, Contact, Message, WebhookLog
-from whatsapp.webhooks import webhook_process
 
 from .factories import ConfigFactory, fixture_numbers
 from .meta import load, post_signed
+from .test_concurrency import process_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def process_concurrently(log_ids: list[int]) -> list[str]:
-    barrier = threading.Barrier(len(log_ids))
-    results: list[str] = []
-
-    def work(log_id: int) -> None:
-        try:
-            barrier.wait()
-            results.append(webhook_process(log_id))
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in log_ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 def test_ten_identical_message_deliveries_store_one_message(client):

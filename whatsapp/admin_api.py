@@ -1,14 +1,12 @@
 """Staff-only JSON (SPEC §4): failed webhooks and any organization's WhatsApp status."""
 
-import uuid
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from organizations.models import Organization
 from organizations.permissions import IsStaff
+from organizations.services import organization_by_id_or_slug
 
 from . import backoffice, reliability
 from .models import WebhookLog
@@ -49,11 +47,7 @@ def status(request: Request) -> Response:
     value = request.query_params.get("org")
     if not value:
         return Response(reliability.platform_status())
-    try:
-        lookup = {"pk": uuid.UUID(value)}
-    except ValueError:
-        lookup = {"slug": value}
-    organization = Organization.objects.filter(**lookup).first()
+    organization = organization_by_id_or_slug(value)
     if organization is None:
         return Response({"error": "organization not found"}, status=404)
     return Response(reliability.whatsapp_status(organization))

@@ -1,10 +1,10 @@
 import json
-import uuid
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from organizations.models import ApiToken, Membership, Organization
+from organizations.models import ApiToken, Membership
+from organizations.services import organization_by_id_or_slug
 
 
 class Command(BaseCommand):
@@ -26,7 +26,9 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(email__iexact=email).first()
         if user is None:
             raise CommandError(f"No user with e-mail {email}.")
-        org = _find_organization(organization)
+        org = organization_by_id_or_slug(organization)
+        if org is None:
+            raise CommandError(f"No organization with id or slug {organization!r}.")
         if not Membership.objects.filter(user=user, organization=org).exists():
             raise CommandError(f"{email} is not a member of {org.slug}.")
         _, raw = ApiToken.issue(user=user, organization=org, name=name)
@@ -36,15 +38,3 @@ class Command(BaseCommand):
         else:
             self.stdout.write(self.style.SUCCESS(f"Token for {email} in {org.slug}: {raw}"))
             self.stdout.write("Keep it now: it is not stored and cannot be shown again.")
-
-
-def _find_organization(value: str) -> Organization:
-    lookup = {"slug": value}
-    try:
-        lookup = {"pk": uuid.UUID(value)}
-    except ValueError:
-        pass
-    try:
-        return Organization.objects.get(**lookup)
-    except Organization.DoesNotExist as exc:
-        raise CommandError(f"No organization with id or slug {value!r}.") from exc

@@ -1,7 +1,6 @@
 """Helpers shared by the ops commands (leading underscore: not a command itself)."""
 
 import json
-import uuid
 from datetime import datetime
 
 from django.core.management.base import CommandError
@@ -9,18 +8,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from organizations.models import Organization
+from organizations.services import organization_by_id_or_slug
 
 
 def find_organization(value: str) -> Organization:
-    lookup = {"slug": value}
-    try:
-        lookup = {"pk": uuid.UUID(value)}
-    except ValueError:
-        pass
-    try:
-        return Organization.objects.get(**lookup)
-    except Organization.DoesNotExist as exc:
-        raise CommandError(f"No organization with id or slug {value!r}.") from exc
+    organization = organization_by_id_or_slug(value)
+    if organization is None:
+        raise CommandError(f"No organization with id or slug {value!r}.")
+    return organization
 
 
 def parse_since(value: str) -> datetime:
