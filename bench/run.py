@@ -1,15 +1,17 @@
 """Performance bench (issue 8): the webhook, end-to-end processing, tracking codes, the callback
 and memory, measured in one run on this machine, each figure beside its target.
 
-    uv run python bench/run.py            # full run (~8 min on 2 cores)
+    uv run python bench/run.py            # full run (~5 min on 2 cores)
     uv run python bench/run.py --quick    # smoke run (~2 min): same phases, shorter and smaller
     uv run python bench/run.py --json bench/results/latest.json
 
 It uses the local PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), starting them when
 they are down (and stopping what it started), with a database of its own (`qualifica_bench`,
 dropped and re-created, migrated) and Redis db 9 (flushed). It starts gunicorn (bench.wsgi:
-the product plus the bare reference endpoint), 2 Celery worker processes and a Graph API stub,
+the product plus the reference endpoints), 2 Celery worker processes and a Graph API stub,
 and stops every process it started at the end. Traffic goes to 127.0.0.1 only.
+
+The exit status is 0 when the run completed (whatever the verdicts), 1 when it failed.
 
 Needs `wrk` for the saturation runs (`apt-get install -y wrk`; without it a slower Python
 closed loop is used and the report says so). Not a test: CI never runs it.
