@@ -1,0 +1,80 @@
+"""CPU per webhook request inside one process, by component (no network, no load generator).
+
+    uv run python bench/run.py --quick --only tracking --keep-db   # leaves qualifica_bench
+    uv run python -m bench.webcpu
+
+Calls bench.wsgi's application directly with signed bodies and prints the CPU time of the
+process per request (best of 3 × 1,500) for: the bare WSGI reference, the reference view, the
+product's webhook, then the product without CONN_HEALTH_CHECKS, without the Celery publish, and
+with only RequestIdMiddleware. The README's decomposition was read from this.
+"""
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import run as R  # noqa: E402
+
+os.environ.update(R.bench_env(1))
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from bench import loadgen, wsgi  # noqa: E402
+from whatsapp import webhooks  # noqa: E402
+
+BODIES = R.endpoint_mix(R._ingest_module(), 300, "W")
+
+
+def environ(path: str, body: bytes) -> dict:
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1:8000", "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json", "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_X_HUB_SIGNATURE_256": loadgen.sign(body, R.SECRET), "wsgi.errors": sys.stderr}
+
+
+def start_response(status, headers):
+    assert status.startswith("200"), status
+
+
+def run(path: str, n: int) -> None:
+    for i in range(n):
+        b"".join(wsgi.application(environ(path, BODIES[i % len(BODIES)]), start_response))
+
+
+def measure(label: str, path: str, n: int = 1500) -> None:
+    run(path, 100)
+    best = None
+    for _ in range(3):
+        cpu, wall = time.process_time(), time.perf_counter()
+        run(path, n)
+        result = (1000 * (time.process_time() - cpu) / n, 1000 * (time.perf_counter() - wall) / n)
+        best = result if best is None or result[0] < best[0] else best
+    print(f"{label:55} cpu {best[0]:.3f} ms  wall {best[1]:.3f} ms", flush=True)
+
+
+def main() -> None:
+    measure("bare WSGI reference", "/bench/reference-webhook")
+    measure("reference view (Django, all middleware)", "/bench/reference-webhook-django")
+    measure("product webhook", R.WEBHOOK)
+    connection.settings_dict["CONN_HEALTH_CHECKS"] = False
+    connection.health_check_enabled = False
+    measure("product, no CONN_HEALTH_CHECKS", R.WEBHOOK)
+    webhooks.webhook_enqueue = lambda log_id: None  # this process only
+    measure("product, no health checks, no Celery publish", R.WEBHOOK)
+    settings.MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
+    wsgi.django_application.load_middleware()
+    measure("product, ... and only RequestIdMiddleware", R.WEBHOOK)
+
+
+if __name__ == "__main__":
+    main()
