@@ -6,6 +6,8 @@ from django.utils.safestring import mark_safe  # only for joins of format_html()
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 
+from config.admin import ReadOnlyAdmin, ReadOnlyInline
+
 from .models import (
     AnalyticsEvent,
     Config,
@@ -19,17 +21,6 @@ from .models import (
 )
 
 
-class ReadOnlyAdmin(ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Onboarding)
 class OnboardingAdmin(ReadOnlyAdmin):
     list_display = ["tracking_code", "organization", "status", "created_at", "expires_at",
@@ -39,20 +30,14 @@ class OnboardingAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
-class ConfigInline(TabularInline):
+class ConfigInline(ReadOnlyInline):
     model = Config
-    extra = 0
     fields = ["phone_number_id", "display_phone_number", "verified_name", "status",
               "quality_rating", "is_on_biz_app"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Connection)
-class ConnectionAdmin(ModelAdmin):
+class ConnectionAdmin(ReadOnlyAdmin):
     """Per tenant: status, numbers, token health, subscription, sync progress, audit trail."""
 
     list_display = ["waba_id", "organization", "status", "token_status", "token_expires_at",
@@ -84,15 +69,6 @@ class ConnectionAdmin(ModelAdmin):
                                    "last_webhook_at", "recent_audit", "created_at",
                                    "updated_at"]}),
     ]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("whatsapp.operate_connection")
@@ -174,21 +150,12 @@ class ConnectionAdmin(ModelAdmin):
 
 
 @admin.register(OrphanConnection)
-class OrphanConnectionAdmin(ModelAdmin):
+class OrphanConnectionAdmin(ReadOnlyAdmin):
     """WABAs that arrived without a matching organization, waiting for support to claim."""
 
     list_display = ["waba_id", "owner_business_id", "created_at", "claim_link"]
     search_fields = ["waba_id", "owner_business_id"]
     ordering = ["-created_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description=_("action"))
     def claim_link(self, obj: Connection) -> str:

@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 
 from . import ingestion, services
+from .models import Connection
 from .payloads import (
     AccountUpdate,
     Change,
@@ -49,7 +50,7 @@ def _disconnect(update: AccountUpdate, ctx: Context) -> None:
 
 def _record(update: AccountUpdate, ctx: Context) -> None:
     # ACCOUNT_RECONNECTED, PARTNER_APP_INSTALLED, violations…: the raw delivery is the record.
-    services.connection_touch(waba_id=update.waba_id)
+    Connection.objects.active().filter(waba_id=update.waba_id).touch()
     logger.info("account_update %s for WABA %s recorded", update.event, update.waba_id)
 
 
@@ -73,39 +74,24 @@ def handle_stored_only(change: Change, ctx: Context) -> None:
     """Fields we acknowledge and keep in the raw log (unknown or not yet ingested)."""
 
 
-def handle_messages(change: Change, ctx: Context) -> None:
-    value = MessagesValue.from_change(change)
-    route = ingestion.route(ctx, value.phone_number_id)
-    ingestion.messages_ingest(route, value)
-    ingestion.connection_touched(route)
+def _routed(parse, ingest) -> Callable[[Change, Context], None]:
+    """A handler for a field addressed to one of our numbers: parse the value at the typed
+    boundary, route it by phone_number_id (parking it if the number is not ready), ingest it."""
+
+    def handle(change: Change, ctx: Context) -> None:
+        value = parse(change)
+        route = ingestion.route(ctx, value.phone_number_id)
+        ingest(route, value)
+        ingestion.connection_touched(route)
+
+    return handle
 
 
-def handle_message_echoes(change: Change, ctx: Context) -> None:
-    value = MessagesValue.from_change(change)
-    route = ingestion.route(ctx, value.phone_number_id)
-    ingestion.echoes_ingest(route, value)
-    ingestion.connection_touched(route)
-
-
-def handle_history(change: Change, ctx: Context) -> None:
-    value = HistoryValue.from_change(change)
-    route = ingestion.route(ctx, value.phone_number_id)
-    ingestion.history_ingest(route, value)
-    ingestion.connection_touched(route)
-
-
-def handle_state_sync(change: Change, ctx: Context) -> None:
-    value = StateSyncValue.from_change(change)
-    route = ingestion.route(ctx, value.phone_number_id)
-    ingestion.state_sync_ingest(route, value)
-    ingestion.connection_touched(route)
-
-
-def handle_user_id_update(change: Change, ctx: Context) -> None:
-    value = UserIdUpdateValue.from_change(change)
-    route = ingestion.route(ctx, value.phone_number_id)
-    ingestion.user_id_update_ingest(route, value)
-    ingestion.connection_touched(route)
+handle_messages = _routed(MessagesValue.from_change, ingestion.messages_ingest)
+handle_message_echoes = _routed(MessagesValue.from_change, ingestion.echoes_ingest)
+handle_history = _routed(HistoryValue.from_change, ingestion.history_ingest)
+handle_state_sync = _routed(StateSyncValue.from_change, ingestion.state_sync_ingest)
+handle_user_id_update = _routed(UserIdUpdateValue.from_change, ingestion.user_id_update_ingest)
 
 
 def handle_template_status(change: Change, ctx: Context) -> None:

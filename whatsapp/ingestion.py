@@ -14,7 +14,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -114,15 +114,12 @@ def _route_or_park(pnid: str, config: Config | None) -> Route:
     return Route(config=config, organization_id=organization_id)
 
 
-# last_webhook_at is a health signal, not an audit trail: refreshing it at most once a
-# minute spares a write per delivery on a busy number.
-TOUCH_EVERY = timedelta(minutes=1)
-
-
 def connection_touched(route_: Route) -> None:
     connection, now = route_.config.connection, timezone.now()
-    if connection.last_webhook_at is None or now - connection.last_webhook_at >= TOUCH_EVERY:
-        Connection.objects.filter(pk=connection.pk).update(last_webhook_at=now)
+    # The row was just read: skip the UPDATE entirely when it is known to be recent.
+    if (connection.last_webhook_at is None
+            or now - connection.last_webhook_at >= Connection.TOUCH_EVERY):
+        Connection.objects.filter(pk=connection.pk).touch(now)
         connection.last_webhook_at = now
 
 

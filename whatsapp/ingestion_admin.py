@@ -5,9 +5,9 @@ Read-only: these rows come from Meta's webhooks; support looks, never edits.
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import TabularInline
 
-from .admin import ReadOnlyAdmin
+from config.admin import ReadOnlyAdmin, ReadOnlyInline
+
 from .models import (
     Contact,
     ContactIdentity,
@@ -18,15 +18,9 @@ from .models import (
 )
 
 
-class ContactIdentityInline(TabularInline):
+class ContactIdentityInline(ReadOnlyInline):
     model = ContactIdentity
-    extra = 0
     fields = ["kind", "value", "first_seen_at", "superseded_at"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Contact)
@@ -52,15 +46,9 @@ class MessageStatusAdmin(ReadOnlyAdmin):
     date_hierarchy = "timestamp"
 
 
-class HistoryChunkInline(TabularInline):
+class HistoryChunkInline(ReadOnlyInline):
     model = HistoryChunk
-    extra = 0
     fields = ["phase", "chunk_order", "progress", "thread_count", "message_count", "received_at"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(HistorySync)

@@ -155,9 +155,19 @@ class ConnectionQuerySet(models.QuerySet):
     def orphans(self) -> "ConnectionQuerySet":
         return self.active().filter(organization__isnull=True)
 
+    def touch(self, now=None) -> int:
+        """Records webhook activity, at most once a minute per connection: busy numbers would
+        otherwise write the same row on every delivery."""
+        now = now or timezone.now()
+        return self.filter(
+            Q(last_webhook_at__isnull=True) | Q(last_webhook_at__lte=now - Connection.TOUCH_EVERY)
+        ).update(last_webhook_at=now)
+
 
 class Connection(models.Model):
     """A customer's WABA shared with our app; `organization` is empty while it is an orphan."""
+
+    TOUCH_EVERY = timedelta(minutes=1)
 
     class Status(models.TextChoices):
         CONNECTING = "connecting", _("Connecting")

@@ -3,7 +3,9 @@ policies, and the outbound queue as a read-only audit trail. Imported by whatsap
 
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
+
+from config.admin import ReadOnlyAdmin, ReadOnlyInline
 
 from .models import Connection, MessageTemplate, OutboundEvent, OutboundMessage, SendPolicy
 
@@ -49,19 +51,13 @@ class SendPolicyAdmin(ModelAdmin):
     autocomplete_fields = ["organization"]
 
 
-class OutboundEventInline(TabularInline):
+class OutboundEventInline(ReadOnlyInline):
     model = OutboundEvent
-    extra = 0
     fields = ["at", "event", "detail"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(ModelAdmin):
+class OutboundMessageAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "organization", "to", "kind", "template_name", "status",
                     "automated", "actor", "wamid", "attempts", "error_code"]
     list_filter = ["status", "kind", "automated", "actor"]
@@ -76,12 +72,3 @@ class OutboundMessageAdmin(ModelAdmin):
                        "graph_called_at", "accepted_at", "sent_at", "delivered_at", "read_at",
                        "failed_at", "created_at", "updated_at"]
     fields = readonly_fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -477,10 +477,6 @@ def connection_disconnect(*, waba_id: str, reason: str, actor=None, actor_label:
     return connection
 
 
-def connection_touch(*, waba_id: str) -> None:
-    Connection.objects.active().filter(waba_id=waba_id).update(last_webhook_at=timezone.now())
-
-
 # --- Status for the tenant --------------------------------------------------------------------
 
 STATUS_MESSAGES = {
