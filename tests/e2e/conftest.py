@@ -13,11 +13,9 @@ from django.conf import settings
 from django.db import connection
 
 from tests.factories import MembershipFactory
-from tests.sandbox.conftest import Sandbox, _wait_for_request_threads, wait_for
+from tests.sandbox.conftest import Sandbox, _wait_for_request_threads
+from tests.support import chromium, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 PASSWORD = "senha-forte-123"
 SYSTEM_USER_TOKEN = "EAAsandbox-system-user"
@@ -75,21 +73,10 @@ def worker(live_server, e2e_settings, tmp_path) -> Iterator[subprocess.Popen]:
 
 @pytest.fixture
 def browser() -> Iterator:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; our ORM calls are synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            yield chromium
-            chromium.close()
-        # Keep-alive sockets hold live-server threads (and DB connections): let them end.
-        _wait_for_request_threads(timeout=30)
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with chromium() as browser:
+        yield browser
+    # Keep-alive sockets hold live-server threads (and DB connections): let them end.
+    _wait_for_request_threads(timeout=30)
 
 
 @pytest.fixture

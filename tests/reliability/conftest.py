@@ -22,6 +22,7 @@ from celery import Celery
 from django.conf import settings
 from django.db import connection
 
+from tests.support import wait_for as wait_until
 from whatsapp.signatures import sign
 
 ROOT = Path(settings.BASE_DIR)
@@ -32,19 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], object], *, timeout: float, interval: float = 0.1,
-               message: str = "condition") -> object:
-    """Polls until `condition()` is truthy; fails the test at the deadline (no sleep-and-hope)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

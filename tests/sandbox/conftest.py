@@ -2,13 +2,13 @@
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 from django.conf import settings
 
+from tests.support import wait_for
 from whatsapp.models import WebhookLog
 
 GRAPH_VERSION = "v25.0"
@@ -72,19 +72,6 @@ class Sandbox:
 def _idle(state: dict[str, Any]) -> dict[str, Any] | None:
     busy = state["in_flight"] or any(d["status"] == "pending" for d in state["deliveries"])
     return None if busy else state
-
-
-def wait_for(probe: Callable[[], Any], *, timeout: float = 20, interval: float = 0.05,
-             message: str = "condition") -> Any:
-    """Polls `probe` until it returns something truthy; fails with `message` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 def webhook_rows(min_count: int, *, timeout: float = 20) -> list[WebhookLog]:

@@ -6,7 +6,6 @@ the WA_EMBEDDED_SIGNUP messages and the callback, as the product's settings page
 
 import functools
 import json
-import os
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -16,13 +15,10 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
-from .conftest import wait_for
+from tests.support import chromium, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 HERE = Path(__file__).parent
 
 
@@ -43,20 +39,8 @@ def opener_origin() -> Iterator[str]:
 
 @pytest.fixture
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; pytest-django's database
-    # teardown between tests is still plain synchronous code.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            yield chromium
-            chromium.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with chromium() as browser:
+        yield browser
 
 
 def open_popup(browser, sandbox, opener_origin: str, extras: dict):
