@@ -57,17 +57,18 @@ def test_pending_onboarding_reads_as_connecting(api, org):
 
 def test_an_org_cannot_read_another_orgs_status(db):
     a, b = MembershipFactory(), MembershipFactory()
-    ConfigFactory(connection=ConnectionFactory(organization=a.organization, waba_id="111"),
-                  display_phone_number="5511911110000")
+    # Ids longer than a UUID group, so they cannot appear inside org B's tracking code.
+    waba = ConnectionFactory(organization=a.organization, waba_id="987650001112223")
+    ConfigFactory(connection=waba, display_phone_number="5511911110000")
     OnboardingFactory(organization=b.organization)
 
     body_a = client_for(a).get(URL).json()
     body_b = client_for(b).get(URL).json()
 
-    assert body_a["connection"]["wabaId"] == "111"
+    assert body_a["connection"]["wabaId"] == "987650001112223"
     assert body_b["connected"] is False
     assert body_b["connection"] is None
-    assert "111" not in str(body_b) and "5511911110000" not in str(body_b)
+    assert "987650001112223" not in str(body_b) and "5511911110000" not in str(body_b)
 
 
 def test_token_is_bound_to_its_organization_even_if_user_has_two(db):
