@@ -27,9 +27,9 @@ class Hit:
 
 
 def _redis():
-    from django_redis import get_redis_connection
+    from config.cache import redis_client
 
-    return get_redis_connection("default")
+    return redis_client()
 
 
 def hit(scope: str, ident: str, *, limit: int, window: int) -> Hit:

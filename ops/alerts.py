@@ -127,10 +127,10 @@ def _active_keys(prefix: str) -> set[str]:
 
 def redis_check() -> bool:
     """Pings the cache's Redis; raises/clears the `redis_down` alert. True when it answers."""
-    from django_redis import get_redis_connection
+    from config.cache import redis_client
 
     try:
-        ok = bool(get_redis_connection("default").ping())
+        ok = bool(redis_client().ping())
     except NotImplementedError:
         return True  # no Redis configured (embedded default)
     except Exception:

@@ -46,9 +46,9 @@ def _key(phone_number_id: str) -> str:
 
 
 def _redis():
-    from django_redis import get_redis_connection
+    from config.cache import redis_client
 
-    return get_redis_connection("default")
+    return redis_client()
 
 
 def slot_take(phone_number_id: str, limit: int) -> tuple[bool, int]:
