@@ -241,15 +241,15 @@ def run_in_process(name: str, body: bytes, events: int) -> dict:
     from whatsapp.models import WebhookLog
     from whatsapp.webhooks import webhook_process, webhook_store
 
-    log = webhook_store(body=body, headers={})
+    log_id = webhook_store(body=body, headers={})
     started = time.monotonic()
-    status = webhook_process(log.pk)
+    status = webhook_process(log_id)
     elapsed = time.monotonic() - started
     return {"scenario": name, "deliveries": 1, "events": events, "post_seconds": 0.0,
             "total_seconds": round(elapsed, 2), "events_per_second": round(events / elapsed, 1),
             "deliveries_per_second": round(1 / elapsed, 2),
             "statuses": {status: 1}, "bytes": len(body),
-            "processed": WebhookLog.objects.get(pk=log.pk).status == "processed"}
+            "processed": WebhookLog.objects.get(pk=log_id).status == "processed"}
 
 
 def main() -> None:

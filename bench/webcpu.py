@@ -5,8 +5,9 @@
 
 Calls bench.wsgi's application directly with signed bodies and prints the CPU time of the
 process per request (best of 3 × 1,500) for: the bare WSGI reference, the reference view, the
-product's webhook, then the product without CONN_HEALTH_CHECKS, without the Celery publish, and
-with only RequestIdMiddleware. The README's decomposition was read from this.
+product's webhook, the product with a Celery publish per delivery (inbox off), then without
+CONN_HEALTH_CHECKS, without the announce, and with only RequestIdMiddleware. The README's
+decomposition was read from this.
 """
 
 import io
@@ -65,12 +66,15 @@ def measure(label: str, path: str, n: int = 1500) -> None:
 def main() -> None:
     measure("bare WSGI reference", "/bench/reference-webhook")
     measure("reference view (Django, all middleware)", "/bench/reference-webhook-django")
-    measure("product webhook", R.WEBHOOK)
+    measure("product webhook (Redis inbox)", R.WEBHOOK)
+    settings.WHATSAPP_WEBHOOK_INBOX = False
+    measure("product, a Celery publish per delivery (inbox off)", R.WEBHOOK)
+    settings.WHATSAPP_WEBHOOK_INBOX = True
     connection.settings_dict["CONN_HEALTH_CHECKS"] = False
     connection.health_check_enabled = False
     measure("product, no CONN_HEALTH_CHECKS", R.WEBHOOK)
-    webhooks.webhook_enqueue = lambda log_id: None  # this process only
-    measure("product, no health checks, no Celery publish", R.WEBHOOK)
+    webhooks.webhook_announce = lambda log_id: None  # this process only
+    measure("product, no health checks, no announce", R.WEBHOOK)
     settings.MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
     wsgi.django_application.load_middleware()
     measure("product, ... and only RequestIdMiddleware", R.WEBHOOK)

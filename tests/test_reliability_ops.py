@@ -36,7 +36,7 @@ def run(*args) -> dict:
 
 def stored(body: dict | None = None) -> WebhookLog:
     raw = wire(body or load("messages_text_inbound.json"))
-    return webhooks.webhook_store(body=raw, headers={})
+    return WebhookLog.objects.get(pk=webhooks.webhook_store(body=raw, headers={}))
 
 
 # --- processing: backoff, leases, poison pills ----------------------------------------------

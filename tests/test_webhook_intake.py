@@ -1,10 +1,12 @@
-"""The webhook endpoint: handshake, signature, store-before-200, enqueue on commit."""
+"""The webhook endpoint: handshake, signature, store-before-200, announce on commit."""
 
 from unittest import mock
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
+from config.cache import redis_client
+from whatsapp import inbox
 from whatsapp.models import WebhookLog
 from whatsapp.signatures import is_valid_signature, sign
 from whatsapp.webhooks import webhook_process
@@ -30,11 +32,11 @@ def test_verification_handshake_refuses_wrong_token_or_mode(client, params):
     assert client.get(WEBHOOK_URL, params).status_code == 403
 
 
-def test_signed_delivery_is_stored_byte_for_byte_then_enqueued(
+def test_signed_delivery_is_stored_byte_for_byte_then_announced(
     client, django_capture_on_commit_callbacks
 ):
     body = wire(load("messages_text_inbound.json"))
-    with mock.patch("whatsapp.tasks.process_webhook.delay") as delay:
+    with mock.patch("whatsapp.tasks.drain_webhook_inbox.delay") as drain:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             response = post_signed(client, body)
 
@@ -43,8 +45,22 @@ def test_signed_delivery_is_stored_byte_for_byte_then_enqueued(
     assert bytes(log.raw_body) == body
     assert log.status == WebhookLog.Status.RECEIVED
     assert log.signature_valid is True
+    assert log.headers["X-Hub-Signature-256"].startswith("sha256=")
     assert len(callbacks) == 1
-    delay.assert_called_once_with(log.pk)
+    # The id waits in the Redis inbox, and one drainer was started for it.
+    assert redis_client().lrange(inbox.QUEUE, 0, -1) == [str(log.pk).encode()]
+    drain.assert_called_once()
+
+
+def test_without_the_inbox_each_delivery_publishes_its_task(
+    client, settings, django_capture_on_commit_callbacks
+):
+    settings.WHATSAPP_WEBHOOK_INBOX = False
+    with mock.patch("whatsapp.tasks.process_webhook.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = post_signed(client, load("messages_text_inbound.json"))
+    assert response.status_code == 200
+    delay.assert_called_once_with(WebhookLog.objects.get().pk)
 
 
 def test_meta_signature_test_vectors():
@@ -126,20 +142,28 @@ def test_three_megabyte_delivery_is_accepted(client):
 
 
 def test_cannot_store_means_5xx_so_meta_retries(client):
-    with mock.patch("whatsapp.webhooks.WebhookLog.objects.create",
-                    side_effect=OperationalError("database is down")):
+    def database_down(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "whatsapp_webhook_logs"'):
+            raise OperationalError("database is down")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(database_down):
         response = post_signed(client, load("account_update_partner_added.json"))
     assert response.status_code == 503
+    assert not WebhookLog.objects.exists()
 
 
 def test_broker_failure_still_acknowledges_a_stored_delivery(
     client, django_capture_on_commit_callbacks
 ):
-    with mock.patch("whatsapp.tasks.process_webhook.delay", side_effect=ConnectionError("down")):
+    with mock.patch("whatsapp.tasks.drain_webhook_inbox.delay",
+                    side_effect=ConnectionError("down")):
         with django_capture_on_commit_callbacks(execute=True):
             response = post_signed(client, load("account_update_partner_added.json"))
     assert response.status_code == 200
     assert WebhookLog.objects.get().status == WebhookLog.Status.RECEIVED
+    # The drainer slot was given back, so the next delivery or the sweeper starts one.
+    assert redis_client().get(inbox.SLOT.format(0)) is None
 
 
 def test_processing_twice_is_harmless(client):

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import analytics, pipeline, services, webhooks
+from . import analytics, inbox, pipeline, services, webhooks
 from .models import WebhookLog
 
 PIPELINE_RETRY_LIMIT = 8
@@ -14,10 +14,25 @@ PIPELINE_RETRY_LIMIT = 8
 def process_webhook(self, log_id: int) -> str:
     status = webhooks.webhook_process(log_id)
     if status == WebhookLog.Status.FAILED and not settings.CELERY_TASK_ALWAYS_EAGER:
-        next_at = WebhookLog.objects.values_list("next_attempt_at", flat=True).get(pk=log_id)
-        countdown = max(1, int((next_at - timezone.now()).total_seconds()))
-        raise self.retry(countdown=countdown)
+        raise self.retry(countdown=_retry_countdown(log_id))
     return status
+
+
+def _retry_countdown(log_id: int) -> int:
+    """Seconds until the failed row's next attempt (the row's next_attempt_at is the truth)."""
+    next_at = WebhookLog.objects.values_list("next_attempt_at", flat=True).get(pk=log_id)
+    return max(1, int((next_at - timezone.now()).total_seconds()))
+
+
+@shared_task
+def drain_webhook_inbox(slot: int, token: str) -> int:
+    """Processes the deliveries announced in the Redis inbox (whatsapp/inbox.py)."""
+
+    def retry_failed(log_id: int, status: str) -> None:
+        if status == WebhookLog.Status.FAILED:
+            process_webhook.apply_async((log_id,), countdown=_retry_countdown(log_id))
+
+    return inbox.drain(slot, token, on_result=retry_failed)
 
 
 @shared_task

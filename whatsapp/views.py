@@ -168,12 +168,12 @@ def webhook(request: HttpRequest) -> HttpResponse:
         # 403: unsigned or forged; nothing is stored or processed.
         return JsonResponse({"error": "Invalid signature"}, status=403)
     try:
-        log = webhooks.webhook_store(body=body, headers=request.headers)
+        log_id = webhooks.webhook_store(body=body, headers=request.headers)
     except DatabaseError:
         logger.exception("Could not store a signed webhook delivery")
         # 503: not stored, so Meta must retry it.
         return JsonResponse({"error": "Temporarily unavailable"}, status=503)
-    transaction.on_commit(lambda: webhooks.webhook_enqueue(log.pk))
+    transaction.on_commit(lambda: webhooks.webhook_announce(log_id))
     # 200: stored durably; processing continues in Celery.
     return JsonResponse({"received": True})
 

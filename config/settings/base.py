@@ -245,6 +245,17 @@ WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_BASE_SEC
 WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS", default=1800)
 # Rows still `received` this long after arrival were never enqueued (broker down): sweep them.
 WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS = env.int("WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS", default=60)
+# The Redis inbox (whatsapp/inbox.py): the webhook view LPUSHes ids instead of publishing a
+# Celery task per delivery; drainer tasks process them in batches. On with Redis.
+WHATSAPP_WEBHOOK_INBOX = env.bool("WHATSAPP_WEBHOOK_INBOX", default=bool(REDIS_URL))
+# Drainers at once (each occupies one worker process while a backlog lasts).
+WHATSAPP_WEBHOOK_DRAINERS = env.int("WHATSAPP_WEBHOOK_DRAINERS", default=2)
+# Ids popped per Redis call, and the turn of one drainer task before it hands over to a fresh
+# task (so other tasks get a worker during a long backlog).
+WHATSAPP_WEBHOOK_DRAIN_BATCH = env.int("WHATSAPP_WEBHOOK_DRAIN_BATCH", default=20)
+WHATSAPP_WEBHOOK_DRAIN_SECONDS = env.float("WHATSAPP_WEBHOOK_DRAIN_SECONDS", default=10)
+# A drainer slot whose worker died frees itself after this long.
+WHATSAPP_WEBHOOK_DRAINER_TTL_SECONDS = env.int("WHATSAPP_WEBHOOK_DRAINER_TTL_SECONDS", default=60)
 
 # --- Sending (whatsapp/sending.py) --------------------------------------------------------------
 # disabled | dry_run | enabled. Each organization's SendPolicy can only be stricter.

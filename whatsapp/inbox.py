@@ -1,0 +1,163 @@
+"""The webhook inbox: how a stored delivery reaches a worker without a Celery publish per request.
+
+A Celery publish costs the web process more CPU than storing the delivery (WEBHOOK-RELIABILITY
+§6.1; `bench/webcpu.py`). So, with Redis configured, the webhook view does one Redis call
+after its INSERT commits (`announce`): LPUSH the row's id to a list and ring a doorbell
+(`SET NX EX`). Only the request that finds the doorbell silent publishes a task,
+`drain_webhook_inbox`; under load almost no request publishes anything.
+
+A drainer pops ids in batches and processes each delivery in-process (`webhook_process`: one
+transaction per delivery, claimed by a conditional UPDATE, exactly as the per-delivery task).
+While a backlog remains it calls a helper into the next slot, up to
+`WHATSAPP_WEBHOOK_DRAINERS` at once, and after `WHATSAPP_WEBHOOK_DRAIN_SECONDS` it hands over
+to a fresh task so other tasks get a turn on the workers.
+
+The list is only a hint. The database row is the truth: an id lost from the list (Redis
+restarted, a worker killed after popping a batch) leaves its row `received`, and the sweeper
+(`webhooks_sweep`, every 30 s) enqueues it and rings the doorbell. Redis unreachable in the
+request: the view falls back to a direct Celery publish (`webhook_enqueue`), then to the sweeper.
+"""
+
+import logging
+import secrets
+import time
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "whatsapp:webhooks:inbox"
+SLOT = "whatsapp:webhooks:drainer:{}"
+
+# LPUSH the id, then try to take drainer slot 0 for a new drainer: one round trip.
+_ANNOUNCE = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+return redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3])
+"""
+# Frees a slot only if it is still ours (it may have expired and been taken by a newer drainer).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_scripts: dict = {}
+
+
+def enabled() -> bool:
+    return settings.WHATSAPP_WEBHOOK_INBOX
+
+
+def _redis():
+    from config.cache import redis_client
+
+    return redis_client()
+
+
+def _script(source: str):
+    client = _redis()
+    script = _scripts.get(source)
+    if script is None or script.registered_client is not client:
+        script = _scripts[source] = client.register_script(source)
+    return script
+
+
+def _slot_ttl() -> int:
+    return settings.WHATSAPP_WEBHOOK_DRAINER_TTL_SECONDS
+
+
+def announce(log_id: int) -> bool:
+    """Signals a stored delivery (call after its INSERT commits). False: not signalled.
+
+    On False the caller publishes the per-delivery task instead; the row is safe either way.
+    """
+    token = secrets.token_hex(8)
+    try:
+        rang = _script(_ANNOUNCE)(keys=[QUEUE, SLOT.format(0)], args=[log_id, token, _slot_ttl()])
+    except Exception:
+        logger.warning("Webhook inbox unavailable; delivery %s falls back to a direct publish",
+                       log_id)
+        return False
+    if rang:
+        _start_drainer(0, token)
+    return True
+
+
+def wake() -> bool:
+    """Starts a drainer if ids wait and no drainer holds slot 0 (the sweeper calls this)."""
+    try:
+        client = _redis()
+        if not client.llen(QUEUE):
+            return False
+        token = secrets.token_hex(8)
+        if not client.set(SLOT.format(0), token, nx=True, ex=_slot_ttl()):
+            return False
+    except Exception:
+        logger.warning("Webhook inbox unavailable; the sweeper enqueues from the database")
+        return False
+    _start_drainer(0, token)
+    return True
+
+
+def _start_drainer(slot: int, token: str) -> None:
+    from .tasks import drain_webhook_inbox
+
+    try:
+        drain_webhook_inbox.delay(slot, token)
+    except Exception:
+        # No broker: free the slot so the next delivery (or the sweeper) tries again.
+        logger.warning("Could not start a webhook drainer; the sweeper will")
+        _release(slot, token)
+
+
+def _release(slot: int, token: str) -> None:
+    try:
+        _script(_RELEASE)(keys=[SLOT.format(slot)], args=[token])
+    except Exception:
+        pass  # it expires by itself
+
+
+def _call_helper(slot: int) -> None:
+    token = secrets.token_hex(8)
+    if _redis().set(SLOT.format(slot), token, nx=True, ex=_slot_ttl()):
+        _start_drainer(slot, token)
+
+
+def drain(slot: int, token: str, *, on_result=None) -> int:
+    """Processes announced deliveries until the inbox is empty or the turn is over.
+
+    Runs as the task holding drainer slot `slot` (proved by `token`). Returns how many ids it
+    popped. `on_result(log_id, status)` sees every outcome (the task schedules retries with it).
+    """
+    from .webhooks import webhook_process
+
+    client = _redis()
+    key = SLOT.format(slot)
+    batch = settings.WHATSAPP_WEBHOOK_DRAIN_BATCH
+    deadline = time.monotonic() + settings.WHATSAPP_WEBHOOK_DRAIN_SECONDS
+    popped = 0
+    # A redelivered task (its worker died) takes its slot back.
+    client.set(key, token, ex=_slot_ttl())
+    refreshed = time.monotonic()
+    while True:
+        if time.monotonic() >= deadline:
+            # Hand over to a fresh task at the back of the queue (the slot stays held).
+            _start_drainer(slot, token)
+            return popped
+        ids = client.rpop(QUEUE, batch)
+        if not ids:
+            _release(slot, token)
+            # A delivery announced between our empty pop and the release found the slot
+            # taken and started nobody: look again now that the slot is free.
+            if client.llen(QUEUE) and client.set(key, token, nx=True, ex=_slot_ttl()):
+                continue
+            return popped
+        popped += len(ids)
+        if slot + 1 < settings.WHATSAPP_WEBHOOK_DRAINERS and client.llen(QUEUE):
+            _call_helper(slot + 1)
+        for raw_id in ids:
+            if time.monotonic() - refreshed > _slot_ttl() / 3:
+                client.expire(key, _slot_ttl())
+                refreshed = time.monotonic()
+            log_id = int(raw_id)
+            status = webhook_process(log_id)
+            if on_result:
+                on_result(log_id, status)
