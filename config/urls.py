@@ -9,12 +9,13 @@ from whatsapp import admin_api, pages
 from . import health
 
 urlpatterns = [
+    # First: it holds the webhook, most of the traffic (patterns are tried in order).
+    path("api/v1/whatsapp/", include("whatsapp.urls")),
     path("", pages.home, name="home"),
     path("dashboard/settings/whatsapp", pages.whatsapp_settings, name="whatsapp-settings"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("api/v1/whatsapp/", include("whatsapp.urls")),
     path("api/admin/whatsapp/failed-webhooks", admin_api.failed_webhooks,
          name="admin-api-failed-webhooks"),
     path("api/admin/whatsapp/status", admin_api.status, name="admin-api-status"),

@@ -247,7 +247,7 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     list_filter = ["status", "received_at"]
     # Raw rows stay read-only; the one thing support may do is replay (same code as the command).
     actions = ["replay_selected"]
-    search_fields = ["id", "body_sha256", "last_error", "parked_phone_number_id"]
+    search_fields = ["id", "=body_sha256", "last_error", "parked_phone_number_id"]
     date_hierarchy = "received_at"
     readonly_fields = ["received_at", "status", "fields", "organization", "attempts",
                        "next_attempt_at", "processed_at", "parked_phone_number_id",

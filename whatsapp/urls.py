@@ -5,6 +5,8 @@ from . import sending_api, views
 app_name = "whatsapp"
 
 urlpatterns = [
+    # First: Meta's deliveries are most of the traffic, and patterns are tried in order.
+    path("webhook", views.webhook, name="webhook"),
     path("onboarding-url", views.onboarding_url, name="onboarding-url"),
     path("check-connection", views.check_connection, name="check-connection"),
     path("embedded-signup/callback", views.embedded_signup_callback,
@@ -13,7 +15,6 @@ urlpatterns = [
     path("connection/disconnect", views.connection_disconnect, name="connection-disconnect"),
     path("phone-numbers", views.phone_numbers, name="phone-numbers"),
     path("select-phone", views.select_phone, name="select-phone"),
-    path("webhook", views.webhook, name="webhook"),
     path("messages", sending_api.messages_create, name="messages"),
     path("messages/<uuid:message_id>", sending_api.message_detail, name="message-detail"),
     path("templates", sending_api.templates_list, name="templates"),
