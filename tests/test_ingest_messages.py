@@ -169,6 +169,34 @@ def test_failed_status_keeps_errors(client, numbers):
     assert MessageStatus.objects.get().errors[0]["code"] == 131049
 
 
+def test_one_delivery_with_statuses_for_several_messages_sets_each_its_own(client, numbers):
+    """Meta batches statuses: each message gets its own status, time and errors."""
+    wamids = [f"wamid.BATCH{i}" for i in range(4)]
+    messages = [_outbound(numbers["A"], w) for w in wamids]
+    Message.objects.filter(wamid=wamids[3]).update(status="read")
+    body = load("messages_status_failed.json")
+    value = body["entry"][0]["changes"][0]["value"]
+    template = value["statuses"][0]
+    value["statuses"] = [
+        {**template, "id": wamids[0], "status": "failed", "timestamp": "1790000201",
+         "errors": [{**template["errors"][0], "code": 131049}]},
+        {**template, "id": wamids[1], "status": "failed", "timestamp": "1790000202",
+         "errors": [{**template["errors"][0], "code": 131026}]},
+        {**{k: v for k, v in template.items() if k != "errors"}, "id": wamids[2],
+         "status": "delivered", "timestamp": "1790000203"},
+        {**{k: v for k, v in template.items() if k != "errors"}, "id": wamids[3],
+         "status": "delivered", "timestamp": "1790000204"},
+    ]
+    deliver(client, body)
+    for m in messages:
+        m.refresh_from_db()
+    assert [(m.status, m.status_at) for m in messages] == [
+        ("failed", ts(1790000201)), ("failed", ts(1790000202)),
+        ("delivered", ts(1790000203)), ("read", None)]
+    assert [m.errors[0]["code"] for m in messages[:2]] == [131049, 131026]
+    assert messages[2].errors == []
+
+
 def test_status_before_its_message_is_applied_when_the_message_arrives(client, numbers):
     deliver(client, load("messages_status_read.json"))
     message = _outbound(numbers["A"], "wamid.GA1PVVQtQS0wMDAxFQIAEhgUT1VULUEtMDAwMQ==")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from . import sending, templates
@@ -193,6 +193,8 @@ class ContactBook:
         self.organization_id = organization_id
         self.by_key: dict[Key, Contact] = {}
         self._dirty: dict[int, Contact] = {}
+        # Field values as loaded (or created), so save() writes only what changed.
+        self._as_loaded: dict[int, dict] = {}
 
     def resolve(self, sightings: list[Sighting]) -> None:
         sightings = [s for s in sightings if s.keys]
@@ -253,6 +255,7 @@ class ContactBook:
                 self.mark(contact)
         for batch in _chunks(new_contacts):
             Contact.objects.bulk_create(batch)
+        self._as_loaded.update((c.pk, _contact_values(c)) for c in new_contacts)
 
         # Unique per (organization, kind, value): never two contacts for one key.
         ContactIdentity.objects.bulk_create(
@@ -281,9 +284,23 @@ class ContactBook:
         self._dirty[contact.pk] = contact
 
     def save(self) -> None:
+        """Writes the marked contacts' changed fields: one UPDATE for several contacts."""
+        changed: list[Contact] = []
+        fields: set[str] = set()
         for contact in self._dirty.values():
-            contact.save()
+            before = self._as_loaded.get(contact.pk)
+            now = _contact_values(contact)
+            diff = {f for f, v in now.items() if before is None or before.get(f) != v}
+            if diff:
+                changed.append(contact)
+                fields |= diff
+                self._as_loaded[contact.pk] = now
         self._dirty.clear()
+        if len(changed) == 1:
+            Contact.objects.filter(pk=changed[0].pk).update(
+                **{f: getattr(changed[0], f) for f in fields})
+        elif changed:
+            Contact.objects.bulk_update(changed, sorted(fields), batch_size=BATCH)
 
     def _load_identities(self, keys: set[Key]) -> dict[Key, ContactIdentity]:
         found: dict[Key, ContactIdentity] = {}
@@ -306,7 +323,15 @@ class ContactBook:
         for batch in _chunks(sorted(ids)):
             loaded.update((c.pk, c) for c in Contact.objects.select_for_update()
                           .filter(pk__in=batch).order_by("pk"))
+        self._as_loaded.update((pk, _contact_values(c)) for pk, c in loaded.items())
         return loaded
+
+
+_CONTACT_FIELDS = [f.attname for f in Contact._meta.concrete_fields if not f.primary_key]
+
+
+def _contact_values(contact: Contact) -> dict:
+    return {name: getattr(contact, name) for name in _CONTACT_FIELDS}
 
 
 def _group_keys(sightings: list[Sighting]) -> list[list[Key]]:
@@ -444,12 +469,27 @@ def _apply_statuses(wamids: list[str]) -> None:
                 st.wamid not in best or STATUS_RANK[st.status] > STATUS_RANK[best[st.wamid].status]
             ):
                 best[st.wamid] = st
-    for wamid, st in best.items():
-        lower = [s for s, r in STATUS_RANK.items() if r < STATUS_RANK[st.status]]
-        update = {"status": st.status, "status_at": st.timestamp}
-        if st.status == "failed":
-            update["errors"] = st.errors
-        Message.objects.filter(wamid=wamid, status__in=lower).update(**update)
+    # One UPDATE per target status (not per message): only rows still below it move up.
+    by_status: dict[str, list[MessageStatus]] = defaultdict(list)
+    for st in best.values():
+        by_status[st.status].append(st)
+    for status, found in by_status.items():
+        lower = [s for s, r in STATUS_RANK.items() if r < STATUS_RANK[status]]
+        for batch in _chunks(found):
+            update = {"status": status, "status_at": _per_wamid(batch, "timestamp")}
+            if status == "failed":
+                update["errors"] = _per_wamid(batch, "errors")
+            Message.objects.filter(wamid__in=[st.wamid for st in batch],
+                                   status__in=lower).update(**update)
+
+
+def _per_wamid(statuses: list[MessageStatus], attr: str):
+    """The value of `attr` for each message of an UPDATE that spans several wamids."""
+    if len(statuses) == 1:
+        return getattr(statuses[0], attr)
+    field = MessageStatus._meta.get_field(attr)
+    return Case(*(When(wamid=st.wamid, then=Value(getattr(st, attr), output_field=field))
+                  for st in statuses), output_field=field)
 
 
 def _apply_edits_and_revokes(new: list[Message]) -> None:
