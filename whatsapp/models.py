@@ -1,6 +1,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connections, models
 from django.db.models import Q
@@ -510,26 +511,34 @@ class WebhookLog(models.Model):
 
     def claim(self, *, lease: timedelta) -> bool:
         """Takes this row for processing; False if someone else holds it or it is finished."""
-        now = timezone.now()
-        S = self.Status
-        locked_until = now + lease
-        # One conditional UPDATE … RETURNING (the ORM needs an UPDATE and a SELECT): this runs
-        # once per delivery, on the hot path of webhook processing.
-        connection = connections[self._state.db or "default"]
-        when = connection.ops.adapt_datetimefield_value
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {self._meta.db_table} SET status = %s, locked_until = %s, "
-                "attempts = attempts + 1 WHERE id = %s AND (status IN (%s, %s) "
-                "OR (status = %s AND locked_until <= %s)) RETURNING attempts",
-                [S.PROCESSING, when(locked_until), self.pk, S.RECEIVED, S.FAILED,
-                 S.PROCESSING, when(now)],
-            )
-            row = cursor.fetchone()
-        if row is None:
+        claimed = WebhookLog.claim_id(self.pk, lease=lease, using=self._state.db or "default")
+        if claimed is None:
             return False
-        self.status, self.locked_until, self.attempts = S.PROCESSING, locked_until, row[0]
+        self.status, self.locked_until, self.attempts = (claimed.status, claimed.locked_until,
+                                                         claimed.attempts)
         return True
+
+    @classmethod
+    def claim_id(cls, pk: int, *, lease: timedelta, using: str = "default"):
+        """Takes row `pk` for processing and returns it, body included; None when someone else
+        holds it, it is finished, or it was abandoned after its last attempt (the caller
+        buries those).
+
+        One conditional `UPDATE … RETURNING *`: the ORM would need an UPDATE and a SELECT, and
+        this runs once per delivery on the hot path. Attempts are counted here, before any
+        work, so a payload that kills the worker still uses one up.
+        """
+        now = timezone.now()
+        S = cls.Status
+        when = connections[using].ops.adapt_datetimefield_value
+        claimed = list(cls.objects.using(using).raw(
+            f"UPDATE {cls._meta.db_table} SET status = %s, locked_until = %s, "
+            "attempts = attempts + 1 WHERE id = %s AND (status IN (%s, %s) "
+            "OR (status = %s AND locked_until <= %s AND attempts < %s)) RETURNING *",
+            [S.PROCESSING, when(now + lease), pk, S.RECEIVED, S.FAILED,
+             S.PROCESSING, when(now), settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS],
+        ))
+        return claimed[0] if claimed else None
 
 
 # --- Webhook ingestion: contacts, statuses, history, templates (whatsapp/ingestion.py) ----------

@@ -143,18 +143,13 @@ def _owned(log: WebhookLog):
 
 def webhook_process(log_id: int) -> str:
     """Processes one stored delivery; returns its resulting status. Safe to call twice."""
-    log = WebhookLog.objects.filter(pk=log_id).first()
+    log = WebhookLog.claim_id(log_id, lease=lease())
     if log is None:
-        return "skipped"
-    # Only a row seen abandoned (processing, lease over, attempts used up) can be buried: the
-    # conditional UPDATE is skipped for every other delivery (one query less per delivery).
-    if (log.status == WebhookLog.Status.PROCESSING and log.locked_until
-            and log.locked_until <= timezone.now()
-            and log.attempts >= settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS
-            and _bury_abandoned(log_id)):
-        logger.error("Webhook %s is dead: abandoned after the last attempt", log_id)
-        return WebhookLog.Status.DEAD
-    if not log.claim(lease=lease()):
+        # Finished, held by a live attempt, or abandoned after its last attempt: only the
+        # last is work (one query, on this rare path only).
+        if _bury_abandoned(log_id):
+            logger.error("Webhook %s is dead: abandoned after the last attempt", log_id)
+            return WebhookLog.Status.DEAD
         return "skipped"
     try:
         delivery = parse_delivery(bytes(log.raw_body))
