@@ -202,8 +202,7 @@ class ContactBook:
             return
         dirty = dict(self._dirty)
         try:
-            with transaction.atomic():
-                self._resolve(sightings)
+            self._resolve(sightings)
         except IntegrityError:
             # Another delivery (another number of the same organization) created one of these
             # leads first; its identities are committed now, so a second pass finds them.
@@ -253,17 +252,22 @@ class ContactBook:
                 s.at, s.profile_name, s.username
             ) and contact.pk:
                 self.mark(contact)
-        for batch in _chunks(new_contacts):
-            Contact.objects.bulk_create(batch)
+        new_identities = [k for k in first_seen if k not in known]
+        if new_contacts or new_identities:
+            # A savepoint only when there is something to insert (most deliveries are about
+            # known leads): a lead created concurrently rolls back just these inserts.
+            with transaction.atomic():
+                for batch in _chunks(new_contacts):
+                    Contact.objects.bulk_create(batch)
+                # Unique per (organization, kind, value): never two contacts for one key.
+                ContactIdentity.objects.bulk_create(
+                    [ContactIdentity(organization_id=self.organization_id,
+                                     contact=self.by_key[k], kind=k[0], value=k[1],
+                                     first_seen_at=first_seen[k])
+                     for k in new_identities],
+                    batch_size=BATCH,
+                )
         self._as_loaded.update((c.pk, _contact_values(c)) for c in new_contacts)
-
-        # Unique per (organization, kind, value): never two contacts for one key.
-        ContactIdentity.objects.bulk_create(
-            [ContactIdentity(organization_id=self.organization_id, contact=self.by_key[k],
-                             kind=k[0], value=k[1], first_seen_at=first_seen[k])
-             for k in first_seen if k not in known],
-            batch_size=BATCH,
-        )
         older = [i for k, i in known.items() if k in first_seen and first_seen[k]
                  and (i.first_seen_at is None or first_seen[k] < i.first_seen_at)]
         for identity in older:
