@@ -466,13 +466,18 @@ def _message_merge(old: Message, new: Message) -> None:
 
 def _apply_statuses(wamids: list[str]) -> None:
     """Sets each message's status to the highest-ranked one recorded (never lower)."""
+    _apply_best_statuses(st for batch in _chunks(wamids)
+                         for st in MessageStatus.objects.filter(wamid__in=batch))
+
+
+def _apply_best_statuses(statuses) -> None:
+    """Moves each message up to the highest-ranked of `statuses` for it (never lower)."""
     best: dict[str, MessageStatus] = {}
-    for batch in _chunks(wamids):
-        for st in MessageStatus.objects.filter(wamid__in=batch):
-            if st.status in STATUS_RANK and (
-                st.wamid not in best or STATUS_RANK[st.status] > STATUS_RANK[best[st.wamid].status]
-            ):
-                best[st.wamid] = st
+    for st in statuses:
+        if st.status in STATUS_RANK and (
+            st.wamid not in best or STATUS_RANK[st.status] > STATUS_RANK[best[st.wamid].status]
+        ):
+            best[st.wamid] = st
     # One UPDATE per target status (not per message): only rows still below it move up.
     by_status: dict[str, list[MessageStatus]] = defaultdict(list)
     for st in best.values():
@@ -594,7 +599,10 @@ def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) ->
     if not rows:
         return
     MessageStatus.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
-    _apply_statuses(sorted({r.wamid for r in rows}))
+    # This delivery's statuses are enough (no read-back): every earlier status was applied
+    # when it was stored, or will be by messages_store when its message arrives, and a
+    # message only ever moves up.
+    _apply_best_statuses(rows)
     sending.outbound_statuses_apply(route_.organization_id, statuses)
 
 
