@@ -512,6 +512,29 @@ def seed_numbers(ingest, n_live: int) -> dict:
     return configs
 
 
+def seed_leads(args, configs: dict) -> int:
+    """The burst's leads, known to every organization before either burst (through the
+    product's ContactBook): statuses are for leads the business already messaged, and both
+    bursts then start from the same state (otherwise the first would also create them)."""
+    from django.db import transaction
+
+    from whatsapp.ingestion import ContactBook, sighting
+    from whatsapp.payloads import Party
+
+    when = dt.datetime(2026, 9, 20, tzinfo=dt.UTC)
+    org_ids = {configs[pnid].organization_id for _, pnid, _ in live_numbers(args.numbers)}
+    org_ids.add(configs["B"].organization_id)
+    parties = [Party(user_id=user, wa_id=phone, profile_name=f"Lead {i}")
+               for i, (phone, user) in ((i, _lead(i)) for i in range(args.leads))]
+    for org_id in sorted(org_ids, key=str):
+        with transaction.atomic():
+            book = ContactBook(org_id)
+            book.resolve([sighting(p, when) for p in parties])
+            book.save()
+    log(f"leads: {args.leads} known to each of {len(org_ids)} organizations before the bursts")
+    return args.leads * len(org_ids)
+
+
 def reset_queues_and_logs() -> None:
     import redis
     from django.db import connection
@@ -591,9 +614,13 @@ def run_burst(args, ingest, port: int, configs: dict, tag: str, *, drain: bool) 
     if drain:
         app.control.cancel_consumer("celery", reply=True, timeout=5)
     started = time.perf_counter()
+    generator_cpu = time.process_time()
     posted = loadgen.closed_loop(port, requests, concurrency=args.burst_connections)
     posted_at = time.perf_counter()
+    generator_cpu = time.process_time() - generator_cpu
     stored_after_post = WebhookLog.objects.filter(id__gte=first_id).count()
+    processed_after_post = WebhookLog.objects.filter(id__gte=first_id,
+                                                     status="processed").count()
     if drain:
         started = time.perf_counter()
         app.control.add_consumer("celery", reply=True, timeout=5)
@@ -607,6 +634,9 @@ def run_burst(args, ingest, port: int, configs: dict, tag: str, *, drain: bool) 
            "deliveries_per_s": round(expected["deliveries"] / elapsed, 1),
            "log_statuses": statuses, "status_batch": args.status_batch,
            "stored_after_post": stored_after_post,
+           "processed_after_post": processed_after_post,
+           # CPU the bench's own HTTP client spent posting, on the same two cores.
+           "load_generator_cpu_s": round(generator_cpu, 3),
            "numbers": len(numbers)}
     logs = WebhookLog.objects.filter(id__gte=first_id)
     stored = logs.count()
@@ -631,7 +661,9 @@ def run_burst(args, ingest, port: int, configs: dict, tag: str, *, drain: bool) 
     out["lost_or_duplicated"] = sum(abs(f - e) for f, e in checks.values())
     out["posting_errors"] = posted.errors
     log(f"  {out['events_per_s']} events/s ({out['deliveries_per_s']} deliveries/s), "
-        f"{elapsed:.2f} s; posting took {out['post_seconds']} s; "
+        f"{elapsed:.2f} s; posting took {out['post_seconds']} s "
+        f"({processed_after_post} processed by then, load generator CPU "
+        f"{generator_cpu:.2f} s); "
         f"checks off by {out['lost_or_duplicated']}")
     return out
 
@@ -641,7 +673,8 @@ def phase_e2e(args, ingest, port: int, celery: subprocess.Popen, configs: dict) 
 
     from whatsapp.models import Message, WebhookLog
 
-    out = run_burst(args, ingest, port, configs, "C", drain=False)
+    out = {"leads_seeded": seed_leads(args, configs)}
+    out.update(run_burst(args, ingest, port, configs, "C", drain=False))
     out["drain"] = run_burst(args, ingest, port, configs, "D", drain=True)
 
     # One 3 MB history chunk, alone.
