@@ -200,9 +200,9 @@ def test_one_delivery_with_statuses_for_several_messages_sets_each_its_own(clien
 def test_status_before_its_message_is_applied_when_the_message_arrives(client, numbers):
     deliver(client, load("messages_status_read.json"))
     message = _outbound(numbers["A"], "wamid.GA1PVVQtQS0wMDAxFQIAEhgUT1VULUEtMDAwMQ==")
-    from whatsapp.ingestion import _apply_statuses
+    from whatsapp.ingestion import apply_stored_statuses
 
-    _apply_statuses([message.wamid])
+    apply_stored_statuses([message.wamid])
     message.refresh_from_db()
     assert message.status == "read"
 
@@ -458,3 +458,15 @@ def test_profile_name_is_the_newest_whatever_the_order(client, numbers, newest_f
     contact = Contact.objects.get()
     assert contact.profile_name == "Mariana Souza Lima"
     assert contact.profile_name_at == ts(1790000500)
+
+
+def test_a_lead_touched_by_a_later_delivery_moves_to_the_top(client, numbers):
+    """Leads are listed by their last activity (updated_at), also after bulk updates."""
+    body = load("messages_text_inbound.json")
+    deliver(client, body)
+    before = Contact.objects.get().updated_at
+    later = copy.deepcopy(body)
+    later["entry"][0]["changes"][0]["value"]["messages"][0].update(
+        id="wamid.LATER", timestamp="1790009999")
+    deliver(client, later)
+    assert Contact.objects.get().updated_at > before

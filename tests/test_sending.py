@@ -462,6 +462,17 @@ def test_statuses_come_back_to_the_right_send(api, client, org, number, template
     assert events == ["queued", "accepted", "status_sent", "status_failed"]
 
 
+def test_a_status_that_beats_the_send_is_applied_and_a_late_lower_one_does_not_win(
+        api, client, org, number, template, sending_on, graph):
+    """Meta's status webhooks do not wait for our send to record its conversation message."""
+    message = queue(api, template_body())
+    assert status_webhook(client, wamid="wamid.TEST0001", status="delivered") == "processed"
+    outbound_send(message.pk)
+    status_webhook(client, wamid="wamid.TEST0001", status="sent")
+    recorded = Message.objects.get(wamid="wamid.TEST0001")
+    assert recorded.status == "delivered" and recorded.status_at is not None
+
+
 def test_status_of_another_org_never_touches_our_send(api, client, org, number, template,
                                                       sending_on, graph):
     message = queue(api, template_body())

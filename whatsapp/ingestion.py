@@ -300,10 +300,17 @@ class ContactBook:
                 fields |= diff
                 self._as_loaded[contact.pk] = now
         self._dirty.clear()
+        if not changed:
+            return
+        # update()/bulk_update() skip auto_now: leads are listed newest-activity first.
+        now = timezone.now()
+        for contact in changed:
+            contact.updated_at = now
+        fields.add("updated_at")
         if len(changed) == 1:
             Contact.objects.filter(pk=changed[0].pk).update(
                 **{f: getattr(changed[0], f) for f in fields})
-        elif changed:
+        else:
             Contact.objects.bulk_update(changed, sorted(fields), batch_size=BATCH)
 
     def _load_identities(self, keys: set[Key]) -> dict[Key, ContactIdentity]:
@@ -331,7 +338,8 @@ class ContactBook:
         return loaded
 
 
-_CONTACT_FIELDS = [f.attname for f in Contact._meta.concrete_fields if not f.primary_key]
+_CONTACT_FIELDS = [f.attname for f in Contact._meta.concrete_fields
+                   if not f.primary_key and f.attname != "updated_at"]
 
 
 def _contact_values(contact: Contact) -> dict:
@@ -443,7 +451,7 @@ def messages_store(route_: Route, rows: list[Message]) -> list[Message]:
     for wamid, old in existing.items():
         _message_merge(old, unique[wamid])
     # Statuses only exist for what the business sent.
-    _apply_statuses([r.wamid for r in new if r.direction == Message.Direction.OUTBOUND])
+    apply_stored_statuses([r.wamid for r in new if r.direction == Message.Direction.OUTBOUND])
     _apply_edits_and_revokes(new)
     _count(route_, new)
     return new
@@ -464,8 +472,12 @@ def _message_merge(old: Message, new: Message) -> None:
         old.save(update_fields=changed)
 
 
-def _apply_statuses(wamids: list[str]) -> None:
-    """Sets each message's status to the highest-ranked one recorded (never lower)."""
+def apply_stored_statuses(wamids: list[str]) -> None:
+    """Sets each message's status to the highest-ranked one recorded (never lower).
+
+    Whoever inserts a message calls this for it (statuses may have arrived first), under the
+    number's Config row lock as webhook processing holds it.
+    """
     _apply_best_statuses(st for batch in _chunks(wamids)
                          for st in MessageStatus.objects.filter(wamid__in=batch))
 
@@ -600,7 +612,7 @@ def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) ->
         return
     MessageStatus.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
     # This delivery's statuses are enough (no read-back): every earlier status was applied
-    # when it was stored, or will be by messages_store when its message arrives, and a
+    # when it was stored, or is when its message is inserted (apply_stored_statuses), and a
     # message only ever moves up.
     _apply_best_statuses(rows)
     sending.outbound_statuses_apply(route_.organization_id, statuses)

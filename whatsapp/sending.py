@@ -410,13 +410,21 @@ def _wamid(body: dict) -> str:
 
 
 def _conversation_record(message: OutboundMessage, wamid: str, now: datetime) -> None:
-    """The send as a conversation message, beside inbound ones and phone-app echoes."""
-    Message.objects.bulk_create([Message(
-        organization=message.organization, config=message.config, contact=message.contact,
-        wamid=wamid, direction=Message.Direction.OUTBOUND, source=Message.Source.CLOUD_API,
-        type=message.kind, timestamp=now, raw=message.payload or {},
-        body=message.text or message.template_name,
-    )], ignore_conflicts=True)
+    """The send as a conversation message, beside inbound ones and phone-app echoes.
+
+    Its statuses may already be stored (Meta does not wait for us): under the number's lock,
+    which webhook processing also takes, a status is either stored before this reads them or
+    finds this row when it is applied.
+    """
+    with transaction.atomic():
+        Config.objects.select_for_update().filter(pk=message.config_id).first()
+        Message.objects.bulk_create([Message(
+            organization=message.organization, config=message.config, contact=message.contact,
+            wamid=wamid, direction=Message.Direction.OUTBOUND, source=Message.Source.CLOUD_API,
+            type=message.kind, timestamp=now, raw=message.payload or {},
+            body=message.text or message.template_name,
+        )], ignore_conflicts=True)
+        ingestion.apply_stored_statuses([wamid])
 
 
 def retryable(exc: GraphError) -> bool:
