@@ -134,3 +134,45 @@ def test_inbox_unreachable_falls_back_to_publishing_the_delivery(redis_down, sta
         [log_id] = deliver(1)
     delay.assert_called_once_with(log_id)
     assert started.call_count == 0
+
+
+def test_an_error_mid_batch_returns_the_unprocessed_ids_and_frees_the_slot(started):
+    from django.db import OperationalError
+
+    ids = deliver(4)
+    original = webhooks.webhook_process
+    calls = []
+
+    def database_restarts_on_the_second(log_id):
+        calls.append(log_id)
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return original(log_id)
+
+    with mock.patch("whatsapp.webhooks.webhook_process", database_restarts_on_the_second), \
+            pytest.raises(OperationalError):
+        drain_webhook_inbox(*started.call_args.args)
+    # The two it never reached wait at the head of the inbox, oldest first; the one that
+    # failed stays `received` for the sweeper; the slot is free for the next drainer.
+    assert [int(i) for i in reversed(redis_client().lrange(inbox.QUEUE, 0, -1))] == ids[2:]
+    assert statuses(ids) == ["processed", "received", "received", "received"]
+    assert redis_client().get(inbox.SLOT.format(0)) is None
+    deliver(1)
+    assert started.call_count == 2
+
+
+def test_a_superseded_drainer_stops_without_touching_the_inbox(started):
+    deliver(2)
+    slot, token = started.call_args.args
+    redis_client().set(inbox.SLOT.format(slot), "a-newer-drainer", ex=60)
+    assert drain_webhook_inbox(slot, token) == 0
+    assert redis_client().llen(inbox.QUEUE) == 2
+    assert redis_client().get(inbox.SLOT.format(slot)) == b"a-newer-drainer"
+
+
+def test_in_process_tasks_never_use_the_inbox(settings, started):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    with mock.patch("whatsapp.tasks.process_webhook.delay") as delay:
+        [log_id] = deliver(1)
+    delay.assert_called_once_with(log_id)
+    assert redis_client().llen(inbox.QUEUE) == 0

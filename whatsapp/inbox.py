@@ -28,11 +28,24 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "whatsapp:webhooks:inbox"
 SLOT = "whatsapp:webhooks:drainer:{}"
+# A doorbell rung by a request lives this long unless its drainer starts and takes the slot:
+# a drain task lost on the way (or a reply lost to a timeout) blocks slot 0 only briefly.
+STARTING_TTL = 15
 
 # LPUSH the id, then try to take drainer slot 0 for a new drainer: one round trip.
 _ANNOUNCE = """
 redis.call('LPUSH', KEYS[1], ARGV[1])
 return redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3])
+"""
+# Takes the slot when it is free or already ours (a handed-over or redelivered drainer) and
+# renews it; 0 when another drainer holds it.
+_HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0
 """
 # Frees a slot only if it is still ours (it may have expired and been taken by a newer drainer).
 _RELEASE = """
@@ -43,7 +56,8 @@ _scripts: dict = {}
 
 
 def enabled() -> bool:
-    return settings.WHATSAPP_WEBHOOK_INBOX
+    # In-process tasks (CELERY_TASK_ALWAYS_EAGER) would drain inside the request: no inbox.
+    return settings.WHATSAPP_WEBHOOK_INBOX and not settings.CELERY_TASK_ALWAYS_EAGER
 
 
 def _redis():
@@ -71,10 +85,12 @@ def announce(log_id: int) -> bool:
     """
     token = secrets.token_hex(8)
     try:
-        rang = _script(_ANNOUNCE)(keys=[QUEUE, SLOT.format(0)], args=[log_id, token, _slot_ttl()])
+        rang = _script(_ANNOUNCE)(keys=[QUEUE, SLOT.format(0)],
+                                  args=[log_id, token, STARTING_TTL])
     except Exception:
         logger.warning("Webhook inbox unavailable; delivery %s falls back to a direct publish",
                        log_id)
+        _release(0, token)  # the call may have reached Redis before failing
         return False
     if rang:
         _start_drainer(0, token)
@@ -88,7 +104,7 @@ def wake() -> bool:
         if not client.llen(QUEUE):
             return False
         token = secrets.token_hex(8)
-        if not client.set(SLOT.format(0), token, nx=True, ex=_slot_ttl()):
+        if not client.set(SLOT.format(0), token, nx=True, ex=STARTING_TTL):
             return False
     except Exception:
         logger.warning("Webhook inbox unavailable; the sweeper enqueues from the database")
@@ -108,6 +124,10 @@ def _start_drainer(slot: int, token: str) -> None:
         _release(slot, token)
 
 
+def _hold(slot: int, token: str) -> bool:
+    return bool(_script(_HOLD)(keys=[SLOT.format(slot)], args=[token, _slot_ttl()]))
+
+
 def _release(slot: int, token: str) -> None:
     try:
         _script(_RELEASE)(keys=[SLOT.format(slot)], args=[token])
@@ -117,47 +137,72 @@ def _release(slot: int, token: str) -> None:
 
 def _call_helper(slot: int) -> None:
     token = secrets.token_hex(8)
-    if _redis().set(SLOT.format(slot), token, nx=True, ex=_slot_ttl()):
+    if _redis().set(SLOT.format(slot), token, nx=True, ex=STARTING_TTL):
         _start_drainer(slot, token)
 
 
 def drain(slot: int, token: str, *, on_result=None) -> int:
     """Processes announced deliveries until the inbox is empty or the turn is over.
 
-    Runs as the task holding drainer slot `slot` (proved by `token`). Returns how many ids it
-    popped. `on_result(log_id, status)` sees every outcome (the task schedules retries with it).
+    Runs as the task holding drainer slot `slot` (proved by `token`); a drainer that finds its
+    slot held by another token stops at once. Returns how many deliveries it processed.
+    `on_result(log_id, status)` sees every outcome (the task schedules retries with it).
+    Whatever happens, ids popped but not processed go back to the head of the inbox.
     """
     from .webhooks import webhook_process
 
     client = _redis()
-    key = SLOT.format(slot)
     batch = settings.WHATSAPP_WEBHOOK_DRAIN_BATCH
     deadline = time.monotonic() + settings.WHATSAPP_WEBHOOK_DRAIN_SECONDS
-    popped = 0
-    # A redelivered task (its worker died) takes its slot back.
-    client.set(key, token, ex=_slot_ttl())
-    refreshed = time.monotonic()
-    while True:
-        if time.monotonic() >= deadline:
-            # Hand over to a fresh task at the back of the queue (the slot stays held).
-            _start_drainer(slot, token)
-            return popped
-        ids = client.rpop(QUEUE, batch)
-        if not ids:
-            _release(slot, token)
-            # A delivery announced between our empty pop and the release found the slot
-            # taken and started nobody: look again now that the slot is free.
-            if client.llen(QUEUE) and client.set(key, token, nx=True, ex=_slot_ttl()):
-                continue
-            return popped
-        popped += len(ids)
-        if slot + 1 < settings.WHATSAPP_WEBHOOK_DRAINERS and client.llen(QUEUE):
-            _call_helper(slot + 1)
-        for raw_id in ids:
-            if time.monotonic() - refreshed > _slot_ttl() / 3:
-                client.expire(key, _slot_ttl())
-                refreshed = time.monotonic()
-            log_id = int(raw_id)
+    if not _hold(slot, token):
+        return 0
+    renewed = time.monotonic()
+    processed, pending = 0, []
+    finished = False
+    try:
+        while True:
+            if not pending:
+                pending = [int(raw) for raw in client.rpop(QUEUE, batch) or []]
+                if not pending:
+                    _release(slot, token)
+                    # A delivery announced between our empty pop and the release found the
+                    # slot taken and started nobody: look again now that the slot is free.
+                    if client.llen(QUEUE) and client.set(SLOT.format(slot), token, nx=True,
+                                                         ex=_slot_ttl()):
+                        continue
+                    finished = True
+                    return processed
+                if slot + 1 < settings.WHATSAPP_WEBHOOK_DRAINERS and client.llen(QUEUE):
+                    _call_helper(slot + 1)
+            if time.monotonic() >= deadline:
+                # Turn over: a fresh task at the back of the Celery queue keeps the slot.
+                _push_back(client, pending)
+                pending = []
+                if _hold(slot, token):
+                    finished = True
+                    _start_drainer(slot, token)
+                return processed
+            if time.monotonic() - renewed > _slot_ttl() / 3:
+                if not _hold(slot, token):
+                    return processed  # superseded (our slot expired and was taken)
+                renewed = time.monotonic()
+            log_id = pending.pop(0)
             status = webhook_process(log_id)
+            processed += 1
             if on_result:
                 on_result(log_id, status)
+    finally:
+        _push_back(client, pending)
+        if not finished:
+            _release(slot, token)
+
+
+def _push_back(client, ids: list[int]) -> None:
+    """Returns popped ids to the end RPOP reads next, oldest first (never lost: the sweeper
+    would find their rows anyway)."""
+    if ids:
+        try:
+            client.rpush(QUEUE, *reversed(ids))
+        except Exception:
+            logger.warning("Could not return %s webhook ids to the inbox; the sweeper will "
+                           "pick them up", len(ids))

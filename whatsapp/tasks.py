@@ -1,11 +1,15 @@
 """Thin Celery tasks: they take ids and call the domain code, which owns idempotency."""
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
 from . import analytics, inbox, pipeline, services, webhooks
 from .models import WebhookLog
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_RETRY_LIMIT = 8
 
@@ -29,8 +33,13 @@ def drain_webhook_inbox(slot: int, token: str) -> int:
     """Processes the deliveries announced in the Redis inbox (whatsapp/inbox.py)."""
 
     def retry_failed(log_id: int, status: str) -> None:
-        if status == WebhookLog.Status.FAILED:
+        if status != WebhookLog.Status.FAILED:
+            return
+        try:
             process_webhook.apply_async((log_id,), countdown=_retry_countdown(log_id))
+        except Exception:
+            # The row keeps next_attempt_at: the sweeper retries it when it is due.
+            logger.warning("Could not schedule the retry of webhook %s", log_id)
 
     return inbox.drain(slot, token, on_result=retry_failed)
 
