@@ -46,6 +46,7 @@ def test_signed_delivery_is_stored_byte_for_byte_then_announced(
     assert log.status == WebhookLog.Status.RECEIVED
     assert log.signature_valid is True
     assert log.headers["X-Hub-Signature-256"].startswith("sha256=")
+    assert (log.attempts, log.fields, log.last_error, log.organization) == (0, [], "", None)
     assert len(callbacks) == 1
     # The id waits in the Redis inbox, and one drainer was started for it.
     assert redis_client().lrange(inbox.QUEUE, 0, -1) == [str(log.pk).encode()]

@@ -468,22 +468,24 @@ class WebhookLog(models.Model):
     body_sha256 = models.CharField(max_length=64)
     headers = models.JSONField(_("headers"), default=dict)
     signature_valid = models.BooleanField(_("signature valid"), default=True)
+    # The processing columns below also have database defaults (db_default): the webhook's
+    # INSERT (webhooks.webhook_store) sends only the columns above.
     # Filled while processing: the change fields in the delivery and the tenant, when known.
-    fields = models.JSONField(_("fields"), default=list, blank=True)
+    fields = models.JSONField(_("fields"), default=list, db_default=[], blank=True)
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="webhook_logs", verbose_name=_("organization"),
     )
     status = models.CharField(_("status"), max_length=16, choices=Status,
-                              default=Status.RECEIVED)
-    attempts = models.PositiveIntegerField(_("attempts"), default=0)
-    last_error = models.TextField(_("last error"), blank=True)
-    traceback = models.TextField(blank=True)
+                              default=Status.RECEIVED, db_default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0, db_default=0)
+    last_error = models.TextField(_("last error"), blank=True, default="", db_default="")
+    traceback = models.TextField(blank=True, default="", db_default="")
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     parked_phone_number_id = models.CharField(_("parked for phone number id"), max_length=64,
-                                              blank=True)
+                                              blank=True, default="", db_default="")
 
     objects = WebhookLogQuerySet.as_manager()
 

@@ -140,6 +140,9 @@ def _valid(serializer_class, data) -> dict:
     return serializer.validated_data
 
 
+WEBHOOK_RECEIVED = b'{"received": true}'
+
+
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def webhook(request: HttpRequest) -> HttpResponse:
@@ -175,7 +178,7 @@ def webhook(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "Temporarily unavailable"}, status=503)
     transaction.on_commit(lambda: webhooks.webhook_announce(log_id))
     # 200: stored durably; processing continues in Celery.
-    return JsonResponse({"received": True})
+    return HttpResponse(WEBHOOK_RECEIVED, content_type="application/json")
 
 
 def _verification_handshake(request: HttpRequest) -> HttpResponse:

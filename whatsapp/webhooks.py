@@ -27,41 +27,36 @@ def webhook_store(*, body: bytes, headers) -> int:
 
     One INSERT with precompiled SQL rather than `objects.create()`: this runs for every
     delivery inside the request Meta waits on, and the ORM's model, signals and compiler cost
-    more CPU than the INSERT itself (bench/webcpu.py). Values go through each field's own
-    `get_db_prep_save`, so the row is exactly what the ORM would write.
+    more CPU than the INSERT itself (bench/webcpu.py). It sends only the columns that vary;
+    the processing columns take their database defaults (db_default on the model). Values go
+    through each field's own `get_db_prep_save`, so they are stored as the ORM would.
     """
     connection = connections[router.db_for_write(WebhookLog)]
-    sql, fields, defaults = _insert_statement(connection)
-    values = {
-        "received_at": timezone.now(),
-        "raw_body": body,
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "headers": {name: headers[name] for name in KEPT_HEADERS if name in headers},
-        "signature_valid": True,
-    }
-    params = [field.get_db_prep_save(values[field.attname], connection)
-              if field.attname in values else defaults[field.attname] for field in fields]
+    sql, fields = _insert_statement(connection)
+    values = (timezone.now(), body, hashlib.sha256(body).hexdigest(),
+              {name: headers[name] for name in KEPT_HEADERS if name in headers}, True)
+    params = [field.get_db_prep_save(value, connection)
+              for field, value in zip(fields, values, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]
 
 
-_insert_statements: dict[str, tuple[str, list, dict]] = {}
+STORED_COLUMNS = ("received_at", "raw_body", "body_sha256", "headers", "signature_valid")
+_insert_statements: dict[str, tuple[str, list]] = {}
 
 
-def _insert_statement(connection) -> tuple[str, list, dict]:
-    """The INSERT … RETURNING id of a WebhookLog row, and every other column's default
-    (adapted for the database), built once per database vendor."""
+def _insert_statement(connection) -> tuple[str, list]:
+    """The INSERT … RETURNING id of a received delivery, built once per database vendor."""
     statement = _insert_statements.get(connection.vendor)
     if statement is None:
         quote = connection.ops.quote_name
-        fields = [f for f in WebhookLog._meta.concrete_fields if not f.primary_key]
+        fields = [WebhookLog._meta.get_field(name) for name in STORED_COLUMNS]
         sql = (f"INSERT INTO {quote(WebhookLog._meta.db_table)} "
                f"({', '.join(quote(f.column) for f in fields)}) "
                f"VALUES ({', '.join(['%s'] * len(fields))}) "
                f"RETURNING {quote(WebhookLog._meta.pk.column)}")
-        defaults = {f.attname: f.get_db_prep_save(f.get_default(), connection) for f in fields}
-        statement = _insert_statements[connection.vendor] = (sql, fields, defaults)
+        statement = _insert_statements[connection.vendor] = (sql, fields)
     return statement
 
 
