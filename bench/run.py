@@ -512,6 +512,18 @@ def seed_numbers(ingest, n_live: int) -> dict:
     return configs
 
 
+def require_kept_database() -> None:
+    """For the in-process tools (bench.webcpu, bench.queries): a clear exit when the bench
+    database they reuse is not there."""
+    from django.db import OperationalError, connection
+
+    try:
+        connection.ensure_connection()
+    except OperationalError:
+        sys.exit(f"database {DB_NAME} does not exist: run `uv run python bench/run.py --quick "
+                 "--only tracking --keep-db` first")
+
+
 def seed_leads(args, configs: dict) -> int:
     """The burst's leads, known to every organization before either burst (through the
     product's ContactBook): statuses are for leads the business already messaged, and both

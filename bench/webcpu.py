@@ -25,6 +25,7 @@ os.environ.update(R.bench_env(1))
 import django  # noqa: E402
 
 django.setup()
+R.require_kept_database()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
