@@ -8,6 +8,14 @@ from .factories import MembershipFactory
 
 
 @pytest.fixture(autouse=True)
+def _publishing_not_paused(monkeypatch):
+    """A test that made a publish fail must not pause the next test's (a process-wide pause)."""
+    from whatsapp import webhooks
+
+    monkeypatch.setattr(webhooks, "_publish_paused_until", 0.0)
+
+
+@pytest.fixture(autouse=True)
 def _clean_redis():
     """Each test starts with an empty Redis database (tests use their own db number)."""
     cache.clear()

@@ -105,19 +105,36 @@ def test_a_failing_delivery_is_retried_later_and_the_others_go_on(started):
     assert retry.call_args.args == ((ids[1],),) and retry.call_args.kwargs["countdown"] >= 1
 
 
-def test_a_drainer_that_cannot_be_started_frees_the_slot_and_the_sweeper_wakes_one(started):
+def test_broker_down_one_delivery_pays_the_publish_the_next_ones_only_push(started):
+    """A failed publish costs its request ~0.3 s of retries: the next deliveries of the
+    cooldown are only pushed, and the sweeper starts a drainer after it."""
     started.side_effect = ConnectionError("broker down")
-    ids = deliver(2)
-    assert redis_client().get(inbox.SLOT.format(0)) is None
-    assert statuses(ids) == ["received"] * 2
+    ids = deliver(3)
+    assert started.call_count == 1
+    assert redis_client().llen(inbox.QUEUE) == 3
+    assert statuses(ids) == ["received"] * 3
 
     started.side_effect = None
     started.reset_mock()
+    redis_client().delete(inbox.SLOT.format(0))  # the cooldown is over
     with mock.patch("whatsapp.tasks.process_webhook.delay"):
         webhooks.webhooks_sweep()
     assert started.call_count == 1
     drain_webhook_inbox(*started.call_args.args)
-    assert statuses(ids) == ["processed"] * 2
+    assert statuses(ids) == ["processed"] * 3
+
+
+def test_redis_and_broker_down_one_delivery_pays_the_publish_then_a_pause(redis_down,
+                                                                        started):
+    with mock.patch("whatsapp.tasks.process_webhook.delay",
+                    side_effect=ConnectionError("broker down")) as delay:
+        ids = deliver(3)
+        assert delay.call_count == 1
+        webhooks._publish_paused_until = 0.0  # the pause is over
+        deliver(1)
+        assert delay.call_count == 2
+    # All stored and left for the sweeper.
+    assert statuses(ids) == ["received"] * 3
 
 
 def test_a_redelivered_drainer_takes_its_slot_back(started):

@@ -16,6 +16,8 @@ The list is only a hint. The database row is the truth: an id lost from the list
 restarted, a worker killed after popping a batch) leaves its row `received`, and the sweeper
 (`webhooks_sweep`, every 30 s) enqueues it and rings the doorbell. Redis unreachable in the
 request: the view falls back to a direct Celery publish (`webhook_enqueue`), then to the sweeper.
+Broker unreachable: the request that rang pays the publish retries (~0.3 s) and the slot stays
+taken for STARTING_TTL, so the deliveries meanwhile are only pushed.
 """
 
 import logging
@@ -119,9 +121,14 @@ def _start_drainer(slot: int, token: str) -> None:
     try:
         drain_webhook_inbox.delay(slot, token)
     except Exception:
-        # No broker: free the slot so the next delivery (or the sweeper) tries again.
-        logger.warning("Could not start a webhook drainer; the sweeper will")
-        _release(slot, token)
+        # No broker. The slot stays taken for STARTING_TTL: meanwhile deliveries are only
+        # pushed (a publish attempt costs a request ~0.3 s of retries), then the next
+        # delivery or the sweeper tries again.
+        logger.warning("Could not start a webhook drainer; retrying in %s s", STARTING_TTL)
+        try:
+            _redis().expire(SLOT.format(slot), STARTING_TTL)
+        except Exception:
+            pass
 
 
 def _hold(slot: int, token: str) -> bool:
