@@ -44,12 +44,12 @@ def whatsapp_settings(request: HttpRequest) -> HttpResponse:
         context.update(
             status=services.connection_status_for(organization),
             signup_enabled=signup_enabled,
-            page_config=_page_config(request, signup_enabled),
+            page_config=_page_config(request, organization, signup_enabled),
         )
     return render(request, "whatsapp/settings.html", context)
 
 
-def _page_config(request: HttpRequest, signup_enabled: bool) -> dict:
+def _page_config(request: HttpRequest, organization, signup_enabled: bool) -> dict:
     if settings.META_SANDBOX:
         # The demo's stand-in for Meta serves an SDK with the same FB.login contract.
         sdk_url, origins = "/sandbox/sdk.js", [f"{request.scheme}://{request.get_host()}"]
@@ -64,7 +64,7 @@ def _page_config(request: HttpRequest, signup_enabled: bool) -> dict:
         "graphVersion": settings.META_GRAPH_API_VERSION,
         "allowedOrigins": origins,
         "signupEnabled": signup_enabled,
-        "hostedFirst": flags.flag_enabled(flags.V2_ONBOARDING, organization_for_request(request)),
+        "hostedFirst": flags.flag_enabled(flags.V2_ONBOARDING, organization),
         "csrfToken": get_token(request),
         "texts": {
             "connect": _("Connect WhatsApp"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from . import services
 from .graph import GraphClient, GraphError
 from .models import Config, Connection
+from .services import COEXISTENCE_FINISH
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,6 @@ LEASE = timedelta(minutes=5)
 SYNC_WINDOW = timedelta(hours=24)
 # Meta allows 10 register calls per number per 72 h; we never spend more than 3 automatically.
 MAX_REGISTRATION_ATTEMPTS = 3
-COEXISTENCE_FINISH = "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"
 
 
 class Blocked(Exception):

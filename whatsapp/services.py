@@ -16,7 +16,7 @@ from audit.models import AuditLog
 from audit.services import audit_record
 from organizations.models import Organization
 
-from . import tracking
+from . import flags, tracking
 from .analytics import analytics_record
 from .graph import GraphClient, GraphError
 from .models import AnalyticsEvent, Config, Connection, Onboarding
@@ -201,16 +201,18 @@ def connection_partner_added(*, update: AccountUpdate, payload: dict | None = No
         return connection
 
     connection.attributed_by = connection.attributed_by or attribution.via
-    if not was_bound:
+    if was_bound:
+        connection.save()
+    else:
         _bind(connection, via=connection.attributed_by, actor_label=WEBHOOK_ACTOR)
-    connection.save()
     pipeline_enqueue(connection.pk)
     return connection
 
 
 def _bind(connection: Connection, *, via: str, actor=None, actor_label: str = "",
           request=None) -> None:
-    """The connection now belongs to its organization: audited once, then the pipeline runs."""
+    """The connection now belongs to its organization: saved (with any pending changes) and
+    audited once; the caller then enqueues the pipeline."""
     connection.status = Connection.Status.CONNECTING
     connection.connected_at = timezone.now()
     connection.error_message = ""
@@ -382,10 +384,10 @@ def _bind_from_browser(*, organization, user, state, token, debug, event, waba_i
     connection.attributed_by = "browser_callback"
     connection_store_token(connection, token=token, source="code_exchange",
                            expires_at=int(debug.get("expires_at") or 0), save=False)
-    connection.save()
     if newly_bound:
         _bind(connection, via="browser_callback", actor=user, request=request)
-    onboarding.finish_event = event
+    else:
+        connection.save()
     onboarding_complete(onboarding, waba_id=waba_id, finish_event=event)
     pipeline_enqueue(connection.pk)
     return connection
@@ -602,8 +604,6 @@ def connection_disconnect_by_user(*, organization: Organization, reason: str, re
 
 def signup_enabled_for(organization: Organization) -> bool:
     """Feature flag `whatsapp_embedded_signup_enabled` (seed 001); see the back-office flags."""
-    from . import flags
-
     return flags.flag_enabled(flags.SIGNUP_ENABLED, organization)
 
 

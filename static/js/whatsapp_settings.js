@@ -56,7 +56,7 @@
     list.replaceChildren();
     numbers.filter(function (n) { return n.status === "configured"; }).forEach(function (n) {
       var li = document.createElement("li");
-      li.textContent = formatNumber(n.displayPhoneNumber) + (n.verifiedName ? " · " + n.verifiedName : "");
+      li.textContent = numberLabel(n);
       list.appendChild(li);
     });
     var choices = $("wa-numbers");
@@ -69,8 +69,7 @@
         input.type = "radio"; input.name = "phone"; input.value = n.phoneNumberId;
         input.dataset.waba = n.wabaId; input.required = true; input.checked = i === 0;
         label.appendChild(input);
-        label.appendChild(document.createTextNode(" " + formatNumber(n.displayPhoneNumber) +
-          (n.verifiedName ? " · " + n.verifiedName : "")));
+        label.appendChild(document.createTextNode(" " + numberLabel(n)));
         choices.appendChild(label);
       });
       choices.dataset.rendered = "1";
@@ -82,6 +81,10 @@
     var d = (raw || "").replace(/\D/g, "");
     var m = d.match(/^55(\d{2})(\d{4,5})(\d{4})$/);
     return m ? "+55 " + m[1] + " " + m[2] + "-" + m[3] : raw;
+  }
+
+  function numberLabel(n) {
+    return formatNumber(n.displayPhoneNumber) + (n.verifiedName ? " · " + n.verifiedName : "");
   }
 
   function refresh() {
