@@ -111,11 +111,9 @@ def connection_disconnect(request: Request) -> Response:
 @extend_schema(summary="The organization's phone numbers")
 @api_view(["GET"])
 def phone_numbers(request: Request) -> Response:
-    configs = Config.objects.filter(
-        organization=request.organization, connection__status__in=[
-            s for s in Connection.Status.values if s != Connection.Status.DISCONNECTED
-        ],
-    ).select_related("connection")
+    configs = (Config.objects.filter(organization=request.organization)
+               .exclude(connection__status=Connection.Status.DISCONNECTED)
+               .select_related("connection"))
     return Response({"phoneNumbers": [services.config_json(c) for c in configs]})
 
 
