@@ -8,6 +8,7 @@ from .models import Connection
 from .payloads import (
     AccountUpdate,
     Change,
+    Delivery,
     HistoryValue,
     MessagesValue,
     QualityUpdate,
@@ -22,16 +23,20 @@ logger = logging.getLogger(__name__)
 class Context:
     """What handlers learn about the delivery as a whole (e.g. the tenant it belongs to)."""
 
-    def __init__(self, payload: dict | None = None) -> None:
-        self.payload = payload
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
         self.organization_id = None
         # phone_number_id → ingestion.Route, filled (and locked) on first use by ingestion.route.
         self.routes: dict | None = None
 
+    def attribute(self, organization_id) -> None:
+        """The delivery's tenant is the first one any of its changes names."""
+        self.organization_id = self.organization_id or organization_id
+
 
 def _partner_added(update: AccountUpdate, ctx: Context) -> None:
-    connection = services.connection_partner_added(update=update, payload=ctx.payload)
-    ctx.organization_id = ctx.organization_id or connection.organization_id
+    connection = services.connection_partner_added(update=update, payload=ctx.delivery.payload)
+    ctx.attribute(connection.organization_id)
 
 
 def _disconnect(update: AccountUpdate, ctx: Context) -> None:
@@ -45,7 +50,7 @@ def _disconnect(update: AccountUpdate, ctx: Context) -> None:
         details={"initiated_by": update.initiated_by} if update.initiated_by else None,
     )
     if connection:
-        ctx.organization_id = ctx.organization_id or connection.organization_id
+        ctx.attribute(connection.organization_id)
 
 
 def _record(update: AccountUpdate, ctx: Context) -> None:
@@ -96,14 +101,14 @@ handle_user_id_update = _routed(UserIdUpdateValue.from_change, ingestion.user_id
 
 def handle_template_status(change: Change, ctx: Context) -> None:
     event = ingestion.template_status_record(TemplateStatusUpdate.from_change(change))
-    if event and event.organization_id:
-        ctx.organization_id = ctx.organization_id or event.organization_id
+    if event:
+        ctx.attribute(event.organization_id)
 
 
 def handle_quality_update(change: Change, ctx: Context) -> None:
     config = ingestion.quality_update_apply(QualityUpdate.from_change(change))
-    if config and config.organization_id:
-        ctx.organization_id = ctx.organization_id or config.organization_id
+    if config:
+        ctx.attribute(config.organization_id)
 
 
 FIELD_HANDLERS: dict[str, Callable[[Change, Context], None]] = {

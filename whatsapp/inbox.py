@@ -102,17 +102,10 @@ def announce(log_id: int) -> bool:
 def wake() -> bool:
     """Starts a drainer if ids wait and no drainer holds slot 0 (the sweeper calls this)."""
     try:
-        client = _redis()
-        if not client.llen(QUEUE):
-            return False
-        token = secrets.token_hex(8)
-        if not client.set(SLOT.format(0), token, nx=True, ex=STARTING_TTL):
-            return False
+        return bool(_redis().llen(QUEUE)) and _start_if_free(0)
     except Exception:
         logger.warning("Webhook inbox unavailable; the sweeper enqueues from the database")
         return False
-    _start_drainer(0, token)
-    return True
 
 
 def _start_drainer(slot: int, token: str) -> None:
@@ -142,10 +135,13 @@ def _release(slot: int, token: str) -> None:
         pass  # it expires by itself
 
 
-def _call_helper(slot: int) -> None:
+def _start_if_free(slot: int) -> bool:
+    """Takes `slot` for a new drainer and starts it; False when a drainer already holds it."""
     token = secrets.token_hex(8)
-    if _redis().set(SLOT.format(slot), token, nx=True, ex=STARTING_TTL):
-        _start_drainer(slot, token)
+    if not _redis().set(SLOT.format(slot), token, nx=True, ex=STARTING_TTL):
+        return False
+    _start_drainer(slot, token)
+    return True
 
 
 def drain(slot: int, token: str, *, on_result=None) -> int:
@@ -180,7 +176,7 @@ def drain(slot: int, token: str, *, on_result=None) -> int:
                     finished = True
                     return processed
                 if slot + 1 < settings.WHATSAPP_WEBHOOK_DRAINERS and client.llen(QUEUE):
-                    _call_helper(slot + 1)
+                    _start_if_free(slot + 1)  # a helper for the backlog
             if time.monotonic() >= deadline:
                 # Turn over: a fresh task at the back of the Celery queue keeps the slot.
                 _push_back(client, pending)

@@ -86,7 +86,7 @@ def route(ctx, phone_number_id: str) -> Route:
     """
     if ctx.routes is None:
         ctx.routes = {}
-        ids = phone_number_ids(ctx.payload)
+        ids = phone_number_ids(ctx.delivery.changes)
         configs = {
             c.phone_number_id: c
             for c in Config.objects.select_for_update(of=("self",))
@@ -95,8 +95,8 @@ def route(ctx, phone_number_id: str) -> Route:
         }
         for pnid in ids:
             ctx.routes[pnid] = _route_or_park(pnid, configs.get(pnid))
-        if ctx.routes and ctx.organization_id is None:
-            ctx.organization_id = ctx.routes[ids[0]].organization_id
+        if ctx.routes:
+            ctx.attribute(ctx.routes[ids[0]].organization_id)
     if phone_number_id not in ctx.routes:
         raise Parked(phone_number_id, f"phone number {phone_number_id or '(none)'} is unknown")
     return ctx.routes[phone_number_id]
@@ -620,8 +620,7 @@ def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) ->
 
 # --- Field: smb_message_echoes ----------------------------------------------------------------
 
-def echoes_ingest(route_: Route, value: MessagesValue, *, source: str = Message.Source.PHONE_APP,
-                  takeover: bool = True) -> None:
+def echoes_ingest(route_: Route, value: MessagesValue) -> None:
     """Messages the business sent from the phone app: outbound, and a person is handling it.
 
     They never open the service window (no last_inbound_at) and never trigger automation.
@@ -630,15 +629,15 @@ def echoes_ingest(route_: Route, value: MessagesValue, *, source: str = Message.
     book = ContactBook(route_.organization_id)
     echoes = [(m, value.party(user_id=m.to_user_id, wa_id=m.to)) for m in value.echoes]
     book.resolve([sighting(p, at(m.timestamp, now)) for m, p in echoes])
-    rows = [_message(route_, m, direction=Message.Direction.OUTBOUND, source=source,
-                     contact=book.get(p), fallback=now) for m, p in echoes]
+    rows = [_message(route_, m, direction=Message.Direction.OUTBOUND,
+                     source=Message.Source.PHONE_APP, contact=book.get(p), fallback=now)
+            for m, p in echoes]
     messages_store(route_, rows)
-    if takeover:
-        for m, p in echoes:
-            contact = book.get(p)
-            if contact is not None:
-                contact.note_takeover(at(m.timestamp, now))
-                book.mark(contact)
+    for m, p in echoes:
+        contact = book.get(p)
+        if contact is not None:
+            contact.note_takeover(at(m.timestamp, now))
+            book.mark(contact)
     book.save()
 
 
@@ -790,7 +789,7 @@ def template_status_record(update: TemplateStatusUpdate) -> TemplateStatusEvent 
         },
     )
     if connection:
-        Connection.objects.filter(pk=connection.pk).update(last_webhook_at=timezone.now())
+        Connection.objects.filter(pk=connection.pk).touch()
     templates.template_status_follow(event)
     return event
 
@@ -817,5 +816,5 @@ def quality_update_apply(update: QualityUpdate) -> Config | None:
         config.messaging_limit = update.messaging_limit[:32]
     config.save(update_fields=["quality_event", "quality_event_at", "messaging_limit",
                                "updated_at"])
-    Connection.objects.filter(pk=config.connection_id).update(last_webhook_at=timezone.now())
+    Connection.objects.filter(pk=config.connection_id).touch()
     return config

@@ -1,7 +1,7 @@
 """The typed boundary for Meta's webhook JSON: parsed once here, never walked elsewhere."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -128,17 +128,14 @@ PHONE_ROUTED_FIELDS = frozenset(
 )
 
 
-def phone_number_ids(payload: dict[str, Any] | None) -> list[str]:
+def _phone_number_id(value: dict[str, Any]) -> str:
+    return _str(_dict(value.get("metadata")).get("phone_number_id"))
+
+
+def phone_number_ids(changes: list[Change]) -> list[str]:
     """Every phone_number_id a delivery's phone-routed changes refer to, sorted and unique."""
-    found = set()
-    for entry in _list(_dict(payload).get("entry")):
-        for change in _list(entry.get("changes")):
-            if change.get("field") in PHONE_ROUTED_FIELDS:
-                metadata = _dict(_dict(change.get("value")).get("metadata"))
-                pnid = _str(metadata.get("phone_number_id"))
-                if pnid:
-                    found.add(pnid)
-    return sorted(found)
+    return sorted({pnid for change in changes if change.field in PHONE_ROUTED_FIELDS
+                   if (pnid := _phone_number_id(change.value))})
 
 
 @dataclass(frozen=True)
@@ -285,16 +282,10 @@ def _messages(items: Any) -> list[WaMessage]:
     for item in _list(items):
         message = WaMessage.from_item(item)
         if message.type == "contacts":
-            message = _replace_body(message, _contacts_text(item))
+            message = replace(message, body=_contacts_text(item))
         if message.wamid:
             parsed.append(message)
     return parsed
-
-
-def _replace_body(message: WaMessage, body: str) -> WaMessage:
-    from dataclasses import replace
-
-    return replace(message, body=body)
 
 
 @dataclass(frozen=True)
@@ -413,8 +404,7 @@ class StateSyncValue:
                 full_name=_str(contact.get("full_name") or contact.get("first_name")),
                 timestamp=_int_or_none(_dict(item.get("metadata")).get("timestamp")),
             ))
-        return cls(phone_number_id=_str(_dict(value.get("metadata")).get("phone_number_id")),
-                   items=items)
+        return cls(phone_number_id=_phone_number_id(value), items=items)
 
 
 @dataclass(frozen=True)
@@ -444,7 +434,7 @@ class UserIdUpdateValue:
                 timestamp=_int_or_none(item.get("timestamp")),
             ))
         return cls(
-            phone_number_id=_str(_dict(value.get("metadata")).get("phone_number_id")),
+            phone_number_id=_phone_number_id(value),
             contacts=[Party.from_contact(c) for c in _list(value.get("contacts"))],
             changes=[c for c in changes if c.previous and c.current],
         )

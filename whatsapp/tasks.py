@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import analytics, inbox, pipeline, services, webhooks
-from .models import WebhookLog
+from .models import Connection, WebhookLog
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,6 @@ def sweep_outbound() -> int:
 def sync_templates(connection_id: str | None = None) -> int:
     """One connection's templates, or every connected WABA's (beat)."""
     from . import templates
-    from .models import Connection
 
     if connection_id:
         return templates.templates_sync(Connection.objects.get(pk=connection_id)).created

@@ -162,7 +162,7 @@ def webhook_process(log_id: int) -> str:
         return "skipped"
     try:
         delivery = parse_delivery(bytes(log.raw_body))
-        ctx = Context(payload=delivery.payload)
+        ctx = Context(delivery)
         with transaction.atomic():
             for change in delivery.changes:
                 dispatch(change, ctx)
