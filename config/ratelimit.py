@@ -16,6 +16,8 @@ from django.utils.translation import ngettext
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
+from .cache import redis_client
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,12 +28,6 @@ class Hit:
     retry_after: int
 
 
-def _redis():
-    from config.cache import redis_client
-
-    return redis_client()
-
-
 def hit(scope: str, ident: str, *, limit: int, window: int) -> Hit:
     """Counts one request of `ident` in `scope`; allowed while the window's count <= limit."""
     now = time.time()
@@ -39,7 +35,7 @@ def hit(scope: str, ident: str, *, limit: int, window: int) -> Hit:
     key = f"ratelimit:{scope}:{ident}:{bucket}"
     retry_after = max(1, math.ceil((bucket + 1) * window - now))
     try:
-        pipe = _redis().pipeline(transaction=True)
+        pipe = redis_client().pipeline(transaction=True)
         pipe.incr(key)
         # +1 s so the key outlives its window even with clock skew between hosts.
         pipe.expire(key, window + 1)

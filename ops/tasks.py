@@ -1,5 +1,7 @@
 """Periodic operations tasks (scheduled in ops.schedules); thin wrappers over domain code."""
 
+from collections import Counter
+
 from celery import shared_task
 
 from .models import Heartbeat
@@ -14,16 +16,14 @@ def heartbeat() -> None:
 def token_health() -> dict:
     from whatsapp.token_health import tokens_check
 
-    results = [c.result for c in tokens_check()]
-    return {r: results.count(r) for r in set(results)}
+    return dict(Counter(c.result for c in tokens_check()))
 
 
 @shared_task
 def reconcile_subscriptions() -> dict:
     from whatsapp.subscriptions import subscriptions_reconcile
 
-    results = [c.result for c in subscriptions_reconcile()]
-    return {r: results.count(r) for r in set(results)}
+    return dict(Counter(c.result for c in subscriptions_reconcile()))
 
 
 @shared_task

@@ -42,6 +42,16 @@ def organization_create(*, name: str, admin_email: str,
     return organization, user
 
 
+def organization_by_id(value: str) -> Organization | None:
+    """An organization named by its UUID (e.g. a form's or query string's value); None when
+    the value is not a UUID or names none."""
+    try:
+        pk = uuid.UUID(value)
+    except ValueError:
+        return None
+    return Organization.objects.filter(pk=pk).first()
+
+
 def organization_by_id_or_slug(value: str) -> Organization | None:
     """For commands and staff tools: an organization named by its UUID or its slug."""
     try:

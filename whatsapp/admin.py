@@ -1,13 +1,20 @@
 import json
 
 from django.contrib import admin, messages
-from django.utils.html import format_html
-from django.utils.safestring import mark_safe  # only for joins of format_html() pieces
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 
+from audit.models import AuditLog
 from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from organizations.models import Organization
+from organizations.services import organization_by_id
 
+from . import backoffice, services
 from .models import (
     AnalyticsEvent,
     Config,
@@ -19,6 +26,8 @@ from .models import (
     OrphanConnection,
     WebhookLog,
 )
+from .reliability import webhooks_replay
+from .token_health import connection_check_token
 
 
 @admin.register(Onboarding)
@@ -83,35 +92,27 @@ class ConnectionAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("sync progress"))
     def sync_progress(self, obj: Connection) -> str:
-        rows = [
-            format_html(
-                "<li>{} — {}: {} · {}: {} · {}: {}{}</li>",
-                c.display_phone_number or c.phone_number_id,
-                _("registration"), c.get_registration_status_display(),
-                _("contacts"), c.get_contacts_sync_status_display(),
-                _("history"), c.get_history_sync_status_display(),
-                format_html(" <em>({})</em>", c.sync_error) if c.sync_error else "",
-            )
+        rows = format_html_join("", "<li>{} — {}: {} · {}: {} · {}: {}{}</li>", (
+            (c.display_phone_number or c.phone_number_id,
+             _("registration"), c.get_registration_status_display(),
+             _("contacts"), c.get_contacts_sync_status_display(),
+             _("history"), c.get_history_sync_status_display(),
+             format_html(" <em>({})</em>", c.sync_error) if c.sync_error else "")
             for c in obj.configs.all()
-        ]
-        return format_html("<ul>{}</ul>", mark_safe("".join(rows))) if rows else "—"
+        ))
+        return format_html("<ul>{}</ul>", rows) if rows else "—"
 
     @admin.display(description=_("recent audit entries"))
     def recent_audit(self, obj: Connection) -> str:
-        from audit.models import AuditLog
-
         entries = AuditLog.objects.filter(target=f"waba:{obj.waba_id}")[:10]
-        rows = "".join(
-            format_html("<li>{} · {} · {}</li>", e.created_at.strftime("%d/%m/%Y %H:%M"),
-                        e.get_action_display(), e.actor_label)
+        rows = format_html_join("", "<li>{} · {} · {}</li>", (
+            (e.created_at.strftime("%d/%m/%Y %H:%M"), e.get_action_display(), e.actor_label)
             for e in entries
-        )
-        return format_html("<ul>{}</ul>", mark_safe(rows)) if rows else "—"
+        ))
+        return format_html("<ul>{}</ul>", rows) if rows else "—"
 
     @admin.action(description=_("Re-run token health check"), permissions=["operate"])
     def check_token(self, request, queryset) -> None:
-        from .token_health import connection_check_token
-
         for connection in queryset.active():
             check = connection_check_token(connection)
             self.message_user(request, f"{connection.waba_id}: {check.result}"
@@ -119,8 +120,6 @@ class ConnectionAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Re-run the onboarding pipeline"), permissions=["operate"])
     def rerun_pipeline(self, request, queryset) -> None:
-        from . import services
-
         count = 0
         for connection in queryset.active().filter(organization__isnull=False):
             services.pipeline_enqueue(connection.pk)
@@ -130,10 +129,6 @@ class ConnectionAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Disconnect selected connections"), permissions=["operate"])
     def disconnect_selected(self, request, queryset):
         """Asks for confirmation first (Django's intermediate page pattern)."""
-        from django.template.response import TemplateResponse
-
-        from . import services
-
         live = queryset.active()
         if request.POST.get("confirm") == "1":
             for connection in live:
@@ -159,38 +154,24 @@ class OrphanConnectionAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("action"))
     def claim_link(self, obj: Connection) -> str:
-        from django.urls import reverse
-
         url = reverse("admin:whatsapp_orphanconnection_claim", args=[obj.pk])
         return format_html('<a class="underline font-semibold" href="{}">{}</a>', url,
                            _("Claim"))
 
     def get_urls(self):
-        from django.urls import path
-
         claim = self.admin_site.admin_view(self.claim_view)
         return [path("<uuid:pk>/claim/", claim, name="whatsapp_orphanconnection_claim"),
                 *super().get_urls()]
 
     def claim_view(self, request, pk):
         """Two steps: choose the organization, then confirm what will happen."""
-        from django.core.exceptions import PermissionDenied
-        from django.shortcuts import get_object_or_404, redirect
-        from django.template.response import TemplateResponse
-        from django.urls import reverse
-
-        from organizations.models import Organization
-
-        from . import services
-
         if not request.user.has_perm("whatsapp.claim_orphan"):
             raise PermissionDenied
         connection = get_object_or_404(OrphanConnection, pk=pk)
         back_url = reverse("admin:whatsapp_orphanconnection_changelist")
         organization = None
         if request.method == "POST":
-            organization = Organization.objects.filter(
-                pk=_uuid_or_none(request.POST.get("organization", ""))).first()
+            organization = organization_by_id(request.POST.get("organization", ""))
             if organization and request.POST.get("confirm") == "1":
                 try:
                     services.connection_claim(connection_id=connection.pk,
@@ -212,15 +193,6 @@ class OrphanConnectionAdmin(ReadOnlyAdmin):
             "organizations": Organization.objects.order_by("name"), "back_url": back_url,
         }
         return TemplateResponse(request, "admin/whatsapp/claim_orphan.html", context)
-
-
-def _uuid_or_none(value: str):
-    import uuid
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 @admin.register(Config)
@@ -259,22 +231,13 @@ class WebhookLogAdmin(ReadOnlyAdmin):
         return request.user.has_perm("whatsapp.replay_webhooklog")
 
     def get_urls(self):
-        from django.urls import path
-
         dashboard = self.admin_site.admin_view(self.dashboard_view)
         return [path("dashboard/", dashboard, name="whatsapp_webhooklog_dashboard"),
                 *super().get_urls()]
 
     def dashboard_view(self, request):
         """Seed 002 §2.3: failed deliveries by error, field and organization; oldest's age."""
-        from django.template.response import TemplateResponse
-        from django.urls import reverse
-
-        from . import backoffice
-
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         summary = backoffice.failed_webhooks()
         changelist = reverse("admin:whatsapp_webhooklog_changelist")
@@ -293,8 +256,6 @@ class WebhookLogAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Replay selected deliveries"), permissions=["replay"])
     def replay_selected(self, request, queryset) -> None:
-        from .reliability import webhooks_replay
-
         result = webhooks_replay(logs=queryset, actor=request.user, request=request)
         self.message_user(request, _("%(n)d deliveries queued for replay.")
                           % {"n": len(result.replayed)})

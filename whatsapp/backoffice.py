@@ -8,6 +8,9 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Mi
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from organizations.models import Organization
+from organizations.services import organization_by_id
+
 from .models import Connection, Onboarding, WebhookLog
 
 PERIODS = {"7": 7, "30": 30, "90": 90}
@@ -36,25 +39,26 @@ def funnel(*, period: Period, organization=None) -> dict:
                                             created_at__lt=period.end)
     if organization is not None:
         onboardings = onboardings.filter(organization=organization)
-    started = onboardings.count()
-    completed = onboardings.filter(status=Onboarding.Status.COMPLETED)
-    mean = completed.filter(completed_at__isnull=False).aggregate(
+    S = Onboarding.Status
+    counts = onboardings.aggregate(
+        started=Count("pk"),
+        completed=Count("pk", filter=Q(status=S.COMPLETED)),
+        cancelled=Count("pk", filter=Q(status=S.CANCELLED)),
+        failed=Count("pk", filter=Q(status=S.FAILED)),
+        expired=Count("pk", filter=Q(status=S.EXPIRED)
+                      | Q(status=S.PENDING, expires_at__lte=period.end)),
         mean=Avg(ExpressionWrapper(F("completed_at") - F("created_at"),
-                                   output_field=DurationField()))
-    )["mean"]
+                                   output_field=DurationField()),
+                 filter=Q(status=S.COMPLETED, completed_at__isnull=False)),
+    )
+    started, mean = counts["started"], counts.pop("mean")
     return {
-        "started": started,
-        "completed": completed.count(),
-        "cancelled": onboardings.filter(status=Onboarding.Status.CANCELLED).count(),
-        "failed": onboardings.filter(status=Onboarding.Status.FAILED).count(),
-        "expired": onboardings.filter(status=Onboarding.Status.EXPIRED).count()
-        + onboardings.filter(status=Onboarding.Status.PENDING, expires_at__lte=period.end).count(),
-        "success_rate": round(100 * completed.count() / started, 1) if started else None,
+        **counts,
+        "success_rate": round(100 * counts["completed"] / started, 1) if started else None,
         "mean_seconds_to_complete": round(mean.total_seconds()) if mean else None,
-        "cancellations_by_step": _grouped(
-            onboardings.filter(status=Onboarding.Status.CANCELLED), "current_step"),
-        "errors_by_code": _grouped(onboardings.filter(status=Onboarding.Status.FAILED),
-                                   "error_code"),
+        "cancellations_by_step": _grouped(onboardings.filter(status=S.CANCELLED),
+                                          "current_step"),
+        "errors_by_code": _grouped(onboardings.filter(status=S.FAILED), "error_code"),
     }
 
 
@@ -84,7 +88,10 @@ def failed_webhooks(*, organization=None) -> dict:
                                                  WebhookLog.Status.DEAD])
     if organization is not None:
         logs = logs.filter(organization=organization)
-    oldest = logs.aggregate(oldest=Min("received_at"))["oldest"]
+    counts = logs.aggregate(oldest=Min("received_at"),
+                            failed=Count("pk", filter=Q(status=WebhookLog.Status.FAILED)),
+                            dead=Count("pk", filter=Q(status=WebhookLog.Status.DEAD)))
+    oldest = counts["oldest"]
     by_field: dict[str, int] = {}
     for fields, n in logs.values_list("fields").annotate(n=Count("pk")):
         for name in fields or [_("(not parsed)")]:
@@ -99,8 +106,8 @@ def failed_webhooks(*, organization=None) -> dict:
         for row in logs.values("organization__name").annotate(n=Count("pk")).order_by("-n")
     ]
     return {
-        "failed": logs.filter(status=WebhookLog.Status.FAILED).count(),
-        "dead": logs.filter(status=WebhookLog.Status.DEAD).count(),
+        "failed": counts["failed"],
+        "dead": counts["dead"],
         "oldest_received_at": oldest,
         "oldest_age_hours": round((timezone.now() - oldest).total_seconds() / 3600, 1)
         if oldest else None,
@@ -144,12 +151,8 @@ def dashboard_context(*, period: Period, organization=None) -> dict:
 
 def dashboard_callback(request, context: dict) -> dict:
     """unfold's DASHBOARD_CALLBACK: the admin index becomes the onboarding dashboard."""
-    from organizations.models import Organization
-
     period = Period.from_request(request.GET.get("period"))
-    organization = None
-    if request.GET.get("org"):
-        organization = Organization.objects.filter(pk=_uuid_or_none(request.GET["org"])).first()
+    organization = organization_by_id(request.GET.get("org", ""))
     context.update(dashboard_context(period=period, organization=organization))
     context["title"] = _("Onboarding dashboard")
     context.update(
@@ -159,12 +162,3 @@ def dashboard_callback(request, context: dict) -> dict:
         organizations=Organization.objects.order_by("name").only("pk", "name"),
     )
     return context
-
-
-def _uuid_or_none(value: str):
-    import uuid
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

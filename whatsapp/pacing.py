@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from config.cache import redis_client
+
 logger = logging.getLogger(__name__)
 WINDOW_US = 1_000_000
 
@@ -45,16 +47,10 @@ def _key(phone_number_id: str) -> str:
     return f"whatsapp:pacing:{phone_number_id}"
 
 
-def _redis():
-    from config.cache import redis_client
-
-    return redis_client()
-
-
 def slot_take(phone_number_id: str, limit: int) -> tuple[bool, int]:
     """One try: (True, now µs) when the call may go now, else (False, µs to wait)."""
-    allowed, value = _redis().eval(SLOT_SCRIPT, 1, _key(phone_number_id), limit, WINDOW_US,
-                                   secrets.token_hex(6))
+    allowed, value = redis_client().eval(SLOT_SCRIPT, 1, _key(phone_number_id), limit,
+                                         WINDOW_US, secrets.token_hex(6))
     return bool(allowed), int(value)
 
 

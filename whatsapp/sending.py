@@ -191,13 +191,14 @@ def outbound_queue(*, organization, request: SendRequest, user=None, token=None
         if existing:
             return _replayed(existing, fingerprint), False
     config = sending_config(organization, request.phone_number_id)
-    if mode_for(organization) == SendMode.DISABLED:
+    mode = mode_for(organization)
+    if mode == SendMode.DISABLED:
         # 403: sending is off (environment, organization or kill switch).
         raise SendRefused(403, "sending_disabled",
                           _("Sending WhatsApp messages is turned off for this organization."))
-    contact = contact_find(organization, contact_id=request.contact_id,
-                           to=ingestion.normalize_phone(request.to))
-    to = ingestion.normalize_phone(request.to) or (contact.wa_id if contact else "")
+    to = ingestion.normalize_phone(request.to)
+    contact = contact_find(organization, contact_id=request.contact_id, to=to)
+    to = to or (contact.wa_id if contact else "")
     if not to:
         # 409: a username-only contact has no number we may send to yet.
         raise SendRefused(409, "no_phone", _("This contact has no phone number to send to."))
@@ -218,7 +219,7 @@ def outbound_queue(*, organization, request: SendRequest, user=None, token=None
     try:
         with transaction.atomic():
             message.save()
-            event_add(message, "queued", mode=mode_for(organization))
+            event_add(message, "queued", mode=mode)
     except IntegrityError:
         # The same key raced us: the other request's message is the one.
         existing = OutboundMessage.objects.get(organization=organization,
@@ -442,13 +443,14 @@ def retryable(exc: GraphError) -> bool:
 def _graph_failed(message: OutboundMessage, exc: GraphError) -> Outcome:
     error = {"code": exc.code, "subcode": exc.subcode, "message": exc.message,
              "http_status": exc.status, "fbtrace_id": exc.fbtrace_id}
-    if retryable(exc) and message.attempts < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
+    transient = retryable(exc)
+    if transient and message.attempts < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
         delay = retry_delay(message.attempts)
         _release(message, status=S.QUEUED, next_attempt_at=timezone.now() + delay,
                  error_code=exc.code, errors=[error])
         event_add(message, "retry_scheduled", error=error, in_seconds=round(delay.total_seconds()))
         return Outcome("retry", retry_in=delay.total_seconds())
-    if exc.status == 0 and not retryable(exc):
+    if exc.status == 0 and not transient:
         _finish(message, S.UNKNOWN, "unknown", error=error, error_code=exc.code, errors=[error],
                 reason=_("Meta did not answer; the message may or may not have been sent. "
                          "Its status webhooks will tell."))

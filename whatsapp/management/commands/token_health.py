@@ -1,3 +1,5 @@
+from collections import Counter
+
 from django.core.management.base import BaseCommand
 
 from whatsapp.token_health import tokens_check
@@ -22,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, org: str, **options) -> None:
         checks = tokens_check(organization=find_organization(org) if org else None)
         results = [c.as_dict() for c in checks]
-        totals = {r: sum(1 for c in checks if c.result == r) for r in {c.result for c in checks}}
+        totals = dict(Counter(c.result for c in checks))
         if options["json"]:
             self.stdout.write(dump({"checked": len(checks), "totals": totals,
                                     "results": results}))
