@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import wire  # noqa: E402  (the bytes Meta signs)
+
 DB_URL = os.environ.get("BENCH_DATABASE_URL",
                         "postgres://postgres@127.0.0.1:5432/qualifica_bench_ingest")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -88,10 +90,6 @@ def numbers():
 
 def load(name: str) -> dict:
     return json.loads((PAYLOADS / name).read_bytes())
-
-
-def wire(obj: dict) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def message_bodies(n: int) -> list[bytes]:

@@ -1,5 +1,7 @@
 """Helpers for the ingestion tests: deliver a fixture for real, and dump what it stored."""
 
+from datetime import UTC, datetime
+
 from whatsapp.models import (
     Config,
     Contact,
@@ -23,6 +25,11 @@ def deliver(client, body: dict | bytes, *, expect: str = WebhookLog.Status.PROCE
     assert webhook_process(log.pk) == expect, log.last_error
     log.refresh_from_db()
     return log
+
+
+def ts(value: int) -> datetime:
+    """A Meta `timestamp` (epoch seconds) as the aware datetime ingestion stores."""
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def _contact_key(contact_id: int | None):

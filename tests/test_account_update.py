@@ -8,22 +8,14 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from audit.models import AuditLog
-from whatsapp.models import Connection, Onboarding, WebhookLog
+from whatsapp.models import Connection, Onboarding
 from whatsapp.services import onboarding_start
-from whatsapp.webhooks import webhook_process
 
 from .factories import ConnectionFactory, OnboardingFactory, OrganizationFactory
-from .meta import load, partner_added, post_signed
+from .ingest_support import deliver
+from .meta import load, partner_added
 
 pytestmark = pytest.mark.django_db
-
-
-def deliver(client, body: dict) -> WebhookLog:
-    assert post_signed(client, body).status_code == 200
-    log = WebhookLog.objects.latest("id")
-    assert webhook_process(log.pk) == WebhookLog.Status.PROCESSED, log.last_error
-    log.refresh_from_db()
-    return log
 
 
 def audits(action: str) -> int:

@@ -72,13 +72,18 @@ def test_same_name_gets_a_distinct_slug():
     assert a["organization_slug"] == "sol" and b["organization_slug"] == "sol-2"
 
 
-def test_production_settings_refuse_to_start_without_secrets():
-    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.production",
-           "HOME": "/tmp"}
-    proc = subprocess.run(
+def django_setup(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`django.setup()` in a fresh interpreter with only `env` (settings are read at startup)."""
+    return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
     )
+
+
+def test_production_settings_refuse_to_start_without_secrets():
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.production",
+           "HOME": "/tmp"}
+    proc = django_setup(env)
     assert proc.returncode != 0
     assert "DJANGO_SECRET_KEY" in proc.stderr
     assert "META_APP_SECRET" in proc.stderr
@@ -92,15 +97,9 @@ def test_production_settings_refuse_the_sandbox():
            "META_APP_ID": "1", "META_CONFIG_ID": "2", "META_APP_SECRET": "3",
            "META_WEBHOOK_VERIFY_TOKEN": "4", "TOKEN_ENCRYPTION_KEY": "ab" * 32,
            "META_SANDBOX": "true"}
-    proc = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
-    )
+    proc = django_setup(env)
     assert proc.returncode != 0
     assert "META_SANDBOX" in proc.stderr
     env["META_SANDBOX"] = "false"
-    proc = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
-    )
+    proc = django_setup(env)
     assert proc.returncode == 0, proc.stderr

@@ -2,7 +2,6 @@
 
 import copy
 import json
-from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -11,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from whatsapp.models import Config, Contact, HistoryChunk, HistorySync, Message
 
 from .factories import fixture_numbers
-from .ingest_support import deliver
+from .ingest_support import deliver, ts
 from .meta import load, wire
 
 pytestmark = pytest.mark.django_db
@@ -19,10 +18,6 @@ pytestmark = pytest.mark.django_db
 PLACEHOLDER = "wamid.GA1ILUItMDAwMhUCABIYFEgtQi0wMDAy"
 HISTORY = ["history_phase0_chunk1.json", "history_phase1_chunk1.json",
            "history_phase1_chunk2.json", "history_phase2_final.json"]
-
-
-def ts(value: int) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
 
 
 @pytest.fixture

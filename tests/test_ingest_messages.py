@@ -1,7 +1,6 @@
 """messages, statuses, echoes, contacts, templates and quality through the real webhook URL."""
 
 import copy
-from datetime import UTC, datetime
 
 import pytest
 
@@ -18,17 +17,13 @@ from whatsapp.models import (
 )
 
 from .factories import fixture_numbers
-from .ingest_support import deliver
+from .ingest_support import deliver, ts
 from .meta import load
 
 pytestmark = pytest.mark.django_db
 
 WAMID_TEXT = "wamid.GA1JTi1BLTAwMDEVAgASGBRJTi1BLTAwMDE="
 MARIANA = "BR.7460193528461029384"
-
-
-def ts(value: int) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
 
 
 @pytest.fixture

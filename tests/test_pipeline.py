@@ -10,12 +10,12 @@ import responses
 from django.utils import timezone
 
 from audit.models import AuditLog
-from whatsapp.models import AnalyticsEvent, Config, Connection, Onboarding, WebhookLog
+from whatsapp.models import AnalyticsEvent, Config, Connection, Onboarding
 from whatsapp.pipeline import pipeline_run
-from whatsapp.webhooks import webhook_process
 
 from .factories import MembershipFactory, OnboardingFactory
-from .meta import load, post_signed
+from .ingest_support import deliver
+from .meta import load
 
 pytestmark = pytest.mark.django_db
 G = "https://graph.facebook.com/v25.0"
@@ -280,11 +280,6 @@ def test_meta_error_is_recorded_with_session_id(api, onboarding):
     assert status["status"] == "error"
     assert "Erro: Número já compartilhado com um parceiro. Entre" in status["message"]
     assert "Entre em contato com suporte" in status["message"]
-
-
-def deliver(client, body: dict) -> None:
-    assert post_signed(client, body).status_code == 200
-    assert webhook_process(WebhookLog.objects.latest("id").pk) == WebhookLog.Status.PROCESSED
 
 
 def test_webhook_before_callback_gives_one_connection(client, api, onboarding, org, graph):

@@ -32,6 +32,17 @@ def all_in(ids, status: str) -> bool:
     return len(current) == len(ids) and set(current.values()) == {status}
 
 
+def sigkill(stack, worker, kill: str, marker) -> None:
+    """SIGKILLs the whole worker (and starts another) or only the pool child that wrote
+    `marker` (OOM-like: the parent requeues the task, reject_on_worker_lost)."""
+    if kill == "whole worker":
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        stack.start_worker("worker2")
+    else:
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+
+
 def test_broker_stopped_deliveries_are_stored_and_processed_when_it_is_back(stack):
     stack.start_web()
     stack.start_worker()
@@ -72,13 +83,7 @@ def test_worker_killed_mid_task_processes_the_event_exactly_once(stack, kill):
     assert WebhookLog.objects.get().status == "processing"
 
     killed_at = time.monotonic()
-    if kill == "whole worker":
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-        stack.start_worker("worker2")
-    else:
-        # The pool child dies (OOM-like); the parent requeues the task (reject_on_worker_lost).
-        os.kill(int(marker.read_text()), signal.SIGKILL)
+    sigkill(stack, worker, kill, marker)
 
     # The redelivered message finds the row leased; once the lease expires the sweeper
     # re-enqueues it and exactly one new attempt takes it.
@@ -113,12 +118,7 @@ def test_worker_killed_mid_drain_every_delivery_of_the_burst_runs_exactly_once(s
     assert stack.cache.client().llen("whatsapp:webhooks:inbox") == 0  # all 12 popped
 
     killed_at = time.monotonic()
-    if kill == "whole worker":
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-        stack.start_worker("worker2")
-    else:
-        os.kill(int(marker.read_text()), signal.SIGKILL)
+    sigkill(stack, worker, kill, marker)
     stack.sweep_until(lambda: all_in(ids, "processed"), timeout=60,
                       message="every delivery of the burst processed after the kill")
     print(f"\nmeasure: {kill} SIGKILL mid-drain → 12/12 processed in "
@@ -193,7 +193,6 @@ def test_poison_payload_retries_dies_is_visible_and_replays_after_a_fix(stack, c
     boom = post(stack.web_url, envelope("test_boom", {"n": 0}))
     assert boom.status_code == 200
     boom_id = WebhookLog.objects.get().pk
-    others = []
     for i in range(5):
         assert post(stack.web_url, envelope("test_noop", {"n": i})).status_code == 200
     others = list(WebhookLog.objects.exclude(pk=boom_id).values_list("pk", flat=True))

@@ -17,7 +17,8 @@ from django.conf import settings
 
 from tests.support import chromium, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# e2e: a real browser, so `-m "not e2e"` skips it with the others (README).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 HERE = Path(__file__).parent
 
