@@ -312,6 +312,20 @@ def test_transient_error_backs_off_then_sends(api, org, number, template, sendin
     assert sending.retry_delay(20).total_seconds() <= settings.WHATSAPP_SEND_RETRY_MAX_SECONDS
 
 
+@pytest.mark.parametrize("code", [131000, 133004])
+def test_transient_meta_errors_in_the_policy_range_are_retried(api, org, number, template,
+                                                               sending_on, code):
+    """131000 (something went wrong) and 133004 (server temporarily unavailable) are Graph's
+    transient codes, although they sit among the 131xxx–133xxx refusals."""
+    message = queue(api, template_body())
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{G}/{PHONE}/messages", status=503,
+                  json={"error": {"message": "Temporarily unavailable", "code": code}})
+        assert outbound_send(message.pk).status == "retry"
+    message.refresh_from_db()
+    assert message.status == S.QUEUED and message.next_attempt_at is not None
+
+
 def test_read_timeout_is_unknown_not_retried(api, org, number, template, sending_on, client):
     """Meta may have sent it: never risk a second copy; the status webhooks resolve it."""
     import requests

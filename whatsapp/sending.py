@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 
 from . import ingestion, pacing
 from .flags import flag_enabled
-from .graph import GraphClient, GraphError
+from .graph import TRANSIENT_CODES, GraphClient, GraphError
 from .models import (
     Config,
     Connection,
@@ -54,10 +54,6 @@ SERVICE_WINDOW = timedelta(hours=24)
 MODE_RANK = {SendMode.DISABLED: 0, SendMode.DRY_RUN: 1, SendMode.ENABLED: 2}
 CALLBACK_PREFIX = "qlk:"
 LEASE = timedelta(minutes=5)
-# 131xxx codes that are transient on Meta's side (generic error, service unavailable, number
-# in maintenance/throughput upgrade); every other 131xxx is a policy refusal (131047 window
-# closed, 131026 undeliverable, 131049 ecosystem limit…) that a retry would only repeat.
-TRANSIENT_131 = {131000, 131016, 131057}
 # A status never moves back: failed > read > delivered > sent > accepted.
 RANK = {OutboundMessage.Status.ACCEPTED: 1, OutboundMessage.Status.SENT: 2,
         OutboundMessage.Status.DELIVERED: 3, OutboundMessage.Status.READ: 4,
@@ -429,9 +425,12 @@ def _conversation_record(message: OutboundMessage, wamid: str, now: datetime) ->
 
 
 def retryable(exc: GraphError) -> bool:
-    """Transient errors only; never a 131xxx/132xxx/133xxx policy or template refusal."""
+    """Transient errors only; never a 131xxx/132xxx/133xxx policy or template refusal
+    (131047 window closed, 131026 undeliverable…) that a retry would only repeat. The few codes
+    of that range Graph knows as transient (graph.TRANSIENT_CODES: 131000, 131016, 131057,
+    133004) are retried."""
     code = exc.code or 0
-    if 131000 <= code < 134000 and code not in TRANSIENT_131:
+    if 131000 <= code < 134000 and code not in TRANSIENT_CODES:
         return False
     if exc.status == 0:
         # No HTTP answer. Only a failed connect proves Meta never saw the request; after a
