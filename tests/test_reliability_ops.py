@@ -153,6 +153,15 @@ def test_admin_shows_dead_delivery_with_error_and_replays_it(client, django_user
     assert client.post(f"/admin/whatsapp/webhooklog/{log.pk}/change/", {}).status_code == 403
 
 
+def test_support_finds_a_delivery_by_its_body_hash(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("h@q.test", "h@q.test", "x"))
+    wanted, other = stored(), stored(load("account_update_partner_added.json"))
+    page = client.get("/admin/whatsapp/webhooklog/", {"q": wanted.body_sha256})
+    assert page.status_code == 200
+    found = [log.pk for log in page.context["cl"].result_list]
+    assert found == [wanted.pk] and other.pk not in found
+
+
 def test_beat_models_are_in_the_admin(client, django_user_model):
     from django_celery_beat.models import PeriodicTask
 

@@ -41,6 +41,7 @@ def test_signed_delivery_is_stored_byte_for_byte_then_announced(
             response = post_signed(client, body)
 
     assert response.status_code == 200
+    assert response.json() == {"received": True}
     log = WebhookLog.objects.get()
     assert bytes(log.raw_body) == body
     assert log.status == WebhookLog.Status.RECEIVED
