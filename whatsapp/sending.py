@@ -18,7 +18,6 @@ time = checked again right before the Graph call, because things change while a 
 import hashlib
 import json
 import logging
-import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import ingestion, pacing
+from .backoff import backoff
 from .flags import flag_enabled
 from .graph import TRANSIENT_CODES, GraphClient, GraphError
 from .models import (
@@ -460,10 +460,8 @@ def _graph_failed(message: OutboundMessage, exc: GraphError) -> Outcome:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """base × 2^(attempt-1), capped, half of it random so a burst of failures spreads out."""
-    ceiling = min(settings.WHATSAPP_SEND_RETRY_MAX_SECONDS,
-                  settings.WHATSAPP_SEND_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+    return backoff(attempts, base=settings.WHATSAPP_SEND_RETRY_BASE_SECONDS,
+                   cap=settings.WHATSAPP_SEND_RETRY_MAX_SECONDS)
 
 
 def _release(message: OutboundMessage, **update) -> None:

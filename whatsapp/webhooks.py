@@ -2,7 +2,6 @@
 
 import hashlib
 import logging
-import random
 import time
 import traceback
 from datetime import timedelta
@@ -13,6 +12,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from . import inbox
+from .backoff import backoff
 from .handlers import Context, dispatch
 from .ingestion import Parked
 from .models import WebhookLog
@@ -121,10 +121,8 @@ def lease() -> timedelta:
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff with jitter, capped under the broker visibility timeout."""
-    ceiling = min(settings.WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS,
-                  settings.WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    # Half fixed, half random: spreads a burst of failures without ever retrying at once.
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+    return backoff(attempts, base=settings.WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS,
+                   cap=settings.WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS)
 
 
 def _bury_abandoned(log_id: int) -> bool:
