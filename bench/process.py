@@ -15,7 +15,6 @@ Run it twice: the first run also creates the burst's leads.
 
 import argparse
 import cProfile
-import os
 import pstats
 import sys
 import time
@@ -26,12 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import run as R  # noqa: E402
 
-os.environ.update(R.bench_env(1))
-
-import django  # noqa: E402
-
-django.setup()
-R.require_kept_database()
+R.setup_in_process()
 
 from django.db import connection  # noqa: E402
 

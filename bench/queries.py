@@ -10,7 +10,6 @@ delivered, for known leads) and a phone-app echo. --show prints the SQL of each.
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,15 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import run as R  # noqa: E402
 
-os.environ.update(R.bench_env(1))
-
-import django  # noqa: E402
-
-django.setup()
-R.require_kept_database()
+R.setup_in_process()
 
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from whatsapp.models import Config, Message  # noqa: E402
 from whatsapp.webhooks import webhook_process, webhook_store  # noqa: E402
@@ -59,7 +54,7 @@ def main() -> None:
     Message.objects.bulk_create([
         Message(organization_id=config.organization_id, config=config, wamid=w,
                 direction="outbound", source="cloud_api", type="text",
-                timestamp=django.utils.timezone.now()) for w in wamids])
+                timestamp=timezone.now()) for w in wamids])
     ts = 1790000000
     measure("inbound text, new lead",
             R.inbound_delivery(ingest, f"wamid.QIN{run}a", lead, ts, number), args.show)

@@ -512,11 +512,14 @@ def seed_numbers(ingest, n_live: int) -> dict:
     return configs
 
 
-def require_kept_database() -> None:
-    """For the in-process tools (bench.webcpu, bench.queries): a clear exit when the bench
-    database they reuse is not there."""
+def setup_in_process() -> None:
+    """For the in-process tools (bench.webcpu, bench.queries, bench.process): Django on the
+    database a `--keep-db` run left, or a clear exit when it is not there."""
+    import django
     from django.db import OperationalError, connection
 
+    os.environ.update(bench_env(1))
+    django.setup()
     try:
         connection.ensure_connection()
     except OperationalError:

@@ -11,7 +11,6 @@ decomposition was read from this.
 """
 
 import io
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,12 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import run as R  # noqa: E402
 
-os.environ.update(R.bench_env(1))
-
-import django  # noqa: E402
-
-django.setup()
-R.require_kept_database()
+R.setup_in_process()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
