@@ -533,8 +533,8 @@ def seed_leads(args, configs: dict) -> int:
     bursts then start from the same state (otherwise the first would also create them)."""
     from django.db import transaction
 
+    from whatsapp.core.payloads import Party
     from whatsapp.ingestion import ContactBook, sighting
-    from whatsapp.payloads import Party
 
     when = dt.datetime(2026, 9, 20, tzinfo=dt.UTC)
     org_ids = {configs[pnid].organization_id for _, pnid, _ in live_numbers(args.numbers)}

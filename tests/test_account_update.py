@@ -155,7 +155,7 @@ def test_waba_of_another_org_is_never_stolen(client, org, admin_user):
 ])
 def test_disconnection_events(client, org, fixture, waba_id, reason):
     body = load(fixture)
-    from whatsapp.payloads import AccountUpdate, parse_delivery
+    from whatsapp.core.payloads import AccountUpdate, parse_delivery
 
     from .meta import wire
 

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 
 from audit.models import AuditLog
 from audit.services import audit_record
-from whatsapp import crypto
+from whatsapp.core import crypto
 from whatsapp.models import WebhookLog
 
 from .factories import ConnectionFactory

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from whatsapp.ingestion import normalize_phone
+from whatsapp.core.phones import normalize_phone
 from whatsapp.models import (
     Config,
     Connection,

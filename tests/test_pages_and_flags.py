@@ -1,7 +1,6 @@
 import pytest
 
-from whatsapp import flags
-from whatsapp.models import AnalyticsEvent, FeatureFlag, FeatureFlagOverride
+from whatsapp.models import AnalyticsEvent, FeatureFlag, FeatureFlagOverride, flags
 
 from .factories import ConfigFactory, ConnectionFactory, OrganizationFactory
 

@@ -16,7 +16,8 @@ from django.utils import timezone
 from audit.models import AuditLog
 from ops.alerts import alert_set, alerts_evaluate
 from ops.models import AlertState, Heartbeat
-from whatsapp import crypto, webhooks
+from whatsapp import webhooks
+from whatsapp.core import crypto
 from whatsapp.handlers import FIELD_HANDLERS
 from whatsapp.models import Connection, WebhookLog
 from whatsapp.token_health import tokens_check

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from organizations.models import ApiToken
-from whatsapp.graph import GraphClient
+from whatsapp.core.graph import GraphClient
 from whatsapp.models import FeatureFlag, MessageTemplate, OutboundMessage, SendPolicy, WebhookLog
 from whatsapp.sending import SENDING_FLAG, outbound_send
 from whatsapp.templates import template_use_set, templates_sync

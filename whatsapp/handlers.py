@@ -3,9 +3,7 @@
 import logging
 from collections.abc import Callable
 
-from . import ingestion, services
-from .models import Connection
-from .payloads import (
+from whatsapp.core.payloads import (
     AccountUpdate,
     Change,
     Delivery,
@@ -16,6 +14,9 @@ from .payloads import (
     TemplateStatusUpdate,
     UserIdUpdateValue,
 )
+
+from . import ingestion, services
+from .models import Connection
 
 logger = logging.getLogger(__name__)
 

@@ -11,14 +11,28 @@ deadlock on them), which serializes the ingestion of one number and keeps its co
 """
 
 import logging
-import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
+
+from whatsapp.core.payloads import (
+    HistoryChunkData,
+    HistoryValue,
+    MessagesValue,
+    Party,
+    QualityUpdate,
+    StateSyncValue,
+    StatusItem,
+    TemplateStatusUpdate,
+    UserIdUpdateValue,
+    WaMessage,
+    phone_number_ids,
+)
+from whatsapp.core.phones import at, normalize_phone
 
 from . import sending, templates
 from .models import (
@@ -31,19 +45,6 @@ from .models import (
     Message,
     MessageStatus,
     TemplateStatusEvent,
-)
-from .payloads import (
-    HistoryChunkData,
-    HistoryValue,
-    MessagesValue,
-    Party,
-    QualityUpdate,
-    StateSyncValue,
-    StatusItem,
-    TemplateStatusUpdate,
-    UserIdUpdateValue,
-    WaMessage,
-    phone_number_ids,
 )
 
 logger = logging.getLogger(__name__)
@@ -124,31 +125,6 @@ def connection_touched(route_: Route) -> None:
 
 
 # --- Small helpers ----------------------------------------------------------------------------
-
-def normalize_phone(raw: str) -> str:
-    """Digits only; Brazilian mobiles always with the 9th digit (55 + DDD + 9 + 8 digits).
-
-    Meta may add or drop the 9th digit of Brazilian numbers in `wa_id`/`from`, so the same
-    person can arrive as 55 11 8765-4321 and 55 11 98765-4321. Landlines (8 digits starting
-    2–5) have no 9th digit and are left alone.
-    """
-    digits = re.sub(r"\D", "", raw or "")
-    if digits.startswith("55") and len(digits) in (12, 13):
-        area, local = digits[2:4], digits[4:]
-        if len(local) == 8 and local[0] in "6789":
-            local = "9" + local
-        return "55" + area + local
-    return digits
-
-
-def at(ts: int | None, fallback: datetime | None = None) -> datetime | None:
-    if ts is None:
-        return fallback
-    try:
-        return datetime.fromtimestamp(ts, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return fallback
-
 
 def _chunks(items: list, size: int = BATCH):
     for i in range(0, len(items), size):

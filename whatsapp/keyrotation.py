@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db import models
 
-from . import crypto
+from whatsapp.core import crypto
 
 
 @dataclass

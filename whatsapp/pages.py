@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from organizations.services import organization_for_request
+from whatsapp.models import flags
 
-from . import flags, services
+from . import services
 from .analytics import analytics_record
 from .models import AnalyticsEvent
 

@@ -14,8 +14,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from whatsapp.core.graph import GraphClient, GraphError
+
 from . import services
-from .graph import GraphClient, GraphError
 from .models import Config, Connection
 from .services import COEXISTENCE_FINISH
 

@@ -28,10 +28,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from whatsapp.core.backoff import backoff
+from whatsapp.core.graph import TRANSIENT_CODES, GraphClient, GraphError
+from whatsapp.core.phones import normalize_phone
+from whatsapp.models.flags import flag_enabled
+
 from . import ingestion, pacing
-from .backoff import backoff
-from .flags import flag_enabled
-from .graph import TRANSIENT_CODES, GraphClient, GraphError
 from .models import (
     Config,
     Connection,
@@ -107,7 +109,7 @@ def allowlisted(organization, to: str) -> bool:
     """Every configured allowlist (environment, organization) must contain the recipient."""
     policy = SendPolicy.objects.filter(organization=organization).first()
     for allowlist in (settings.WHATSAPP_SEND_ALLOWLIST, policy.allowlist if policy else []):
-        if allowlist and to not in {ingestion.normalize_phone(str(n)) for n in allowlist}:
+        if allowlist and to not in {normalize_phone(str(n)) for n in allowlist}:
             return False
     return True
 
@@ -192,7 +194,7 @@ def outbound_queue(*, organization, request: SendRequest, user=None, token=None
         # 403: sending is off (environment, organization or kill switch).
         raise SendRefused(403, "sending_disabled",
                           _("Sending WhatsApp messages is turned off for this organization."))
-    to = ingestion.normalize_phone(request.to)
+    to = normalize_phone(request.to)
     contact = contact_find(organization, contact_id=request.contact_id, to=to)
     to = to or (contact.wa_id if contact else "")
     if not to:

@@ -15,12 +15,13 @@ from django.utils.translation import gettext as _
 from audit.models import AuditLog
 from audit.services import audit_record
 from organizations.models import Organization
+from whatsapp.core.graph import GraphClient, GraphError
+from whatsapp.core.payloads import AccountUpdate
+from whatsapp.models import flags
 
-from . import flags, tracking
+from . import tracking
 from .analytics import analytics_record
-from .graph import GraphClient, GraphError
 from .models import AnalyticsEvent, Config, Connection, Onboarding
-from .payloads import AccountUpdate
 
 logger = logging.getLogger(__name__)
 WEBHOOK_ACTOR = "meta-webhook"

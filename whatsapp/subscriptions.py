@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from .crypto import DecryptionError
-from .graph import GraphClient, GraphError
+from whatsapp.core.crypto import DecryptionError
+from whatsapp.core.graph import GraphClient, GraphError
+
 from .models import Connection
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .graph import GraphClient, GraphError
+from whatsapp.core.graph import GraphClient, GraphError
+
 from .models import Connection, MessageTemplate, TemplateStatusEvent
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from whatsapp.core.crypto import DecryptionError
+from whatsapp.core.graph import GraphClient, GraphError
+
 from . import services
-from .crypto import DecryptionError
-from .graph import GraphClient, GraphError
 from .models import Connection
 
 logger = logging.getLogger(__name__)

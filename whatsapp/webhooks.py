@@ -11,12 +11,13 @@ from django.core.cache import cache
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from whatsapp.core.backoff import backoff
+from whatsapp.core.payloads import PayloadError, parse_delivery
+
 from . import inbox
-from .backoff import backoff
 from .handlers import Context, dispatch
 from .ingestion import Parked
 from .models import WebhookLog
-from .payloads import PayloadError, parse_delivery
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditLog
-from whatsapp import flags
 from whatsapp.models import (
     Config,
     Connection,
@@ -15,6 +14,7 @@ from whatsapp.models import (
     FeatureFlagOverride,
     Onboarding,
     WebhookLog,
+    flags,
 )
 
 from .conftest import shot, wait_for

@@ -1,0 +1,25 @@
+"""The typed boundary for Meta's webhook JSON: parsed once here, never walked elsewhere.
+
+`parse_delivery` reads the envelope; each field's value has a `from_change` reader in the
+module of its kind. Everything is re-exported here: import from `whatsapp.core.payloads`.
+"""
+
+from .account import AccountUpdate, QualityUpdate, TemplateStatusUpdate
+from .base import Change, Delivery, PayloadError, parse_delivery, phone_number_ids
+from .history import HistoryChunkData, HistoryThread, HistoryValue, StateSyncItem, StateSyncValue
+from .messages import (
+    MEDIA_TYPES,
+    MessagesValue,
+    Party,
+    StatusItem,
+    UserIdChange,
+    UserIdUpdateValue,
+    WaMessage,
+)
+
+__all__ = [
+    "MEDIA_TYPES", "AccountUpdate", "Change", "Delivery", "HistoryChunkData", "HistoryThread",
+    "HistoryValue", "MessagesValue", "Party", "PayloadError", "QualityUpdate", "StateSyncItem",
+    "StateSyncValue", "StatusItem", "TemplateStatusUpdate", "UserIdChange", "UserIdUpdateValue",
+    "WaMessage", "parse_delivery", "phone_number_ids",
+]

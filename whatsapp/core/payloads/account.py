@@ -1,0 +1,102 @@
+"""Values without a phone number id: account_update, template status and quality updates."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Change, _str
+
+
+@dataclass(frozen=True)
+class AccountUpdate:
+    """`account_update` in both documented shapes (with `waba_info`, or WABA in entry.id)."""
+
+    event: str
+    waba_id: str
+    owner_business_id: str
+    partner_business_id: str
+    tracking_code: str
+    phone_number: str
+    disconnection_reason: str
+    initiated_by: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_change(cls, change: Change) -> "AccountUpdate":
+        value = change.value
+        waba_info = value.get("waba_info") if isinstance(value.get("waba_info"), dict) else None
+        session_info = value.get("sessionInfo")
+        session_info = session_info if isinstance(session_info, dict) else {}
+        disconnection = (
+            value.get("disconnection_info")
+            if isinstance(value.get("disconnection_info"), dict) else {}
+        )
+        if waba_info is not None:
+            # PARTNER_* events: entry.id is our own business portfolio, never the WABA.
+            waba_id = str(waba_info.get("waba_id") or "")
+            owner = str(waba_info.get("owner_business_id") or "")
+            partner = change.entry_id
+        else:
+            waba_id, owner, partner = change.entry_id, "", ""
+        return cls(
+            event=str(value.get("event") or ""),
+            waba_id=waba_id,
+            owner_business_id=owner,
+            partner_business_id=partner,
+            tracking_code=str(session_info.get("trackingCode") or ""),
+            phone_number=str(value.get("phone_number") or ""),
+            disconnection_reason=str(disconnection.get("reason") or ""),
+            initiated_by=str(disconnection.get("initiated_by") or ""),
+            extra={k: v for k, v in value.items()
+                   if k not in {"event", "waba_info", "sessionInfo"}},
+        )
+
+@dataclass(frozen=True)
+class TemplateStatusUpdate:
+    waba_id: str
+    event: str
+    template_id: str
+    name: str
+    language: str
+    category: str
+    reason: str
+    info: dict[str, Any]
+    time: int | None
+
+    @classmethod
+    def from_change(cls, change: Change) -> "TemplateStatusUpdate":
+        value = change.value
+        return cls(
+            waba_id=change.entry_id,
+            event=_str(value.get("event")).upper(),
+            template_id=_str(value.get("message_template_id")),
+            name=_str(value.get("message_template_name")),
+            language=_str(value.get("message_template_language")),
+            category=_str(value.get("message_template_category")),
+            reason=_str(value.get("reason"))[:255],
+            info={k: value[k] for k in ("rejection_info", "disable_info", "other_info")
+                  if isinstance(value.get(k), dict)},
+            time=change.entry_time,
+        )
+
+@dataclass(frozen=True)
+class QualityUpdate:
+    """`phone_number_quality_update`: no phone_number_id, so matched by display number + WABA."""
+
+    waba_id: str
+    display_phone_number: str
+    event: str
+    messaging_limit: str
+    time: int | None
+
+    @classmethod
+    def from_change(cls, change: Change) -> "QualityUpdate":
+        value = change.value
+        return cls(
+            waba_id=change.entry_id,
+            display_phone_number=_str(value.get("display_phone_number")),
+            event=_str(value.get("event")).upper(),
+            # current_limit is the pre-2026 name of the same information.
+            messaging_limit=_str(value.get("max_daily_conversations_per_business")
+                                 or value.get("current_limit")),
+            time=change.entry_time,
+        )

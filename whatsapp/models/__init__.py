@@ -1,0 +1,36 @@
+"""The `whatsapp` app's models, one file per room; every model is re-exported here.
+
+Import models from `whatsapp.models` everywhere outside this package; inside it, a file imports
+its siblings by module (`from .connections import Connection`), never this package. Table
+names are the seeds' (`db_table`), unchanged by the split.
+"""
+
+from .connections import Connection, ConnectionQuerySet, OrphanConnection
+from .conversations import (
+    Contact,
+    ContactIdentity,
+    HistoryChunk,
+    HistorySync,
+    Message,
+    MessageStatus,
+)
+from .flags import AnalyticsEvent, FeatureFlag, FeatureFlagOverride
+from .numbers import Config
+from .onboarding import Onboarding
+from .sending import (
+    MessageTemplate,
+    OutboundEvent,
+    OutboundMessage,
+    SendMode,
+    SendPolicy,
+    TemplateStatusEvent,
+)
+from .webhooks import WebhookLog, WebhookLogQuerySet
+
+__all__ = [
+    "AnalyticsEvent", "Config", "Connection", "ConnectionQuerySet", "Contact", "ContactIdentity",
+    "FeatureFlag", "FeatureFlagOverride", "HistoryChunk", "HistorySync", "Message",
+    "MessageStatus", "MessageTemplate", "Onboarding", "OrphanConnection", "OutboundEvent",
+    "OutboundMessage", "SendMode", "SendPolicy", "TemplateStatusEvent", "WebhookLog",
+    "WebhookLogQuerySet",
+]

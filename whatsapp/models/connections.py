@@ -1,0 +1,146 @@
+"""Connections: a customer's WABA shared with our app, and the orphans support claims."""
+
+import uuid
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from whatsapp.core import crypto
+
+from .onboarding import Onboarding
+
+
+class ConnectionQuerySet(models.QuerySet):
+    def active(self) -> "ConnectionQuerySet":
+        return self.exclude(status=Connection.Status.DISCONNECTED)
+
+    def orphans(self) -> "ConnectionQuerySet":
+        return self.active().filter(organization__isnull=True)
+
+    def touch(self, now=None) -> int:
+        """Records webhook activity, at most once a minute per connection: busy numbers would
+        otherwise write the same row on every delivery."""
+        now = now or timezone.now()
+        return self.filter(
+            Q(last_webhook_at__isnull=True) | Q(last_webhook_at__lte=now - Connection.TOUCH_EVERY)
+        ).update(last_webhook_at=now)
+
+class Connection(models.Model):
+    """A customer's WABA shared with our app; `organization` is empty while it is an orphan."""
+
+    TOUCH_EVERY = timedelta(minutes=1)
+
+    class Status(models.TextChoices):
+        CONNECTING = "connecting", _("Connecting")
+        AWAITING_PHONE_SELECTION = "awaiting_phone_selection", _("Awaiting phone selection")
+        CONNECTED = "connected", _("Connected")
+        DISCONNECTED = "disconnected", _("Disconnected")
+        ERROR = "error", _("Error")
+
+    class TokenStatus(models.TextChoices):
+        MISSING = "missing", _("Missing")
+        VALID = "valid", _("Valid")
+        INVALID = "invalid", _("Invalid")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="whatsapp_connections", verbose_name=_("organization"),
+    )
+    waba_id = models.CharField(_("WABA id"), max_length=64, db_index=True)
+    owner_business_id = models.CharField(_("owner business id"), max_length=64, blank=True,
+                                         db_index=True)
+    # entry.id of PARTNER_ADDED: our own (partner) business portfolio, never the WABA.
+    partner_business_id = models.CharField(_("partner business id"), max_length=64, blank=True)
+    status = models.CharField(_("status"), max_length=32, choices=Status,
+                              default=Status.CONNECTING, db_index=True)
+    onboarding = models.ForeignKey(
+        Onboarding, null=True, blank=True, on_delete=models.SET_NULL, related_name="connections",
+        verbose_name=_("onboarding"),
+    )
+    tracking_code_used = models.UUIDField(_("tracking code used"), null=True, blank=True)
+    # How the organization was resolved: tracking_code, browser_callback, waba, owner_business,
+    # claim. Empty for orphans.
+    attributed_by = models.CharField(_("attributed by"), max_length=32, blank=True)
+    business_name = models.CharField(_("business name"), max_length=200, blank=True)
+    is_coexistence = models.BooleanField(_("coexistence"), null=True, blank=True)
+    access_token_encrypted = models.TextField(blank=True, editable=False)
+    token_status = models.CharField(_("token status"), max_length=16, choices=TokenStatus,
+                                    default=TokenStatus.MISSING)
+    token_expires_at = models.DateTimeField(_("token expires at"), null=True, blank=True)
+    token_checked_at = models.DateTimeField(_("token checked at"), null=True, blank=True)
+    # Where the token came from: the popup's code exchange, or Hosted ES (system user fetch).
+    token_source = models.CharField(_("token source"), max_length=32, blank=True)
+    finish_event = models.CharField(_("finish event"), max_length=64, blank=True)
+    # The number the browser reported (FINISH carries phone_number_id); chosen automatically.
+    requested_phone_number_id = models.CharField(max_length=64, blank=True)
+    subscribed_at = models.DateTimeField(_("app subscribed at"), null=True, blank=True)
+    # The onboarding pipeline's progress (see whatsapp/pipeline.py): last step reached, its
+    # error for support, and a lease so two runs never work on one connection at once.
+    pipeline_step = models.CharField(_("pipeline step"), max_length=32, blank=True)
+    pipeline_error = models.TextField(_("pipeline error"), blank=True)
+    pipeline_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+    error_message = models.TextField(_("error message"), blank=True)
+    connected_at = models.DateTimeField(_("connected at"), null=True, blank=True)
+    disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)
+    disconnect_reason = models.CharField(_("disconnect reason"), max_length=200, blank=True)
+    last_webhook_at = models.DateTimeField(_("last webhook at"), null=True, blank=True)
+    # The PARTNER_ADDED delivery that created this row, for support (orphans especially).
+    source_event = models.JSONField(_("source event"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = ConnectionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "whatsapp_connections"
+        ordering = ["-created_at"]
+        constraints = [
+            # A WABA belongs to at most one live connection; disconnected rows are history.
+            models.UniqueConstraint(
+                fields=["waba_id"], condition=~Q(status="disconnected"),
+                name="uniq_live_connection_per_waba",
+            ),
+        ]
+        verbose_name = _("connection")
+        verbose_name_plural = _("connections")
+        permissions = [
+            ("claim_orphan", _("Can claim an orphan WABA for an organization")),
+            ("operate_connection", _("Can re-run token health and the pipeline, and disconnect")),
+        ]
+
+    def __str__(self) -> str:
+        return f"WABA {self.waba_id} ({self.status})"
+
+    @property
+    def is_orphan(self) -> bool:
+        return self.organization_id is None and self.status != self.Status.DISCONNECTED
+
+    def set_access_token(self, raw: str) -> None:
+        self.access_token_encrypted = crypto.encrypt(raw)
+        self.token_status = self.TokenStatus.VALID
+
+    def get_access_token(self) -> str:
+        return crypto.decrypt(self.access_token_encrypted) if self.access_token_encrypted else ""
+
+    def wipe_credentials(self) -> None:
+        self.access_token_encrypted = ""
+        self.token_status = self.TokenStatus.MISSING
+        self.token_expires_at = None
+
+class OrphanManager(models.Manager):
+    def get_queryset(self):
+        return ConnectionQuerySet(self.model, using=self._db).orphans()
+
+class OrphanConnection(Connection):
+    """The back-office view of connections that no organization could be matched to."""
+
+    objects = OrphanManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = _("orphan WABA")
+        verbose_name_plural = _("orphan WABAs")

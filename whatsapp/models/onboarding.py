@@ -1,0 +1,66 @@
+"""Onboardings: one per Embedded Signup attempt, keyed by its tracking code."""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Onboarding(models.Model):
+    """One attempt by an organization to connect WhatsApp (seed 000 §4.1, SPEC §3)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        COMPLETED = "completed", _("Completed")
+        EXPIRED = "expired", _("Expired")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="onboardings",
+        verbose_name=_("organization"),
+    )
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("created by"),
+    )
+    tracking_code = models.UUIDField(_("tracking code"), unique=True, default=uuid.uuid4)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status, default=Status.PENDING, db_index=True
+    )
+    redirect_path = models.CharField(_("redirect path"), max_length=300)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    webhook_received_at = models.DateTimeField(_("webhook received at"), null=True, blank=True)
+    waba_id = models.CharField(_("WABA id"), max_length=64, blank=True)
+    webhook_payload = models.JSONField(_("webhook payload"), null=True, blank=True)
+    # What the browser reported (CANCEL step, Meta error) — filled by the callback.
+    current_step = models.CharField(_("step"), max_length=64, blank=True)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    session_id = models.CharField(_("Meta session id"), max_length=128, blank=True)
+    # The browser's finish event (FINISH, FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING, …), if any.
+    finish_event = models.CharField(_("finish event"), max_length=64, blank=True)
+
+    class Meta:
+        db_table = "whatsapp_onboarding"
+        ordering = ["-created_at"]
+        verbose_name = _("onboarding")
+        verbose_name_plural = _("onboardings")
+
+    def __str__(self) -> str:
+        return f"{self.tracking_code} ({self.status})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def effective_status(self) -> str:
+        """The status as a reader should see it: a pending row past its expiry is expired."""
+        if self.status == self.Status.PENDING and self.is_expired:
+            return self.Status.EXPIRED
+        return self.status

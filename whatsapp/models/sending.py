@@ -1,0 +1,254 @@
+"""Templates and outbound sends (seed 003 §5–6)."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .connections import Connection
+from .numbers import Config
+
+
+class TemplateStatusEvent(models.Model):
+    """One `message_template_status_update` (APPROVED, REJECTED, PAUSED…) of a WABA's template."""
+
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="template_events")
+    organization = models.ForeignKey("organizations.Organization", null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    waba_id = models.CharField(_("WABA id"), max_length=64)
+    template_id = models.CharField(_("template id"), max_length=64)
+    template_name = models.CharField(_("template"), max_length=512, blank=True)
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    category = models.CharField(_("category"), max_length=32, blank=True)
+    event = models.CharField(_("event"), max_length=32)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    # rejection_info / disable_info / other_info as Meta sent them.
+    info = models.JSONField(_("details"), default=dict, blank=True)
+    event_at = models.DateTimeField(_("event time"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_template_events"
+        ordering = ["-event_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["waba_id", "template_id", "event", "event_at"],
+                                    name="uniq_template_event"),
+        ]
+        verbose_name = _("template status event")
+        verbose_name_plural = _("template status events")
+
+    def __str__(self) -> str:
+        return f"{self.template_name} {self.event}"
+
+class MessageTemplate(models.Model):
+    """An approved-or-not template of a WABA, as last synced or reported by Meta.
+
+    Kept current by `templates_sync` (the WABA listing) and by `message_template_status_update`
+    events (whatsapp/templates.py). `use` maps it to what the product sends with it
+    (confirmacao, lembrete, …), one template per use and organization.
+    """
+
+    SENDABLE = ("APPROVED",)
+
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="whatsapp_templates", verbose_name=_("organization"),
+    )
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="templates", verbose_name=_("connection"))
+    waba_id = models.CharField(_("WABA id"), max_length=64)
+    template_id = models.CharField(_("template id"), max_length=64, blank=True, db_index=True)
+    name = models.CharField(_("name"), max_length=512)
+    language = models.CharField(_("language"), max_length=16)
+    category = models.CharField(_("category"), max_length=32, blank=True)
+    status = models.CharField(_("status"), max_length=32, blank=True)
+    # When the status was true at Meta: an older event never overwrites a newer one.
+    status_at = models.DateTimeField(_("status at"), null=True, blank=True)
+    status_reason = models.CharField(_("status reason"), max_length=255, blank=True)
+    components = models.JSONField(_("components"), default=list, blank=True)
+    body_parameter_count = models.PositiveSmallIntegerField(_("body parameters"), default=0)
+    header_parameter_count = models.PositiveSmallIntegerField(_("header parameters"), default=0)
+    use = models.SlugField(
+        _("use"), max_length=64, blank=True,
+        help_text=_("What the product sends with it, e.g. confirmacao, lembrete, cancelamento, "
+                    "lead_followup."),
+    )
+    synced_at = models.DateTimeField(_("synced at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_message_templates"
+        ordering = ["name", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["waba_id", "name", "language"],
+                                    name="uniq_template_per_waba"),
+            models.UniqueConstraint(fields=["organization", "use"], condition=~Q(use=""),
+                                    name="uniq_template_use_per_org"),
+        ]
+        verbose_name = _("message template")
+        verbose_name_plural = _("message templates")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language}) {self.status}"
+
+    @property
+    def is_sendable(self) -> bool:
+        return self.status in self.SENDABLE
+
+class SendMode(models.TextChoices):
+    DISABLED = "disabled", _("Disabled")
+    DRY_RUN = "dry_run", _("Dry run (never calls Meta)")
+    ENABLED = "enabled", _("Enabled")
+
+class SendPolicy(models.Model):
+    """An organization's sending switch and test allowlist (no row = dry run, no allowlist).
+
+    The effective mode is the stricter of this and the global WHATSAPP_SEND_MODE, so one
+    tenant's switch can never turn sending on where the environment keeps it off.
+    """
+
+    organization = models.OneToOneField(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="whatsapp_send_policy",
+        verbose_name=_("organization"),
+    )
+    mode = models.CharField(_("mode"), max_length=16, choices=SendMode, default=SendMode.DRY_RUN)
+    allowlist = models.JSONField(
+        _("recipient allowlist"), default=list, blank=True,
+        help_text=_("Phone numbers (digits) that may receive messages; empty = anyone."),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_send_policies"
+        verbose_name = _("sending policy")
+        verbose_name_plural = _("sending policies")
+
+    def __str__(self) -> str:
+        return f"{self.organization}: {self.mode}"
+
+class OutboundMessage(models.Model):
+    """One message the product asked to send: the queue row and its audit record."""
+
+    class Kind(models.TextChoices):
+        TEMPLATE = "template", _("Template")
+        TEXT = "text", _("Free-form text")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        DRY_RUN = "dry_run", _("Dry run (not sent)")
+        ACCEPTED = "accepted", _("Accepted by Meta")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+        # The outcome of a Graph call is unknown (timeout): statuses may still resolve it.
+        UNKNOWN = "unknown", _("Outcome unknown")
+        BLOCKED = "blocked", _("Blocked by a sending rule")
+        CANCELLED = "cancelled", _("Cancelled (sending turned off)")
+
+    class Actor(models.TextChoices):
+        USER = "user", _("User")
+        API_TOKEN = "api_token", _("API token")
+        SYSTEM = "system", _("System")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="outbound_messages",
+        verbose_name=_("organization"),
+    )
+    config = models.ForeignKey(Config, on_delete=models.PROTECT, related_name="outbound_messages",
+                               verbose_name=_("phone number"))
+    contact = models.ForeignKey("Contact", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="outbound_messages", verbose_name=_("contact"))
+    to = models.CharField(_("recipient"), max_length=32)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    template = models.ForeignKey(MessageTemplate, null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="+",
+                                 verbose_name=_("template"))
+    template_name = models.CharField(_("template"), max_length=512, blank=True)
+    template_language = models.CharField(_("language"), max_length=16, blank=True)
+    use = models.CharField(_("use"), max_length=64, blank=True)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    text = models.TextField(_("text"), blank=True)
+    # Automated (assistant, reminders) vs. a person pressing send in the product.
+    automated = models.BooleanField(_("automated"), default=False)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True, editable=False)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED,
+                              db_index=True)
+    status_reason = models.TextField(_("reason"), blank=True)
+    # Who queued it.
+    actor = models.CharField(_("queued by"), max_length=16, choices=Actor, default=Actor.SYSTEM)
+    queued_by_user = models.ForeignKey("auth.User", null=True, blank=True,
+                                       on_delete=models.SET_NULL, related_name="+",
+                                       verbose_name=_("user"))
+    queued_by_token = models.ForeignKey("organizations.ApiToken", null=True, blank=True,
+                                        on_delete=models.SET_NULL, related_name="+",
+                                        verbose_name=_("API token"))
+    # The exact Graph request body (or what it would have been, in dry run).
+    payload = models.JSONField(_("request body"), null=True, blank=True)
+    response = models.JSONField(_("Meta response"), null=True, blank=True)
+    wamid = models.CharField(_("WhatsApp message id"), max_length=255, null=True, blank=True,
+                             unique=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+    error_code = models.IntegerField(_("error code"), null=True, blank=True)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    # When the pacer let the Graph call go (Redis time): the throughput audit.
+    graph_called_at = models.DateTimeField(_("sent to Meta at"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "whatsapp_outbound_messages"
+        ordering = ["-created_at"]
+        constraints = [
+            # A retried request with the same key never queues a second message.
+            models.UniqueConstraint(fields=["organization", "idempotency_key"],
+                                    condition=~Q(idempotency_key=""),
+                                    name="uniq_outbound_idempotency_key"),
+        ]
+        indexes = [
+            # The sweeper looks only at rows still waiting to be sent.
+            models.Index(fields=["status", "next_attempt_at"], name="outbound_pending_idx",
+                         condition=Q(status__in=["queued", "sending"])),
+        ]
+        verbose_name = _("outbound message")
+        verbose_name_plural = _("outbound messages")
+
+    def __str__(self) -> str:
+        return f"{self.kind} → {self.to} ({self.status})"
+
+    @property
+    def callback_data(self) -> str:
+        """biz_opaque_callback_data: Meta echoes it on every status of this send."""
+        return f"qlk:{self.pk}"
+
+class OutboundEvent(models.Model):
+    """One step in an outbound message's life (queued, attempt, retry, dry run, status…)."""
+
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE,
+                                related_name="events", verbose_name=_("outbound message"))
+    event = models.CharField(_("event"), max_length=32)
+    at = models.DateTimeField(_("time"), default=timezone.now)
+    detail = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        db_table = "whatsapp_outbound_events"
+        ordering = ["at", "id"]
+        verbose_name = _("outbound message event")
+        verbose_name_plural = _("outbound message events")
+
+    def __str__(self) -> str:
+        return f"{self.event} @ {self.at:%Y-%m-%d %H:%M:%S}"

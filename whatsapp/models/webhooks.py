@@ -1,0 +1,115 @@
+"""The raw webhook log: every signed delivery, stored before it is acknowledged."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections, models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class WebhookLogQuerySet(models.QuerySet):
+    def due(self, *, now=None, stale_after: timedelta = timedelta(minutes=1)):
+        """Rows the sweeper should (re-)enqueue: never enqueued, retry due, or lease expired."""
+        now = now or timezone.now()
+        S = WebhookLog.Status
+        return self.filter(
+            Q(status=S.RECEIVED, received_at__lte=now - stale_after)
+            | Q(status=S.FAILED, next_attempt_at__lte=now)
+            | Q(status=S.PROCESSING, locked_until__lte=now)
+        )
+
+class WebhookLog(models.Model):
+    """Every signed delivery from Meta, byte for byte, stored before it is acknowledged."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        PROCESSING = "processing", _("Processing")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed (will retry)")
+        DEAD = "dead", _("Dead")
+        # Waiting for its phone number to be configured (webhooks_unpark re-queues it).
+        PARKED = "parked", _("Parked (number not configured)")
+
+    id = models.BigAutoField(primary_key=True)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    raw_body = models.BinaryField(_("raw body"))
+    # Not indexed: every index is paid on the INSERT Meta waits for; support searches by it
+    # rarely (exact match in the admin).
+    body_sha256 = models.CharField(max_length=64)
+    headers = models.JSONField(_("headers"), default=dict)
+    signature_valid = models.BooleanField(_("signature valid"), default=True)
+    # The processing columns below also have database defaults (db_default): the webhook's
+    # INSERT (webhooks.webhook_store) sends only the columns above.
+    # Filled while processing: the change fields in the delivery and the tenant, when known.
+    fields = models.JSONField(_("fields"), default=list, db_default=[], blank=True)
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="webhook_logs", verbose_name=_("organization"),
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status,
+                              default=Status.RECEIVED, db_default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0, db_default=0)
+    last_error = models.TextField(_("last error"), blank=True, default="", db_default="")
+    traceback = models.TextField(blank=True, default="", db_default="")
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    parked_phone_number_id = models.CharField(_("parked for phone number id"), max_length=64,
+                                              blank=True, default="", db_default="")
+
+    objects = WebhookLogQuerySet.as_manager()
+
+    class Meta:
+        db_table = "whatsapp_webhook_logs"
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            # The sweeper and the dashboards only look at rows that still need work.
+            models.Index(
+                fields=["status", "next_attempt_at"], name="webhook_unfinished_idx",
+                condition=~Q(status="processed"),
+            ),
+            # webhooks_unpark: only parked rows, so a new delivery's INSERT never touches it.
+            models.Index(
+                fields=["parked_phone_number_id"], name="webhook_parked_idx",
+                condition=Q(status="parked"),
+            ),
+        ]
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        permissions = [("replay_webhooklog", _("Can replay webhook deliveries"))]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.status}"
+
+    def claim(self, *, lease: timedelta) -> bool:
+        """Takes this row for processing; False if someone else holds it or it is finished."""
+        claimed = WebhookLog.claim_id(self.pk, lease=lease, using=self._state.db or "default")
+        if claimed is None:
+            return False
+        self.status, self.locked_until, self.attempts = (claimed.status, claimed.locked_until,
+                                                         claimed.attempts)
+        return True
+
+    @classmethod
+    def claim_id(cls, pk: int, *, lease: timedelta, using: str = "default"):
+        """Takes row `pk` for processing and returns it, body included; None when someone else
+        holds it, it is finished, or it was abandoned after its last attempt (the caller
+        buries those).
+
+        One conditional `UPDATE … RETURNING *`: the ORM would need an UPDATE and a SELECT, and
+        this runs once per delivery on the hot path. Attempts are counted here, before any
+        work, so a payload that kills the worker still uses one up.
+        """
+        now = timezone.now()
+        S = cls.Status
+        when = connections[using].ops.adapt_datetimefield_value
+        claimed = list(cls.objects.using(using).raw(
+            f"UPDATE {cls._meta.db_table} SET status = %s, locked_until = %s, "
+            "attempts = attempts + 1 WHERE id = %s AND (status IN (%s, %s) "
+            "OR (status = %s AND locked_until <= %s AND attempts < %s)) RETURNING *",
+            [S.PROCESSING, when(now + lease), pk, S.RECEIVED, S.FAILED,
+             S.PROCESSING, when(now), settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS],
+        ))
+        return claimed[0] if claimed else None
