@@ -189,10 +189,10 @@ def run_through_worker(name: str, bodies: list[bytes], events: int, timeout: flo
     """Posts every body to the webhook view, then waits until the worker processed them all."""
     from django.db.models import Count
     from django.test import Client
+    from whatsapp.signatures import sign
 
     from whatsapp.models import WebhookLog
-    from whatsapp.signatures import sign
-    from whatsapp.webhooks import webhook_enqueue
+    from whatsapp.webhooks.intake import webhook_enqueue
 
     client = Client()
     first_id = (WebhookLog.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
@@ -237,7 +237,8 @@ def run_through_worker(name: str, bodies: list[bytes], events: int, timeout: flo
 
 def run_in_process(name: str, body: bytes, events: int) -> dict:
     from whatsapp.models import WebhookLog
-    from whatsapp.webhooks import webhook_process, webhook_store
+    from whatsapp.webhooks.intake import webhook_store
+    from whatsapp.webhooks.process import webhook_process
 
     log_id = webhook_store(body=body, headers={})
     started = time.monotonic()

@@ -30,7 +30,8 @@ R.setup_in_process()
 from django.db import connection  # noqa: E402
 
 from whatsapp.models import Config  # noqa: E402
-from whatsapp.webhooks import webhook_process, webhook_store  # noqa: E402
+from whatsapp.webhooks.intake import webhook_store  # noqa: E402
+from whatsapp.webhooks.process import webhook_process  # noqa: E402
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 LAYERS = (("django/db/models/sql", "Django ORM: query compiling"),

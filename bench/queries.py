@@ -25,7 +25,8 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from whatsapp.models import Config, Message  # noqa: E402
-from whatsapp.webhooks import webhook_process, webhook_store  # noqa: E402
+from whatsapp.webhooks.intake import webhook_store  # noqa: E402
+from whatsapp.webhooks.process import webhook_process  # noqa: E402
 
 
 def measure(label: str, body: bytes, show: bool) -> int:

@@ -533,8 +533,8 @@ def seed_leads(args, configs: dict) -> int:
     bursts then start from the same state (otherwise the first would also create them)."""
     from django.db import transaction
 
+    from whatsapp.conversations.contacts import ContactBook, sighting
     from whatsapp.core.payloads import Party
-    from whatsapp.ingestion import ContactBook, sighting
 
     when = dt.datetime(2026, 9, 20, tzinfo=dt.UTC)
     org_ids = {configs[pnid].organization_id for _, pnid, _ in live_numbers(args.numbers)}
@@ -721,10 +721,10 @@ def phase_e2e(args, ingest, port: int, celery: subprocess.Popen, configs: dict) 
 
 def phase_tracking(args) -> dict:
     from organizations.models import Organization
-    from whatsapp import services, tracking
+    from whatsapp.onboarding import signup, tracking
 
     org = Organization.objects.create(name="Bench tracking", slug="bench-tracking")
-    onboardings = [services.onboarding_start(organization=org, user=None,
+    onboardings = [signup.onboarding_start(organization=org, user=None,
                                              redirect_path="/dashboard/settings/whatsapp")
                    for _ in range(args.tracking_codes)]
     codes = [str(o.tracking_code) for o in onboardings]
@@ -735,13 +735,13 @@ def phase_tracking(args) -> dict:
         for i in range(args.tracking_lookups):
             code = codes[i % len(codes)]
             t = time.perf_counter()
-            found = services.onboarding_for_code(code)
+            found = signup.onboarding_for_code(code)
             latencies.append((time.perf_counter() - t) * 1000.0)
             assert found is not None and str(found.tracking_code) == code, label
         return loadgen.summarize(latencies)
 
     for code in codes[:50]:  # warm the connection and the query paths
-        services.onboarding_for_code(code)
+        signup.onboarding_for_code(code)
     out["redis_hit"] = measure("redis")
     raw = []
     for i in range(args.tracking_lookups):
@@ -764,7 +764,7 @@ def phase_callback(args, port: int) -> dict:
     from django.contrib.auth import get_user_model
 
     from organizations.models import ApiToken, Membership, Organization
-    from whatsapp import services
+    from whatsapp.onboarding import signup
 
     User = get_user_model()
     requests, wabas = [], []
@@ -774,7 +774,7 @@ def phase_callback(args, port: int) -> dict:
                                    email=f"bench-cb-{i}@bench.test")
         Membership.objects.create(user=user, organization=org, role=Membership.Role.ADMIN)
         _, raw = ApiToken.issue(user=user, organization=org)
-        onboarding = services.onboarding_start(organization=org, user=user,
+        onboarding = signup.onboarding_start(organization=org, user=user,
                                                redirect_path="/dashboard/settings/whatsapp")
         waba = f"1099{i:011d}"
         wabas.append(waba)

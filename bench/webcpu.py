@@ -25,7 +25,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from bench import loadgen, wsgi  # noqa: E402
-from whatsapp import webhooks  # noqa: E402
+from whatsapp.webhooks import intake  # noqa: E402
 
 BODIES = R.endpoint_mix(R._ingest_module(), 300, "W")
 
@@ -68,7 +68,7 @@ def main() -> None:
     connection.settings_dict["CONN_HEALTH_CHECKS"] = False
     connection.health_check_enabled = False
     measure("product, no CONN_HEALTH_CHECKS", R.WEBHOOK)
-    webhooks.webhook_announce = lambda log_id: None  # this process only
+    intake.webhook_announce = lambda log_id: None  # this process only
     measure("product, no health checks, no announce", R.WEBHOOK)
     settings.MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
     wsgi.django_application.load_middleware()

@@ -4,9 +4,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from whatsapp import admin_api, pages
-
-from . import health
+from ops import health
+from whatsapp.api import staff as admin_api
+from whatsapp.pages import views as pages
 
 urlpatterns = [
     # First: it holds the webhook, most of the traffic (patterns are tried in order).

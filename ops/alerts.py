@@ -7,9 +7,15 @@ alert or clearing an inactive one is silent, so a 5-minute evaluation never floo
 import logging
 from datetime import timedelta
 
+import sentry_sdk
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from config.cache import redis_client
+from whatsapp.models import Connection, Onboarding, WebhookLog
+
+from .models import AlertState
 
 logger = logging.getLogger("ops.alerts")
 
@@ -18,8 +24,6 @@ def _notify(key: str, active: bool, message: str) -> None:
     text = f"ALERT {key}: {message}" if active else f"RESOLVED {key}"
     (logger.error if active else logger.info)(text)
     try:
-        import sentry_sdk
-
         sentry_sdk.capture_message(text, level="error" if active else "info")
     except Exception:  # Sentry is optional; the log line above is the record
         pass
@@ -27,8 +31,6 @@ def _notify(key: str, active: bool, message: str) -> None:
 
 def alert_set(key: str, *, active: bool, message: str = "", details: dict | None = None) -> bool:
     """Records a condition's state; notifies (and returns True) only when it changed."""
-    from .models import AlertState
-
     now = timezone.now()
     with transaction.atomic():
         state, created = AlertState.objects.select_for_update().get_or_create(
@@ -48,10 +50,7 @@ def alert_set(key: str, *, active: bool, message: str = "", details: dict | None
 
 
 # --- Conditions --------------------------------------------------------------------------------
-
 def _signup_error_rate(now) -> None:
-    from whatsapp.models import Onboarding
-
     recent = Onboarding.objects.filter(created_at__gte=now - timedelta(hours=1))
     finished = recent.exclude(status=Onboarding.Status.PENDING).count()
     failed = recent.filter(status=Onboarding.Status.FAILED).count()
@@ -69,8 +68,6 @@ def _in_business_hours(now) -> bool:
 
 
 def _no_completed_connections(now) -> None:
-    from whatsapp.models import Onboarding
-
     if not _in_business_hours(now):
         return  # the condition is only judged during business hours; state is kept as is
     completed = Onboarding.objects.filter(status=Onboarding.Status.COMPLETED,
@@ -80,8 +77,6 @@ def _no_completed_connections(now) -> None:
 
 
 def _unprocessed_deliveries(now) -> None:
-    from whatsapp.models import WebhookLog
-
     S = WebhookLog.Status
     hour = now - timedelta(hours=1)
     dead = WebhookLog.objects.filter(status=S.DEAD, received_at__gte=hour).count()
@@ -95,8 +90,6 @@ def _unprocessed_deliveries(now) -> None:
 
 
 def _orphans(now) -> None:
-    from whatsapp.models import Connection
-
     wabas = list(Connection.objects.orphans().values_list("waba_id", flat=True)[:50])
     alert_set("orphan_waba", active=bool(wabas),
               message=f"{len(wabas)} WABA(s) without an organization: {', '.join(wabas)}",
@@ -104,8 +97,6 @@ def _orphans(now) -> None:
 
 
 def _tokens_expiring(now) -> None:
-    from whatsapp.models import Connection
-
     live = Connection.objects.active().filter(token_status=Connection.TokenStatus.VALID)
     for days in (30, 7):
         soon = set(live.filter(token_expires_at__lte=now + timedelta(days=days))
@@ -119,16 +110,12 @@ def _tokens_expiring(now) -> None:
 
 
 def _active_keys(prefix: str) -> set[str]:
-    from .models import AlertState
-
     return set(AlertState.objects.filter(key__startswith=prefix, active=True)
                .values_list("key", flat=True))
 
 
 def redis_check() -> bool:
     """Pings the cache's Redis; raises/clears the `redis_down` alert. True when it answers."""
-    from config.cache import redis_client
-
     try:
         ok = bool(redis_client().ping())
     except NotImplementedError:
@@ -145,8 +132,6 @@ CONDITIONS = [_signup_error_rate, _no_completed_connections, _unprocessed_delive
 
 def alerts_evaluate(*, now=None) -> list[dict]:
     """Evaluates every condition; returns the alerts active afterwards."""
-    from .models import AlertState
-
     now = now or timezone.now()
     for condition in CONDITIONS:
         try:

@@ -4,6 +4,10 @@ from collections import Counter
 
 from celery import shared_task
 
+from whatsapp.onboarding.subscriptions import subscriptions_reconcile
+from whatsapp.onboarding.token_health import tokens_check
+
+from .alerts import alert_set, alerts_evaluate, redis_check
 from .models import Heartbeat
 
 
@@ -14,27 +18,26 @@ def heartbeat() -> None:
 
 @shared_task
 def token_health() -> dict:
-    from whatsapp.token_health import tokens_check
-
     return dict(Counter(c.result for c in tokens_check()))
 
 
 @shared_task
 def reconcile_subscriptions() -> dict:
-    from whatsapp.subscriptions import subscriptions_reconcile
-
-    return dict(Counter(c.result for c in subscriptions_reconcile()))
+    checks = subscriptions_reconcile()
+    for check in checks:
+        if check.was_missing is None:
+            continue  # could not tell: keep the alert as it is
+        alert_set(f"subscription_missing:{check.waba_id}", active=check.was_missing,
+                  message=f"App was not subscribed to WABA {check.waba_id}: {check.result}",
+                  details={"organization_id": check.organization_id})
+    return dict(Counter(c.result for c in checks))
 
 
 @shared_task
 def evaluate_alerts() -> int:
-    from .alerts import alerts_evaluate
-
     return len(alerts_evaluate())
 
 
 @shared_task
 def redis_health() -> bool:
-    from .alerts import redis_check
-
     return redis_check()

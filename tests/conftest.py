@@ -1,4 +1,5 @@
 import pytest
+from celery.app.task import Task
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -10,9 +11,9 @@ from .factories import MembershipFactory
 @pytest.fixture(autouse=True)
 def _publishing_not_paused(monkeypatch):
     """A test that made a publish fail must not pause the next test's (a process-wide pause)."""
-    from whatsapp import webhooks
+    from whatsapp.webhooks import intake
 
-    monkeypatch.setattr(webhooks, "_publish_paused_until", 0.0)
+    monkeypatch.setattr(intake, "_publish_paused_until", 0.0)
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +64,18 @@ def redis_down(settings):
     }
     # Django resets its cache handlers when CACHES changes (setting_changed signal).
     yield
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[tuple[str, tuple]]:
+    """Every Celery publish of the test as (task name, args), kept from the broker.
+
+    Patches the behaviour (publishing), not a module path, so moving code never breaks it.
+    """
+    calls: list[tuple[str, tuple]] = []
+
+    def apply_async(task, args=None, kwargs=None, **options):
+        calls.append((task.name, tuple(args or ())))
+
+    monkeypatch.setattr(Task, "apply_async", apply_async)
+    return calls

@@ -13,7 +13,7 @@ from whatsapp.models import (
     TemplateStatusEvent,
     WebhookLog,
 )
-from whatsapp.webhooks import webhook_process
+from whatsapp.webhooks.process import webhook_process
 
 from .meta import post_signed
 

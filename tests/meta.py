@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from whatsapp.signatures import sign
+from whatsapp.webhooks.signatures import sign
 
 PAYLOADS_DIR = Path(
     os.environ.get("META_PAYLOADS_DIR", settings.BASE_DIR.parent / "shared" / "meta-payloads")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from whatsapp.models import Connection, Onboarding
-from whatsapp.services import onboarding_start
+from whatsapp.onboarding.signup import onboarding_start
 
 from .factories import ConnectionFactory, OnboardingFactory, OrganizationFactory
 from .ingest_support import deliver

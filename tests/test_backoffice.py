@@ -7,9 +7,9 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from audit.models import AuditLog
+from whatsapp.backoffice.support import SUPPORT_GROUP
 from whatsapp.models import Connection, Onboarding, WebhookLog
-from whatsapp.support import SUPPORT_GROUP
-from whatsapp.webhooks import webhook_process
+from whatsapp.webhooks.process import webhook_process
 
 from .factories import ConnectionFactory, OnboardingFactory, OrganizationFactory, UserFactory
 from .meta import load, post_signed

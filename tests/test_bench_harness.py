@@ -3,7 +3,7 @@
 import math
 
 from bench import loadgen
-from whatsapp.signatures import sign
+from whatsapp.webhooks.signatures import sign
 
 from .meta import PAYLOADS_DIR
 

@@ -7,8 +7,8 @@ from django.db import connection as db_connection
 
 from audit.models import AuditLog
 from whatsapp.models import Connection, WebhookLog
-from whatsapp.services import onboarding_start
-from whatsapp.webhooks import webhook_process
+from whatsapp.onboarding.signup import onboarding_start
+from whatsapp.webhooks.process import webhook_process
 
 from .meta import load, partner_added, post_signed
 

@@ -195,7 +195,7 @@ def test_one_delivery_with_statuses_for_several_messages_sets_each_its_own(clien
 def test_status_before_its_message_is_applied_when_the_message_arrives(client, numbers):
     deliver(client, load("messages_status_read.json"))
     message = _outbound(numbers["A"], "wamid.GA1PVVQtQS0wMDAxFQIAEhgUT1VULUEtMDAwMQ==")
-    from whatsapp.ingestion import apply_stored_statuses
+    from whatsapp.conversations.messages import apply_stored_statuses
 
     apply_stored_statuses([message.wamid])
     message.refresh_from_db()

@@ -7,7 +7,8 @@ import pytest
 from django.db import transaction
 
 from whatsapp.models import Config, Message, WebhookLog
-from whatsapp.webhooks import webhook_process, webhooks_unpark
+from whatsapp.onboarding.connections import config_configured
+from whatsapp.webhooks.process import webhook_process
 
 from .factories import ConfigFactory, ConnectionFactory, fixture_numbers
 from .ingest_support import canonical_dump, deliver
@@ -37,15 +38,16 @@ def test_delivery_for_a_number_not_configured_yet_is_parked_then_processed(
 
     config.status = Config.Status.CONFIGURED
     config.save()
-    with django_capture_on_commit_callbacks() as callbacks:
-        assert webhooks_unpark(phone_number_id="304000000000101") == 1
+    # The pipeline's last step for a number: deliveries parked for it are re-queued.
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        config_configured(config)
     assert len(callbacks) == 1
     log.refresh_from_db()
     assert (log.status, log.parked_phone_number_id, log.attempts) == ("received", "", 0)
 
     assert webhook_process(log.pk) == WebhookLog.Status.PROCESSED
     assert Message.objects.get().config == config
-    assert webhooks_unpark(phone_number_id="304000000000101") == 0
+    assert WebhookLog.objects.unpark(phone_number_id="304000000000101") == []
 
 
 def test_delivery_for_a_number_nobody_owns_is_kept_visible_to_support(client):
@@ -57,7 +59,7 @@ def test_delivery_for_a_number_nobody_owns_is_kept_visible_to_support(client):
 
     # Later the number is onboarded: the pipeline unparks it.
     fixture_numbers()
-    webhooks_unpark(phone_number_id="304000000000202")
+    WebhookLog.objects.unpark(phone_number_id="304000000000202")
     assert webhook_process(log.pk) == WebhookLog.Status.PROCESSED
     assert Message.objects.get().source == Message.Source.PHONE_APP
 
@@ -78,7 +80,7 @@ def test_delivery_touching_two_numbers_parks_whole_until_both_are_configured(cli
     assert Message.objects.count() == 0
 
     Config.objects.filter(pk=numbers["B"].pk).update(status=Config.Status.CONFIGURED)
-    assert webhooks_unpark(phone_number_id="304000000000202") == 1
+    assert len(WebhookLog.objects.unpark(phone_number_id="304000000000202")) == 1
     assert webhook_process(log.pk) == WebhookLog.Status.PROCESSED
     assert Message.objects.count() == 2
 
@@ -86,7 +88,7 @@ def test_delivery_touching_two_numbers_parks_whole_until_both_are_configured(cli
 def test_unpark_only_touches_its_number(client):
     deliver(client, load("messages_text_inbound.json"), expect=WebhookLog.Status.PARKED)
     deliver(client, load("smb_message_echoes_text.json"), expect=WebhookLog.Status.PARKED)
-    assert webhooks_unpark(phone_number_id="304000000000202") == 1
+    assert len(WebhookLog.objects.unpark(phone_number_id="304000000000202")) == 1
     assert WebhookLog.objects.get(parked_phone_number_id="304000000000101").status == "parked"
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from whatsapp.models import AnalyticsEvent, Config, Connection, Onboarding
-from whatsapp.pipeline import pipeline_run
+from whatsapp.onboarding.pipeline import pipeline_run
 
 from .factories import MembershipFactory, OnboardingFactory
 from .ingest_support import deliver
@@ -306,7 +306,7 @@ def test_callback_before_webhook_gives_one_connection(client, api, onboarding, o
 
 def test_hosted_link_completion_fetches_the_token_with_the_system_user(client, org, admin_user,
                                                                       graph, settings):
-    from whatsapp.services import onboarding_start
+    from whatsapp.onboarding.signup import onboarding_start
 
     from .meta import partner_added
 

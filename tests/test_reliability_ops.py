@@ -16,11 +16,11 @@ from django.utils import timezone
 from audit.models import AuditLog
 from ops.alerts import alert_set, alerts_evaluate
 from ops.models import AlertState, Heartbeat
-from whatsapp import webhooks
 from whatsapp.core import crypto
-from whatsapp.handlers import FIELD_HANDLERS
 from whatsapp.models import Connection, WebhookLog
-from whatsapp.token_health import tokens_check
+from whatsapp.onboarding.token_health import tokens_check
+from whatsapp.webhooks import intake, process
+from whatsapp.webhooks.dispatch import FIELD_HANDLERS
 
 from .factories import ConnectionFactory, OnboardingFactory
 from .meta import load, post_signed, wire
@@ -37,16 +37,15 @@ def run(*args) -> dict:
 
 def stored(body: dict | None = None) -> WebhookLog:
     raw = wire(body or load("messages_text_inbound.json"))
-    return WebhookLog.objects.get(pk=webhooks.webhook_store(body=raw, headers={}))
+    return WebhookLog.objects.get(pk=intake.webhook_store(body=raw, headers={}))
 
 
 # --- processing: backoff, leases, poison pills ----------------------------------------------
-
 def test_retry_delay_grows_exponentially_with_jitter_and_is_capped(settings):
     settings.WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS = 30
     settings.WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS = 1800
     for attempt, ceiling in [(1, 30), (2, 60), (3, 120), (10, 1800)]:
-        delays = {webhooks.retry_delay(attempt).total_seconds() for _ in range(20)}
+        delays = {process.retry_delay(attempt).total_seconds() for _ in range(20)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1  # jittered
 
@@ -55,12 +54,12 @@ def test_failing_handler_retries_with_backoff_then_dies_with_its_error(settings)
     settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS = 3
     log = stored()
     with mock.patch.dict(FIELD_HANDLERS, {"messages": mock.Mock(side_effect=KeyError("boom"))}):
-        assert webhooks.webhook_process(log.pk) == WebhookLog.Status.FAILED
+        assert process.webhook_process(log.pk) == WebhookLog.Status.FAILED
         log.refresh_from_db()
         assert log.attempts == 1 and "KeyError" in log.last_error and log.next_attempt_at
         assert bytes(log.raw_body) == wire(load("messages_text_inbound.json"))
-        assert webhooks.webhook_process(log.pk) == WebhookLog.Status.FAILED
-        assert webhooks.webhook_process(log.pk) == WebhookLog.Status.DEAD
+        assert process.webhook_process(log.pk) == WebhookLog.Status.FAILED
+        assert process.webhook_process(log.pk) == WebhookLog.Status.DEAD
     log.refresh_from_db()
     assert (log.status, log.attempts, log.next_attempt_at) == ("dead", 3, None)
     assert "boom" in log.last_error and "Traceback" in log.traceback
@@ -74,8 +73,8 @@ def test_expired_lease_is_retaken_exactly_once_and_the_stale_attempt_cannot_comm
     assert second.claim(lease=timedelta(minutes=5))
     assert not third.claim(lease=timedelta(minutes=5))
     # The first attempt finishing late is fenced off by the lease it no longer holds.
-    assert webhooks._owned(stale).update(status="processed") == 0
-    assert webhooks._owned(second).update(status="processed") == 1
+    assert process._owned(stale).update(status="processed") == 0
+    assert process._owned(second).update(status="processed") == 1
 
 
 def test_worker_dying_on_every_attempt_ends_dead_not_in_a_loop(settings):
@@ -84,13 +83,12 @@ def test_worker_dying_on_every_attempt_ends_dead_not_in_a_loop(settings):
     for _ in range(2):  # the worker dies mid-task: claimed, never finished
         assert WebhookLog.objects.get(pk=log.pk).claim(lease=timedelta(seconds=-1))
     assert log.pk in set(WebhookLog.objects.due().values_list("pk", flat=True))
-    assert webhooks.webhook_process(log.pk) == WebhookLog.Status.DEAD
+    assert process.webhook_process(log.pk) == WebhookLog.Status.DEAD
     log.refresh_from_db()
     assert log.status == "dead" and "Abandoned" in log.last_error
 
 
 # --- replay ---------------------------------------------------------------------------------
-
 def test_replay_command_selects_resets_enqueues_and_audits(django_capture_on_commit_callbacks):
     dead, processed, other = stored(), stored(), stored(load("account_update_partner_added.json"))
     WebhookLog.objects.filter(pk=dead.pk).update(status="dead", attempts=8, last_error="X",
@@ -126,9 +124,9 @@ def test_replaying_a_processed_delivery_is_harmless(client):
     body = load("account_update_partner_added.json")
     post_signed(client, body)
     log = WebhookLog.objects.get()
-    assert webhooks.webhook_process(log.pk) == "processed"
+    assert process.webhook_process(log.pk) == "processed"
     run("replay_webhooks", "--ids", str(log.pk))
-    assert webhooks.webhook_process(log.pk) == "processed"
+    assert process.webhook_process(log.pk) == "processed"
     assert Connection.objects.count() == 1
     assert AuditLog.objects.filter(action=AuditLog.Action.WABA_ORPHANED).count() == 1
 
@@ -177,7 +175,6 @@ def test_beat_models_are_in_the_admin(client, django_user_model):
 
 
 # --- schedules ------------------------------------------------------------------------------
-
 def test_setup_schedules_is_idempotent_and_keeps_admin_edits():
     from django_celery_beat.models import PeriodicTask
 
@@ -196,7 +193,6 @@ def test_setup_schedules_is_idempotent_and_keeps_admin_edits():
 
 
 # --- token health ---------------------------------------------------------------------------
-
 def connection_with_token(**kw) -> Connection:
     connection = ConnectionFactory(**kw)
     connection.set_access_token("EAAGtenanttoken123456")
@@ -251,7 +247,6 @@ def test_token_invalidation_is_audited_once_and_the_tenant_sees_reconnect(api, o
 
 
 # --- alerts ---------------------------------------------------------------------------------
-
 def test_alert_is_reported_once_per_change():
     with mock.patch("sentry_sdk.capture_message") as capture:
         assert alert_set("redis_down", active=True, message="Redis does not answer")
@@ -300,7 +295,6 @@ def test_redis_down_raises_the_alert(redis_down):
 
 
 # --- rate limits ----------------------------------------------------------------------------
-
 def test_onboarding_url_is_limited_per_org_with_pt_br_message_and_retry_after(api, settings):
     settings.API_RATE_LIMITS = {"default": 100, "onboarding-url": 3}
     codes = [api.get("/api/v1/whatsapp/onboarding-url").status_code for _ in range(4)]
@@ -372,7 +366,6 @@ def test_request_id_is_echoed_or_generated(client):
 
 
 # --- health ---------------------------------------------------------------------------------
-
 def test_readyz_reports_beat_freshness(client):
     assert client.get("/readyz").json()["checks"]["beat"].startswith("error")
     assert client.get("/readyz").status_code == 503
@@ -401,7 +394,6 @@ def test_health_check_command_exit_code():
 
 
 # --- other commands -------------------------------------------------------------------------
-
 def test_whatsapp_status_for_one_org_and_all(org):
     ConnectionFactory(organization=org)
     one = run("whatsapp_status", "--org", org.slug)
@@ -439,10 +431,9 @@ def test_rotate_encryption_key_reencrypts_tokens_and_pins(settings):
 
 
 # --- subscription reconciliation --------------------------------------------------------------
-
 @responses.activate
 def test_subscription_reconciliation_resubscribes_missing_app_and_alerts_once():
-    from whatsapp.subscriptions import subscriptions_reconcile
+    from ops.tasks import reconcile_subscriptions
 
     ok, lost = connection_with_token(), connection_with_token()
     ours = {"whatsapp_business_api_data": {"id": settings.META_APP_ID, "name": "Qualifica"}}
@@ -451,9 +442,9 @@ def test_subscription_reconciliation_resubscribes_missing_app_and_alerts_once():
     resubscribe = responses.post(f"{GRAPH}/{lost.waba_id}/subscribed_apps",
                                  json={"success": True})
     with mock.patch("sentry_sdk.capture_message") as capture:
-        results = {c.waba_id: c.result for c in subscriptions_reconcile()}
-        subscriptions_reconcile()
-    assert results == {ok.waba_id: "subscribed", lost.waba_id: "resubscribed"}
+        # The beat task: the check re-subscribes, ops alerts once for the WABA that lost it.
+        assert reconcile_subscriptions() == {"subscribed": 1, "resubscribed": 1}
+        reconcile_subscriptions()
     assert resubscribe.call_count == 2
     assert AlertState.objects.get(key=f"subscription_missing:{lost.waba_id}").active
     assert capture.call_count == 1

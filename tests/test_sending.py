@@ -16,7 +16,6 @@ from django.conf import settings as django_settings
 from django.db import connections
 from django.utils import timezone
 
-from whatsapp import sending
 from whatsapp.models import (
     Contact,
     FeatureFlag,
@@ -27,9 +26,12 @@ from whatsapp.models import (
     SendPolicy,
     WebhookLog,
 )
-from whatsapp.sending import SENDING_FLAG, outbound_send
-from whatsapp.templates import templates_sync
-from whatsapp.webhooks import webhook_process
+from whatsapp.sending import rules, worker
+from whatsapp.sending.queue import outbound_queue
+from whatsapp.sending.rules import SENDING_FLAG
+from whatsapp.sending.templates import templates_sync
+from whatsapp.sending.worker import outbound_send
+from whatsapp.webhooks.process import webhook_process
 
 from .factories import ConfigFactory, ContactFactory, ContactIdentityFactory, MembershipFactory
 from .meta import load, post_signed
@@ -43,7 +45,6 @@ S = OutboundMessage.Status
 
 
 # --- fixtures -------------------------------------------------------------------------------------
-
 @pytest.fixture
 def sending_on(settings, org):
     settings.WHATSAPP_SEND_MODE = "enabled"
@@ -132,7 +133,6 @@ def status_webhook(client, *, wamid: str, status: str, callback: str = "",
 
 
 # --- templates ------------------------------------------------------------------------------------
-
 def test_templates_sync_from_the_waba_and_follow_status_events(client, org, number):
     with responses.RequestsMock() as rsps:
         rsps.get(f"{G}/{WABA}/message_templates", json={"data": [
@@ -200,7 +200,6 @@ def test_template_is_validated_before_queueing(api, org, number, template, sendi
 
 
 # --- the API and the queue ------------------------------------------------------------------------
-
 def test_send_is_queued_audited_and_sent_with_callback_data(
         api, org, admin_user, number, template, sending_on, graph,
         django_capture_on_commit_callbacks):
@@ -284,7 +283,7 @@ def test_policy_error_131047_is_not_retried(api, org, number, template, sending_
                            "details": "More than 24 hours have passed"}}})
         assert outbound_send(message.pk).status == S.FAILED
         assert outbound_send(message.pk).status == "skipped"
-        assert sending.outbound_sweep() == 0
+        assert worker.outbound_sweep() == 0
         assert len(rsps.calls) == 1
     message.refresh_from_db()
     assert (message.status, message.error_code, message.attempts) == (S.FAILED, 131047, 1)
@@ -309,7 +308,7 @@ def test_transient_error_backs_off_then_sends(api, org, number, template, sendin
         assert outbound_send(message.pk).status == S.ACCEPTED
     message.refresh_from_db()
     assert (message.wamid, message.attempts) == ("wamid.RETRIED", 2)
-    assert sending.retry_delay(20).total_seconds() <= settings.WHATSAPP_SEND_RETRY_MAX_SECONDS
+    assert worker.retry_delay(20).total_seconds() <= settings.WHATSAPP_SEND_RETRY_MAX_SECONDS
 
 
 @pytest.mark.parametrize("code", [131000, 133004])
@@ -368,7 +367,6 @@ def test_organization_override_stops_only_that_tenant(api, org, number, template
 
 
 # --- the 24 h window and human takeover -----------------------------------------------------------
-
 def test_free_form_only_inside_the_window(api, org, number, template, sending_on, graph):
     lead(org, inbound_ago=timedelta(hours=25))
     response = api.post(URL, {"type": "text", "to": LEAD, "text": "Oi!"}, format="json")
@@ -443,7 +441,6 @@ def test_takeover_while_queued_holds_the_automated_send(api, org, number, templa
 
 
 # --- statuses back to the right send --------------------------------------------------------------
-
 def test_statuses_come_back_to_the_right_send(api, client, org, number, template, sending_on,
                                               graph):
     first = queue(api, template_body(to="5511900000001"))
@@ -500,7 +497,6 @@ def test_status_of_another_org_never_touches_our_send(api, client, org, number, 
 
 
 # --- pacing ---------------------------------------------------------------------------------------
-
 @pytest.mark.django_db(transaction=True)
 def test_pacing_holds_under_a_burst_across_workers(settings):
     """N sends for one coexistence number, run by 6 concurrent workers sharing Redis: no
@@ -516,7 +512,7 @@ def test_pacing_holds_under_a_burst_across_workers(settings):
     SendPolicy.objects.create(organization=org, mode="enabled")
     MessageTemplate.objects.create(organization=org, waba_id=config.connection.waba_id,
                                    name="lembrete", language="pt_BR", status="APPROVED")
-    ids = [sending.outbound_queue(organization=org, request=sending.SendRequest(
+    ids = [outbound_queue(organization=org, request=rules.SendRequest(
         kind="template", to=f"55119{i:08d}", template_name="lembrete",
         template_language="pt_BR"))[0].pk for i in range(35)]
 
@@ -554,7 +550,7 @@ def test_pacing_holds_under_a_burst_across_workers(settings):
 
 
 def _take_slots(phone: str, limit: int, count: int, out) -> None:
-    from whatsapp import pacing
+    from whatsapp.sending import pacing
 
     out.put([pacing.slot_wait(phone, limit, max_wait=30)[0].timestamp() for _ in range(count)])
 
@@ -576,7 +572,6 @@ def test_pacing_is_shared_across_processes():
 
 
 # --- tenancy --------------------------------------------------------------------------------------
-
 def test_another_organizations_objects_are_404(api, org, number, template, sending_on):
     other = MembershipFactory().organization
     theirs = ConfigFactory(connection__organization=other)
@@ -614,7 +609,6 @@ def test_unauthenticated_is_401(client):
 
 
 # --- ops: command, sweeper, task ------------------------------------------------------------------
-
 def test_sync_templates_command_skips_a_failing_waba(org, number):
     import io
 
@@ -635,8 +629,8 @@ def test_sync_templates_command_skips_a_failing_waba(org, number):
     assert "EAA" not in out.getvalue()
 
 
-def test_sweeper_re_enqueues_due_and_abandoned_sends(api, org, number, template, sending_on):
-    from unittest import mock
+def test_sweeper_re_enqueues_due_and_abandoned_sends(api, org, number, template, sending_on,
+                                                     enqueued):
 
     due = queue(api, template_body(to="5511900000001"))
     fresh = queue(api, template_body(to="5511900000002"))
@@ -644,11 +638,11 @@ def test_sweeper_re_enqueues_due_and_abandoned_sends(api, org, number, template,
     OutboundMessage.objects.filter(pk=due.pk).update(next_attempt_at=timezone.now())
     OutboundMessage.objects.filter(pk=abandoned.pk).update(
         status=S.SENDING, locked_until=timezone.now() - timedelta(seconds=1))
-    with mock.patch("whatsapp.tasks.send_outbound.apply_async") as enqueue:
-        assert sending.outbound_sweep() == 2
-    assert {c.kwargs["args"][0] for c in enqueue.call_args_list} == {str(due.pk),
-                                                                     str(abandoned.pk)}
-    assert fresh.pk not in {c.kwargs["args"][0] for c in enqueue.call_args_list}
+    enqueued.clear()
+    assert worker.outbound_sweep() == 2
+    sends = {args[0] for name, args in enqueued if name == "whatsapp.tasks.send_outbound"}
+    assert sends == {str(due.pk), str(abandoned.pk)}
+    assert str(fresh.pk) not in sends
 
 
 def test_send_task_retries_itself_on_a_transient_error(api, org, number, template, sending_on):

@@ -10,9 +10,10 @@ from django.utils import timezone
 from organizations.models import ApiToken
 from whatsapp.core.graph import GraphClient
 from whatsapp.models import FeatureFlag, MessageTemplate, OutboundMessage, SendPolicy, WebhookLog
-from whatsapp.sending import SENDING_FLAG, outbound_send
-from whatsapp.templates import template_use_set, templates_sync
-from whatsapp.webhooks import webhook_process
+from whatsapp.sending.rules import SENDING_FLAG
+from whatsapp.sending.templates import template_use_set, templates_sync
+from whatsapp.sending.worker import outbound_send
+from whatsapp.webhooks.process import webhook_process
 
 from .factories import ConfigFactory, ConnectionFactory, MembershipFactory
 from .sandbox.conftest import Sandbox, wait_for

@@ -10,9 +10,9 @@ from unittest import mock
 import pytest
 
 from config.cache import redis_client
-from whatsapp import inbox, webhooks
 from whatsapp.models import WebhookLog
 from whatsapp.tasks import drain_webhook_inbox
+from whatsapp.webhooks import inbox, intake, process
 
 from .meta import load, wire
 
@@ -25,8 +25,8 @@ def deliver(n: int) -> list[int]:
     for i in range(n):
         body = load("unknown_field.json")
         body["entry"][0]["id"] = str(900 + i)
-        ids.append(webhooks.webhook_store(body=wire(body), headers={}))
-        webhooks.webhook_announce(ids[-1])
+        ids.append(intake.webhook_store(body=wire(body), headers={}))
+        intake.webhook_announce(ids[-1])
     return ids
 
 
@@ -90,14 +90,14 @@ def test_a_drainer_hands_over_to_a_fresh_task_when_its_turn_is_over(settings, st
 
 def test_a_failing_delivery_is_retried_later_and_the_others_go_on(started):
     ids = deliver(3)
-    original = webhooks.dispatch
+    original = process.dispatch
 
     def boom_on_second(change, ctx):
         if change.entry_id == "901":
             raise KeyError("boom")
         return original(change, ctx)
 
-    with mock.patch("whatsapp.webhooks.dispatch", side_effect=boom_on_second), \
+    with mock.patch("whatsapp.webhooks.process.dispatch", side_effect=boom_on_second), \
             mock.patch("whatsapp.tasks.process_webhook.apply_async") as retry:
         drain_webhook_inbox(*started.call_args.args)
     assert statuses(ids) == ["processed", "failed", "processed"]
@@ -118,7 +118,7 @@ def test_broker_down_one_delivery_pays_the_publish_the_next_ones_only_push(start
     started.reset_mock()
     redis_client().delete(inbox.SLOT.format(0))  # the cooldown is over
     with mock.patch("whatsapp.tasks.process_webhook.delay"):
-        webhooks.webhooks_sweep()
+        intake.webhooks_sweep()
     assert started.call_count == 1
     drain_webhook_inbox(*started.call_args.args)
     assert statuses(ids) == ["processed"] * 3
@@ -130,7 +130,7 @@ def test_redis_and_broker_down_one_delivery_pays_the_publish_then_a_pause(redis_
                     side_effect=ConnectionError("broker down")) as delay:
         ids = deliver(3)
         assert delay.call_count == 1
-        webhooks._publish_paused_until = 0.0  # the pause is over
+        intake._publish_paused_until = 0.0  # the pause is over
         deliver(1)
         assert delay.call_count == 2
     # All stored and left for the sweeper.
@@ -157,7 +157,7 @@ def test_an_error_mid_batch_returns_the_unprocessed_ids_and_frees_the_slot(start
     from django.db import OperationalError
 
     ids = deliver(4)
-    original = webhooks.webhook_process
+    original = process.webhook_process
     calls = []
 
     def database_restarts_on_the_second(log_id):
@@ -166,7 +166,7 @@ def test_an_error_mid_batch_returns_the_unprocessed_ids_and_frees_the_slot(start
             raise OperationalError("server closed the connection unexpectedly")
         return original(log_id)
 
-    with mock.patch("whatsapp.webhooks.webhook_process", database_restarts_on_the_second), \
+    with mock.patch("whatsapp.webhooks.inbox.webhook_process", database_restarts_on_the_second), \
             pytest.raises(OperationalError):
         drain_webhook_inbox(*started.call_args.args)
     # The two it never reached wait at the head of the inbox, oldest first; the one that

@@ -6,10 +6,10 @@ import pytest
 from django.db import OperationalError, connection
 
 from config.cache import redis_client
-from whatsapp import inbox
 from whatsapp.models import WebhookLog
-from whatsapp.signatures import is_valid_signature, sign
-from whatsapp.webhooks import webhook_process
+from whatsapp.webhooks import inbox
+from whatsapp.webhooks.process import webhook_process
+from whatsapp.webhooks.signatures import is_valid_signature, sign
 
 from .meta import PAYLOADS_DIR, WEBHOOK_URL, load, post_signed, wire
 

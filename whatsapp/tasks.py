@@ -1,4 +1,10 @@
-"""Thin Celery tasks: they take ids and call the domain code, which owns idempotency."""
+"""Every Celery task of the app (outer ring): thin bodies that take ids and call a room.
+
+The names (`whatsapp.tasks.*`) are a contract: beat schedules and queued messages refer to
+them. Each body imports its room function where it runs, so this module can be imported by
+`WhatsappConfig.ready()` (registering every task in every process) without importing the
+rooms, and no room ever imports this module: rooms enqueue by name (`whatsapp.core.jobs`).
+"""
 
 import logging
 
@@ -6,31 +12,35 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import analytics, inbox, pipeline, services, webhooks
-from .models import Connection, WebhookLog
-
 logger = logging.getLogger(__name__)
 
 PIPELINE_RETRY_LIMIT = 8
 
 
+def _retry_countdown(log_id: int) -> int:
+    """Seconds until the failed row's next attempt (the row's next_attempt_at is the truth)."""
+    from whatsapp.models import WebhookLog
+
+    next_at = WebhookLog.objects.values_list("next_attempt_at", flat=True).get(pk=log_id)
+    return max(1, int((next_at - timezone.now()).total_seconds()))
+
+
 @shared_task(bind=True, max_retries=None)
 def process_webhook(self, log_id: int) -> str:
-    status = webhooks.webhook_process(log_id)
+    from whatsapp.models import WebhookLog
+    from whatsapp.webhooks.process import webhook_process
+
+    status = webhook_process(log_id)
     if status == WebhookLog.Status.FAILED and not settings.CELERY_TASK_ALWAYS_EAGER:
         raise self.retry(countdown=_retry_countdown(log_id))
     return status
 
 
-def _retry_countdown(log_id: int) -> int:
-    """Seconds until the failed row's next attempt (the row's next_attempt_at is the truth)."""
-    next_at = WebhookLog.objects.values_list("next_attempt_at", flat=True).get(pk=log_id)
-    return max(1, int((next_at - timezone.now()).total_seconds()))
-
-
 @shared_task
 def drain_webhook_inbox(slot: int, token: str) -> int:
-    """Processes the deliveries announced in the Redis inbox (whatsapp/inbox.py)."""
+    """Processes the deliveries announced in the Redis inbox (whatsapp/webhooks/inbox.py)."""
+    from whatsapp.models import WebhookLog
+    from whatsapp.webhooks import inbox
 
     def retry_failed(log_id: int, status: str) -> None:
         if status != WebhookLog.Status.FAILED:
@@ -46,18 +56,24 @@ def drain_webhook_inbox(slot: int, token: str) -> int:
 
 @shared_task
 def sweep_webhooks() -> int:
-    return webhooks.webhooks_sweep()
+    from whatsapp.webhooks.intake import webhooks_sweep
+
+    return webhooks_sweep()
 
 
 @shared_task
 def expire_onboardings() -> int:
-    return services.onboardings_expire()
+    from whatsapp.models import Onboarding
+
+    return Onboarding.objects.expire_due()
 
 
 @shared_task(bind=True, max_retries=PIPELINE_RETRY_LIMIT)
 def run_connection_pipeline(self, connection_id: str) -> str:
     """Runs what is left of a connection's onboarding pipeline; transient errors back off."""
-    outcome = pipeline.pipeline_run(connection_id)
+    from whatsapp.onboarding.pipeline import pipeline_run
+
+    outcome = pipeline_run(connection_id)
     if outcome == "retry" and not settings.CELERY_TASK_ALWAYS_EAGER:
         # 30 s, 1 min, 2 min … capped at 30 min (below the broker visibility timeout).
         raise self.retry(countdown=min(1800, 30 * 2**self.request.retries))
@@ -66,17 +82,20 @@ def run_connection_pipeline(self, connection_id: str) -> str:
 
 @shared_task(bind=True, max_retries=5)
 def forward_analytics_event(self, event_id: int) -> bool:
-    if not analytics.analytics_forward(event_id):
+    from whatsapp.onboarding.analytics import analytics_forward
+
+    if not analytics_forward(event_id):
         raise self.retry(countdown=60 * 2**self.request.retries)
     return True
 
 
 @shared_task(bind=True, max_retries=None)
 def send_outbound(self, message_id: str) -> str:
-    """Sends one queued message (whatsapp/sending.py); pacing and transient errors come back."""
-    from . import sending
+    """Sends one queued message (whatsapp/sending/worker.py); pacing and transient errors
+    come back as a retry."""
+    from whatsapp.sending.worker import outbound_send
 
-    outcome = sending.outbound_send(message_id)
+    outcome = outbound_send(message_id)
     if outcome.retry_in is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
         # The row's next_attempt_at says the same, so outbound_sweep recovers a lost retry.
         raise self.retry(countdown=max(0.05, outcome.retry_in))
@@ -85,16 +104,17 @@ def send_outbound(self, message_id: str) -> str:
 
 @shared_task
 def sweep_outbound() -> int:
-    from . import sending
+    from whatsapp.sending.worker import outbound_sweep
 
-    return sending.outbound_sweep()
+    return outbound_sweep()
 
 
 @shared_task
 def sync_templates(connection_id: str | None = None) -> int:
     """One connection's templates, or every connected WABA's (beat)."""
-    from . import templates
+    from whatsapp.models import Connection
+    from whatsapp.sending.templates import templates_sync, templates_sync_all
 
     if connection_id:
-        return templates.templates_sync(Connection.objects.get(pk=connection_id)).created
-    return len(templates.templates_sync_all())
+        return templates_sync(Connection.objects.get(pk=connection_id)).created
+    return len(templates_sync_all())

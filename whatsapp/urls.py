@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import sending_api, views
+from .api import sending as sending_api
+from .api import views
 
 app_name = "whatsapp"
 

@@ -332,7 +332,7 @@ UNFOLD = {
     "SITE_SYMBOL": "chat",
     "SHOW_HISTORY": True,
     # The admin index is the onboarding funnel dashboard (whatsapp/backoffice.py).
-    "DASHBOARD_CALLBACK": "whatsapp.backoffice.dashboard_callback",
+    "DASHBOARD_CALLBACK": "whatsapp.backoffice.dashboard.dashboard_callback",
 }
 
 if SENTRY_DSN:

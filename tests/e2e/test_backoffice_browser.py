@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth.models import Group
 
 from audit.models import AuditLog
+from whatsapp.backoffice.support import SUPPORT_GROUP
 from whatsapp.models import Connection, WebhookLog
-from whatsapp.support import SUPPORT_GROUP
-from whatsapp.webhooks import webhook_process
+from whatsapp.webhooks.process import webhook_process
 
 from ..factories import OnboardingFactory, OrganizationFactory, UserFactory
 from ..meta import load, post_signed

@@ -36,7 +36,7 @@ def boom(change, ctx) -> None:
 
 @worker_process_init.connect
 def _install(**kwargs) -> None:
-    from whatsapp.handlers import FIELD_HANDLERS
+    from whatsapp.webhooks.dispatch import FIELD_HANDLERS
 
     FIELD_HANDLERS["test_slow"] = slow
     FIELD_HANDLERS["test_boom"] = boom

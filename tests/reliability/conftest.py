@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.support import wait_for as wait_until
-from whatsapp.signatures import sign
+from whatsapp.webhooks.signatures import sign
 
 ROOT = Path(settings.BASE_DIR)
 VENV_BIN = ROOT / ".venv" / "bin"

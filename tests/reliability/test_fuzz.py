@@ -9,8 +9,8 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from whatsapp.models import WebhookLog
-from whatsapp.signatures import sign
-from whatsapp.webhooks import webhook_process
+from whatsapp.webhooks.process import webhook_process
+from whatsapp.webhooks.signatures import sign
 
 from ..meta import PAYLOADS_DIR, WEBHOOK_URL
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from whatsapp.models import WebhookLog
-from whatsapp.signatures import is_valid_signature
+from whatsapp.webhooks.signatures import is_valid_signature
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,7 +3,7 @@
 import uuid
 from datetime import timedelta
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +20,23 @@ class ConnectionQuerySet(models.QuerySet):
     def orphans(self) -> "ConnectionQuerySet":
         return self.active().filter(organization__isnull=True)
 
+    def live_for_update(self, waba_id: str) -> "Connection | None":
+        """The one live connection of a WABA, locked (the caller is in a transaction)."""
+        return self.active().select_for_update().filter(waba_id=waba_id).first()
+
+    def live_get_or_create(self, waba_id: str, defaults: dict) -> tuple["Connection", bool]:
+        """The one live connection of a WABA, created if needed; safe under concurrent
+        deliveries (the partial unique index on live WABAs serializes the creators)."""
+        connection = self.live_for_update(waba_id)
+        if connection:
+            return connection, False
+        try:
+            with transaction.atomic():
+                return self.create(waba_id=waba_id, **defaults), True
+        except IntegrityError:
+            # Another delivery created it first (the partial unique index serialized us).
+            return self.live_for_update(waba_id), False
+
     def touch(self, now=None) -> int:
         """Records webhook activity, at most once a minute per connection: busy numbers would
         otherwise write the same row on every delivery."""
@@ -27,6 +44,7 @@ class ConnectionQuerySet(models.QuerySet):
         return self.filter(
             Q(last_webhook_at__isnull=True) | Q(last_webhook_at__lte=now - Connection.TOUCH_EVERY)
         ).update(last_webhook_at=now)
+
 
 class Connection(models.Model):
     """A customer's WABA shared with our app; `organization` is empty while it is an orphan."""
@@ -131,9 +149,11 @@ class Connection(models.Model):
         self.token_status = self.TokenStatus.MISSING
         self.token_expires_at = None
 
+
 class OrphanManager(models.Manager):
     def get_queryset(self):
         return ConnectionQuerySet(self.model, using=self._db).orphans()
+
 
 class OrphanConnection(Connection):
     """The back-office view of connections that no organization could be matched to."""

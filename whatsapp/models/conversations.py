@@ -61,6 +61,7 @@ class Message(models.Model):
     def __str__(self) -> str:
         return self.wamid
 
+
 class Contact(models.Model):
     """A lead: one WhatsApp user as seen by one organization (BSUIDs are portfolio-scoped).
 
@@ -155,6 +156,7 @@ class Contact(models.Model):
         if self.human_takeover_at is None or when > self.human_takeover_at:
             self.human_takeover_at = when
 
+
 class ContactIdentity(models.Model):
     """One key that identifies a contact: a BSUID (current or previous) or a normalized phone."""
 
@@ -183,6 +185,7 @@ class ContactIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
+
 
 class MessageStatus(models.Model):
     """One status webhook per (wamid, status): the audit trail and the dedupe key.
@@ -219,6 +222,7 @@ class MessageStatus(models.Model):
     def __str__(self) -> str:
         return f"{self.wamid} {self.status}"
 
+
 class HistorySync(models.Model):
     """Coexistence history sync progress of one number, as support sees it."""
 
@@ -247,6 +251,7 @@ class HistorySync(models.Model):
 
     def __str__(self) -> str:
         return f"{self.config} {self.status} {self.progress}%"
+
 
 class HistoryChunk(models.Model):
     """One `history` chunk received, per (phone number, phase, chunk_order)."""

@@ -44,6 +44,7 @@ class AnalyticsEvent(models.Model):
     def __str__(self) -> str:
         return self.name
 
+
 class FeatureFlag(models.Model):
     """A rollout switch (seed 004 §4): kill switch, percentage, per-organization overrides."""
 
@@ -68,6 +69,7 @@ class FeatureFlag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
 
 class FeatureFlagOverride(models.Model):
     flag = models.ForeignKey(FeatureFlag, on_delete=models.CASCADE, related_name="overrides",

@@ -7,6 +7,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
+class OnboardingQuerySet(models.QuerySet):
+    def expire_due(self, *, now=None) -> int:
+        """Marks pending onboardings past their expiry as expired (Redis keys expire by TTL)."""
+        return self.filter(status=Onboarding.Status.PENDING,
+                           expires_at__lte=now or timezone.now()).update(
+            status=Onboarding.Status.EXPIRED)
+
+
 class Onboarding(models.Model):
     """One attempt by an organization to connect WhatsApp (seed 000 §4.1, SPEC §3)."""
 
@@ -45,6 +53,8 @@ class Onboarding(models.Model):
     # The browser's finish event (FINISH, FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING, …), if any.
     finish_event = models.CharField(_("finish event"), max_length=64, blank=True)
 
+    objects = OnboardingQuerySet.as_manager()
+
     class Meta:
         db_table = "whatsapp_onboarding"
         ordering = ["-created_at"]
@@ -64,3 +74,13 @@ class Onboarding(models.Model):
         if self.status == self.Status.PENDING and self.is_expired:
             return self.Status.EXPIRED
         return self.status
+
+    def expire_if_due(self, *, save: bool = True) -> bool:
+        """A pending row past its expiry becomes expired (the one place expiry is written;
+        readers use `effective_status`, the beat task `Onboarding.objects.expire_due()`)."""
+        if self.status != self.Status.PENDING or not self.is_expired:
+            return False
+        self.status = self.Status.EXPIRED
+        if save:
+            self.save(update_fields=["status"])
+        return True

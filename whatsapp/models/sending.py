@@ -43,6 +43,7 @@ class TemplateStatusEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.template_name} {self.event}"
 
+
 class MessageTemplate(models.Model):
     """An approved-or-not template of a WABA, as last synced or reported by Meta.
 
@@ -99,10 +100,12 @@ class MessageTemplate(models.Model):
     def is_sendable(self) -> bool:
         return self.status in self.SENDABLE
 
+
 class SendMode(models.TextChoices):
     DISABLED = "disabled", _("Disabled")
     DRY_RUN = "dry_run", _("Dry run (never calls Meta)")
     ENABLED = "enabled", _("Enabled")
+
 
 class SendPolicy(models.Model):
     """An organization's sending switch and test allowlist (no row = dry run, no allowlist).
@@ -129,6 +132,7 @@ class SendPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization}: {self.mode}"
+
 
 class OutboundMessage(models.Model):
     """One message the product asked to send: the queue row and its audit record."""
@@ -234,6 +238,7 @@ class OutboundMessage(models.Model):
     def callback_data(self) -> str:
         """biz_opaque_callback_data: Meta echoes it on every status of this send."""
         return f"qlk:{self.pk}"
+
 
 class OutboundEvent(models.Model):
     """One step in an outbound message's life (queued, attempt, retry, dry run, status…)."""

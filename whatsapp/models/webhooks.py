@@ -10,6 +10,18 @@ from django.utils.translation import gettext_lazy as _
 
 
 class WebhookLogQuerySet(models.QuerySet):
+    def unpark(self, *, phone_number_id: str) -> list[int]:
+        """The deliveries parked for a number re-enter as received (attempts reset: waiting is
+        not failing); returns their ids, oldest first, for the caller to enqueue."""
+        ids = list(self.filter(status=WebhookLog.Status.PARKED,
+                               parked_phone_number_id=phone_number_id)
+                   .order_by("received_at", "id").values_list("pk", flat=True))
+        self.filter(pk__in=ids, status=WebhookLog.Status.PARKED).update(
+            status=WebhookLog.Status.RECEIVED, parked_phone_number_id="", attempts=0,
+            last_error="", next_attempt_at=None,
+        )
+        return ids
+
     def due(self, *, now=None, stale_after: timedelta = timedelta(minutes=1)):
         """Rows the sweeper should (re-)enqueue: never enqueued, retry due, or lease expired."""
         now = now or timezone.now()
@@ -19,6 +31,7 @@ class WebhookLogQuerySet(models.QuerySet):
             | Q(status=S.FAILED, next_attempt_at__lte=now)
             | Q(status=S.PROCESSING, locked_until__lte=now)
         )
+
 
 class WebhookLog(models.Model):
     """Every signed delivery from Meta, byte for byte, stored before it is acknowledged."""

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from config.health import is_ready, readiness
+from ops.health import is_ready, readiness
 
 
 class Command(BaseCommand):

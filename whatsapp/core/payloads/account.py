@@ -50,6 +50,7 @@ class AccountUpdate:
                    if k not in {"event", "waba_info", "sessionInfo"}},
         )
 
+
 @dataclass(frozen=True)
 class TemplateStatusUpdate:
     waba_id: str
@@ -77,6 +78,7 @@ class TemplateStatusUpdate:
                   if isinstance(value.get(k), dict)},
             time=change.entry_time,
         )
+
 
 @dataclass(frozen=True)
 class QualityUpdate:

@@ -8,12 +8,14 @@ from typing import Any
 class PayloadError(ValueError):
     """The body is not a WhatsApp webhook delivery we can read."""
 
+
 @dataclass(frozen=True)
 class Change:
     entry_id: str
     entry_time: int | None
     field: str
     value: dict[str, Any]
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -25,6 +27,7 @@ class Delivery:
     @property
     def fields(self) -> list[str]:
         return sorted({c.field for c in self.changes})
+
 
 def parse_delivery(body: bytes) -> Delivery:
     try:
@@ -50,17 +53,21 @@ def parse_delivery(body: bytes) -> Delivery:
             )
     return Delivery(object=str(data.get("object", "")), changes=changes, payload=data)
 
+
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
         return None
 
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
+
 def _list(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
 
 def _str(value: Any) -> str:
     return "" if value is None or isinstance(value, (dict, list)) else str(value)
@@ -70,8 +77,10 @@ PHONE_ROUTED_FIELDS = frozenset(
     {"messages", "smb_message_echoes", "history", "smb_app_state_sync", "user_id_update"}
 )
 
+
 def _phone_number_id(value: dict[str, Any]) -> str:
     return _str(_dict(value.get("metadata")).get("phone_number_id"))
+
 
 def phone_number_ids(changes: list[Change]) -> list[str]:
     """Every phone_number_id a delivery's phone-routed changes refer to, sorted and unique."""

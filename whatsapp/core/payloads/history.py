@@ -12,6 +12,7 @@ class HistoryThread:
     party: Party
     messages: list[WaMessage]
 
+
 @dataclass(frozen=True)
 class HistoryChunkData:
     phase: int
@@ -19,6 +20,7 @@ class HistoryChunkData:
     progress: int
     threads: list[HistoryThread]
     errors: list[dict[str, Any]]
+
 
 @dataclass(frozen=True)
 class HistoryValue:
@@ -59,12 +61,14 @@ class HistoryValue:
             media=MessagesValue.from_change(change),
         )
 
+
 @dataclass(frozen=True)
 class StateSyncItem:
     party: Party
     action: str
     full_name: str
     timestamp: int | None
+
 
 @dataclass(frozen=True)
 class StateSyncValue:

@@ -31,6 +31,7 @@ class Party:
 
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
 
+
 @dataclass(frozen=True)
 class WaMessage:
     """One message item: inbound (`messages`), echo (`message_echoes`) or history thread item."""
@@ -80,6 +81,7 @@ class WaMessage:
             raw=item,
         )
 
+
 def _message_text(type_: str, content: dict[str, Any]) -> str:
     """The human-readable text of a message, whatever its type."""
     if type_ == "text":
@@ -107,9 +109,11 @@ def _message_text(type_: str, content: dict[str, Any]) -> str:
         return _str(content.get("body"))
     return ""
 
+
 def _contacts_text(item: dict[str, Any]) -> str:
     names = [_str(_dict(c.get("name")).get("formatted_name")) for c in _list(item.get("contacts"))]
     return ", ".join(n for n in names if n)
+
 
 @dataclass(frozen=True)
 class StatusItem:
@@ -139,6 +143,7 @@ class StatusItem:
             raw=item,
         )
 
+
 def _messages(items: Any) -> list[WaMessage]:
     parsed = []
     for item in _list(items):
@@ -148,6 +153,7 @@ def _messages(items: Any) -> list[WaMessage]:
         if message.wamid:
             parsed.append(message)
     return parsed
+
 
 @dataclass(frozen=True)
 class MessagesValue:
@@ -182,12 +188,14 @@ class MessagesValue:
                              username=contact.username, profile_name=contact.profile_name)
         return Party(user_id=user_id, wa_id=wa_id)
 
+
 @dataclass(frozen=True)
 class UserIdChange:
     wa_id: str
     previous: str
     current: str
     timestamp: int | None
+
 
 @dataclass(frozen=True)
 class UserIdUpdateValue:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from whatsapp.services import onboardings_expire
+from whatsapp.models import Onboarding
 
 from ._common import dump
 
@@ -16,6 +16,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help='Print {"expired": N}.')
 
     def handle(self, *args, **options) -> None:
-        expired = onboardings_expire()
+        expired = Onboarding.objects.expire_due()
         self.stdout.write(dump({"expired": expired}) if options["json"]
                           else f"{expired} onboardings expired")

@@ -3,7 +3,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from whatsapp.models import WebhookLog
-from whatsapp.reliability import webhooks_for_replay, webhooks_replay
+from whatsapp.webhooks.replay import webhooks_for_replay, webhooks_replay
 
 from ._common import dump, parse_since
 

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.models import AuditLog
 from audit.services import audit_record
-from whatsapp.keyrotation import secrets_rotate
+from whatsapp.onboarding.keyrotation import secrets_rotate
 
 from ._common import dump
 

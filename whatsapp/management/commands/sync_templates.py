@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from whatsapp.templates import templates_sync_all
+from whatsapp.sending.templates import templates_sync_all
 
 from ._common import dump, find_organization
 

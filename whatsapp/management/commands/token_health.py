@@ -2,7 +2,7 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand
 
-from whatsapp.token_health import tokens_check
+from whatsapp.onboarding.token_health import tokens_check
 
 from ._common import dump, find_organization
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from organizations.models import Organization
-from whatsapp.reliability import platform_status, whatsapp_status
+from whatsapp.backoffice.status import platform_status, whatsapp_status
 
 from ._common import dump, find_organization
 

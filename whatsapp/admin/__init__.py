@@ -1,0 +1,7 @@
+"""The Django admin (outer ring): an operations console over the rooms' rows.
+
+Raw rows are read-only; actions call the same room functions as the API and the commands.
+Importing the package registers every ModelAdmin (Django's admin autodiscovery imports it).
+"""
+
+from . import connections, conversations, sending  # noqa: F401  (registers the ModelAdmins)

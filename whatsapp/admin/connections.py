@@ -1,0 +1,299 @@
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+
+from audit.models import AuditLog
+from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from organizations.models import Organization
+from organizations.services import organization_by_id
+from whatsapp.backoffice import dashboard
+from whatsapp.models import (
+    AnalyticsEvent,
+    Config,
+    Connection,
+    FeatureFlag,
+    FeatureFlagOverride,
+    Message,
+    Onboarding,
+    OrphanConnection,
+    WebhookLog,
+)
+from whatsapp.onboarding import connections
+from whatsapp.onboarding.signup import OnboardingError
+from whatsapp.onboarding.token_health import connection_check_token
+from whatsapp.webhooks.replay import webhooks_replay
+
+
+@admin.register(Onboarding)
+class OnboardingAdmin(ReadOnlyAdmin):
+    list_display = ["tracking_code", "organization", "status", "created_at", "expires_at",
+                    "completed_at", "waba_id"]
+    list_filter = ["status", "organization"]
+    search_fields = ["tracking_code", "waba_id", "organization__name"]
+    date_hierarchy = "created_at"
+
+
+class ConfigInline(ReadOnlyInline):
+    model = Config
+    fields = ["phone_number_id", "display_phone_number", "verified_name", "status",
+              "quality_rating", "is_on_biz_app"]
+
+
+@admin.register(Connection)
+class ConnectionAdmin(ReadOnlyAdmin):
+    """Per tenant: status, numbers, token health, subscription, sync progress, audit trail."""
+
+    list_display = ["waba_id", "organization", "status", "token_status", "token_expires_at",
+                    "is_coexistence", "subscribed", "connected_at", "last_webhook_at"]
+    list_filter = ["status", "token_status", "is_coexistence"]
+    search_fields = ["waba_id", "owner_business_id", "organization__name"]
+    inlines = [ConfigInline]
+    actions = ["check_token", "rerun_pipeline", "disconnect_selected"]
+    # The token itself is never shown: only whether one is stored and its health.
+    readonly_fields = ["organization", "status", "waba_id", "owner_business_id",
+                       "partner_business_id", "business_name", "is_coexistence", "finish_event",
+                       "onboarding", "tracking_code_used", "attributed_by", "has_token",
+                       "token_source", "token_status", "token_expires_at", "token_checked_at",
+                       "subscribed_at", "pipeline_step", "pipeline_error", "sync_progress",
+                       "connected_at", "disconnected_at", "disconnect_reason",
+                       "last_webhook_at", "error_message", "recent_audit", "created_at",
+                       "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["organization", "status", "waba_id", "owner_business_id",
+                           "partner_business_id", "business_name", "is_coexistence",
+                           "finish_event", "error_message"]}),
+        (_("Token"), {"fields": ["has_token", "token_source", "token_status",
+                                 "token_expires_at", "token_checked_at"]}),
+        (_("Onboarding pipeline"), {"fields": ["onboarding", "tracking_code_used",
+                                               "attributed_by", "subscribed_at",
+                                               "pipeline_step", "pipeline_error",
+                                               "sync_progress"]}),
+        (_("History"), {"fields": ["connected_at", "disconnected_at", "disconnect_reason",
+                                   "last_webhook_at", "recent_audit", "created_at",
+                                   "updated_at"]}),
+    ]
+
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm("whatsapp.operate_connection")
+
+    @admin.display(description=_("token stored"), boolean=True)
+    def has_token(self, obj: Connection) -> bool:
+        return bool(obj.access_token_encrypted)
+
+    @admin.display(description=_("app subscribed"), boolean=True)
+    def subscribed(self, obj: Connection) -> bool:
+        return obj.subscribed_at is not None
+
+    @admin.display(description=_("sync progress"))
+    def sync_progress(self, obj: Connection) -> str:
+        rows = format_html_join("", "<li>{} — {}: {} · {}: {} · {}: {}{}</li>", (
+            (c.display_phone_number or c.phone_number_id,
+             _("registration"), c.get_registration_status_display(),
+             _("contacts"), c.get_contacts_sync_status_display(),
+             _("history"), c.get_history_sync_status_display(),
+             format_html(" <em>({})</em>", c.sync_error) if c.sync_error else "")
+            for c in obj.configs.all()
+        ))
+        return format_html("<ul>{}</ul>", rows) if rows else "—"
+
+    @admin.display(description=_("recent audit entries"))
+    def recent_audit(self, obj: Connection) -> str:
+        entries = AuditLog.objects.filter(target=f"waba:{obj.waba_id}")[:10]
+        rows = format_html_join("", "<li>{} · {} · {}</li>", (
+            (e.created_at.strftime("%d/%m/%Y %H:%M"), e.get_action_display(), e.actor_label)
+            for e in entries
+        ))
+        return format_html("<ul>{}</ul>", rows) if rows else "—"
+
+    @admin.action(description=_("Re-run token health check"), permissions=["operate"])
+    def check_token(self, request, queryset) -> None:
+        for connection in queryset.active():
+            check = connection_check_token(connection)
+            self.message_user(request, f"{connection.waba_id}: {check.result}"
+                              + (f" ({check.detail})" if check.detail else ""))
+
+    @admin.action(description=_("Re-run the onboarding pipeline"), permissions=["operate"])
+    def rerun_pipeline(self, request, queryset) -> None:
+        count = 0
+        for connection in queryset.active().filter(organization__isnull=False):
+            connections.pipeline_enqueue(connection.pk)
+            count += 1
+        self.message_user(request, _("Pipeline queued for %(n)d connection(s).") % {"n": count})
+
+    @admin.action(description=_("Disconnect selected connections"), permissions=["operate"])
+    def disconnect_selected(self, request, queryset):
+        """Asks for confirmation first (Django's intermediate page pattern)."""
+        live = queryset.active()
+        if request.POST.get("confirm") == "1":
+            for connection in live:
+                connections.connection_disconnect(
+                    waba_id=connection.waba_id, reason="support: " + (
+                        request.POST.get("reason") or "disconnected by support"),
+                    actor=request.user, request=request)
+            self.message_user(request, _("%(n)d connection(s) disconnected.") % {"n": len(live)})
+            return None
+        context = {**self.admin_site.each_context(request), "title": _("Disconnect?"),
+                   "connections": live, "action": "disconnect_selected",
+                   "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)}
+        return TemplateResponse(request, "admin/whatsapp/confirm_disconnect.html", context)
+
+
+@admin.register(OrphanConnection)
+class OrphanConnectionAdmin(ReadOnlyAdmin):
+    """WABAs that arrived without a matching organization, waiting for support to claim."""
+
+    list_display = ["waba_id", "owner_business_id", "created_at", "claim_link"]
+    search_fields = ["waba_id", "owner_business_id"]
+    ordering = ["-created_at"]
+
+    @admin.display(description=_("action"))
+    def claim_link(self, obj: Connection) -> str:
+        url = reverse("admin:whatsapp_orphanconnection_claim", args=[obj.pk])
+        return format_html('<a class="underline font-semibold" href="{}">{}</a>', url,
+                           _("Claim"))
+
+    def get_urls(self):
+        claim = self.admin_site.admin_view(self.claim_view)
+        return [path("<uuid:pk>/claim/", claim, name="whatsapp_orphanconnection_claim"),
+                *super().get_urls()]
+
+    def claim_view(self, request, pk):
+        """Two steps: choose the organization, then confirm what will happen."""
+        if not request.user.has_perm("whatsapp.claim_orphan"):
+            raise PermissionDenied
+        connection = get_object_or_404(OrphanConnection, pk=pk)
+        back_url = reverse("admin:whatsapp_orphanconnection_changelist")
+        organization = None
+        if request.method == "POST":
+            organization = organization_by_id(request.POST.get("organization", ""))
+            if organization and request.POST.get("confirm") == "1":
+                try:
+                    connections.connection_claim(connection_id=connection.pk,
+                                              organization=organization, actor=request.user,
+                                              request=request)
+                except OnboardingError as exc:
+                    self.message_user(request, exc.message, level=messages.ERROR)
+                    return redirect(back_url)
+                self.message_user(request, _("WABA %(waba)s claimed for %(org)s.")
+                                  % {"waba": connection.waba_id, "org": organization.name})
+                return redirect(reverse("admin:whatsapp_connection_change",
+                                        args=[connection.pk]))
+        event = json.dumps(connection.source_event, indent=2, ensure_ascii=False) \
+            if connection.source_event else ""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Claim orphan WABA %(waba)s") % {"waba": connection.waba_id},
+            "connection": connection, "organization": organization, "event_json": event,
+            "organizations": Organization.objects.order_by("name"), "back_url": back_url,
+        }
+        return TemplateResponse(request, "admin/whatsapp/claim_orphan.html", context)
+
+
+@admin.register(Config)
+class ConfigAdmin(ReadOnlyAdmin):
+    list_display = ["display_phone_number", "phone_number_id", "organization", "status",
+                    "quality_rating", "is_on_biz_app"]
+    list_filter = ["status", "is_on_biz_app", "quality_rating"]
+    search_fields = ["phone_number_id", "display_phone_number", "organization__name"]
+    exclude = ["registration_pin_encrypted"]
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ["wamid", "organization", "contact", "direction", "source", "type", "status",
+                    "timestamp"]
+    list_filter = ["direction", "source", "type", "status"]
+    search_fields = ["wamid", "contact__wa_id", "contact__user_id"]
+
+
+@admin.register(WebhookLog)
+class WebhookLogAdmin(ReadOnlyAdmin):
+    list_display = ["id", "received_at", "status", "fields", "organization", "attempts",
+                    "next_attempt_at", "parked_phone_number_id", "last_error"]
+    list_filter = ["status", "received_at"]
+    # Raw rows stay read-only; the one thing support may do is replay (same code as the command).
+    actions = ["replay_selected"]
+    search_fields = ["id", "=body_sha256", "last_error", "parked_phone_number_id"]
+    date_hierarchy = "received_at"
+    readonly_fields = ["received_at", "status", "fields", "organization", "attempts",
+                       "next_attempt_at", "processed_at", "parked_phone_number_id",
+                       "signature_valid", "body_sha256",
+                       "headers", "last_error", "traceback", "pretty_body"]
+    fields = readonly_fields
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("whatsapp.replay_webhooklog")
+
+    def get_urls(self):
+        dashboard = self.admin_site.admin_view(self.dashboard_view)
+        return [path("dashboard/", dashboard, name="whatsapp_webhooklog_dashboard"),
+                *super().get_urls()]
+
+    def dashboard_view(self, request):
+        """Seed 002 §2.3: failed deliveries by error, field and organization; oldest's age."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        summary = dashboard.failed_webhooks()
+        changelist = reverse("admin:whatsapp_webhooklog_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Failed webhooks"),
+            "summary": summary,
+            "failed_link": f"{changelist}?status__exact=failed",
+            "dead_link": f"{changelist}?status__exact=dead",
+            "by_error": {"headers": [_("Error"), _("Deliveries")], "rows": summary["by_error"]},
+            "by_field": {"headers": [_("Field"), _("Deliveries")], "rows": summary["by_field"]},
+            "by_org": {"headers": [_("Organization"), _("Deliveries")],
+                       "rows": summary["by_organization"]},
+        }
+        return TemplateResponse(request, "admin/whatsapp/failed_webhooks.html", context)
+
+    @admin.action(description=_("Replay selected deliveries"), permissions=["replay"])
+    def replay_selected(self, request, queryset) -> None:
+        result = webhooks_replay(logs=queryset, actor=request.user, request=request)
+        self.message_user(request, _("%(n)d deliveries queued for replay.")
+                          % {"n": len(result.replayed)})
+        if result.skipped_in_progress:
+            self.message_user(
+                request, _("%(n)d deliveries are being processed right now and were skipped.")
+                % {"n": len(result.skipped_in_progress)}, level=messages.WARNING)
+
+    @admin.display(description=_("body"))
+    def pretty_body(self, obj: WebhookLog) -> str:
+        raw = bytes(obj.raw_body)
+        try:
+            text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = raw.decode("utf-8", errors="replace")
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+
+class FeatureFlagOverrideInline(TabularInline):
+    model = FeatureFlagOverride
+    extra = 0
+    autocomplete_fields = ["organization"]
+
+
+@admin.register(FeatureFlag)
+class FeatureFlagAdmin(ModelAdmin):
+    list_display = ["name", "kill_switch", "rollout_percentage", "updated_at"]
+    search_fields = ["name"]
+    inlines = [FeatureFlagOverrideInline]
+
+
+@admin.register(AnalyticsEvent)
+class AnalyticsEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "name", "organization", "properties", "forwarded_at"]
+    list_filter = ["name"]
+    date_hierarchy = "created_at"
+
+
+# Sending (templates, policies, outbound queue) and ingestion (leads, statuses, history sync,
+# template events) live in their own modules.

@@ -1,0 +1,1 @@
+"""Support's back-office (outer ring): the admin dashboard, status summaries, the Suporte group."""

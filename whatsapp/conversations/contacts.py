@@ -1,0 +1,284 @@
+"""Leads: contacts and their identities (BSUID, phone), resolved in bulk and merged when two
+keys turn out to be one person."""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from whatsapp.core.payloads import (
+    Party,
+)
+from whatsapp.core.phones import normalize_phone
+from whatsapp.models import (
+    Contact,
+    ContactIdentity,
+    Message,
+)
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000
+
+Key = tuple[str, str]
+
+
+def chunks(items: list, size: int = BATCH):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(d for d in (a, b) if d is not None) if (a or b) else None
+
+
+@dataclass
+class Sighting:
+    """What one item says about a person: every key it carries plus profile facts."""
+
+    keys: list[Key]
+    at: datetime | None = None
+    profile_name: str = ""
+    username: str = ""
+
+
+def sighting(party: Party, when: datetime | None, *extra_user_ids: str) -> Sighting:
+    keys: list[Key] = [(ContactIdentity.Kind.USER_ID, u)
+                       for u in (party.user_id, *extra_user_ids) if u]
+    phone = normalize_phone(party.wa_id)
+    if phone:
+        keys.append((ContactIdentity.Kind.PHONE, phone))
+    return Sighting(keys=keys, at=when, profile_name=party.profile_name[:200],
+                    username=party.username[:128])
+
+
+class ContactBook:
+    """Resolves many sightings to contacts of one organization with a few bulk queries.
+
+    Keys seen together (a BSUID and a phone in one item) belong to one contact; when they
+    point at two existing contacts, those are merged (a pre-BSUID phone-only lead meets its
+    BSUID, or a username user's number becomes visible).
+    """
+
+    def __init__(self, organization_id: int) -> None:
+        self.organization_id = organization_id
+        self.by_key: dict[Key, Contact] = {}
+        self._dirty: dict[int, Contact] = {}
+        # Field values as loaded (or created), so save() writes only what changed.
+        self._as_loaded: dict[int, dict] = {}
+
+    def resolve(self, sightings: list[Sighting]) -> None:
+        sightings = [s for s in sightings if s.keys]
+        if not sightings:
+            return
+        dirty = dict(self._dirty)
+        try:
+            self._resolve(sightings)
+        except IntegrityError:
+            # Another delivery (another number of the same organization) created one of these
+            # leads first; its identities are committed now, so a second pass finds them.
+            logger.info("Lead created concurrently in organization %s; resolving again",
+                        self.organization_id)
+            self._dirty = dirty
+            self._resolve(sightings)
+
+    def _resolve(self, sightings: list[Sighting]) -> None:
+        known = self._load_identities({k for s in sightings for k in s.keys})
+        groups = _group_keys(sightings)
+        first_seen: dict[Key, datetime | None] = {}
+        for s in sightings:
+            for k in s.keys:
+                first_seen[k] = earlier(first_seen.get(k, s.at), s.at)
+        contacts = self._load_contacts({i.contact_id for i in known.values()})
+
+        new_contacts: list[Contact] = []
+        refresh: dict[int, Contact] = {}
+        merged_into: dict[int, Contact] = {}
+        for keys in groups:
+            ids = sorted({known[k].contact_id for k in keys if k in known})
+            ids = sorted({merged_into[i].pk if i in merged_into else i for i in ids})
+            if not ids:
+                contact = Contact(organization_id=self.organization_id)
+                contact.set_identity([(k, first_seen[k], None) for k in keys])
+                new_contacts.append(contact)
+            else:
+                contact = contacts[ids[0]]
+                if len(ids) > 1:
+                    losers = [contacts[i] for i in ids[1:]]
+                    contact = contacts_merge(contact, losers)
+                    merged_into.update({loser.pk: contact for loser in losers})
+                    refresh[contact.pk] = contact
+                if any(k not in known for k in keys):
+                    refresh[contact.pk] = contact
+            for k in keys:
+                self.by_key[k] = contact
+        # A group resolved before a later merge may still point at the merged-away contact.
+        for k, contact in self.by_key.items():
+            if contact.pk in merged_into:
+                self.by_key[k] = merged_into[contact.pk]
+
+        for s in sightings:
+            contact = self.by_key[s.keys[0]]
+            if (s.profile_name or s.username) and contact.note_profile(
+                s.at, s.profile_name, s.username
+            ) and contact.pk:
+                self.mark(contact)
+        new_identities = [k for k in first_seen if k not in known]
+        if new_contacts or new_identities:
+            # A savepoint only when there is something to insert (most deliveries are about
+            # known leads): a lead created concurrently rolls back just these inserts.
+            with transaction.atomic():
+                for batch in chunks(new_contacts):
+                    Contact.objects.bulk_create(batch)
+                # Unique per (organization, kind, value): never two contacts for one key.
+                ContactIdentity.objects.bulk_create(
+                    [ContactIdentity(organization_id=self.organization_id,
+                                     contact=self.by_key[k], kind=k[0], value=k[1],
+                                     first_seen_at=first_seen[k])
+                     for k in new_identities],
+                    batch_size=BATCH,
+                )
+        self._as_loaded.update((c.pk, _contact_values(c)) for c in new_contacts)
+        older = [i for k, i in known.items() if k in first_seen and first_seen[k]
+                 and (i.first_seen_at is None or first_seen[k] < i.first_seen_at)]
+        for identity in older:
+            key = (identity.kind, identity.value)
+            identity.first_seen_at = first_seen[key]
+            refresh[self.by_key[key].pk] = self.by_key[key]
+        ContactIdentity.objects.bulk_update(older, ["first_seen_at"], batch_size=BATCH)
+        for contact in refresh.values():
+            contact.refresh_identity()
+
+    def get(self, party: Party) -> Contact | None:
+        if party.user_id and (ContactIdentity.Kind.USER_ID, party.user_id) in self.by_key:
+            return self.by_key[(ContactIdentity.Kind.USER_ID, party.user_id)]
+        phone = normalize_phone(party.wa_id)
+        return self.by_key.get((ContactIdentity.Kind.PHONE, phone)) if phone else None
+
+    def mark(self, contact: Contact) -> None:
+        self._dirty[contact.pk] = contact
+
+    def save(self) -> None:
+        """Writes the marked contacts' changed fields: one UPDATE for several contacts."""
+        changed: list[Contact] = []
+        fields: set[str] = set()
+        for contact in self._dirty.values():
+            before = self._as_loaded.get(contact.pk)
+            now = _contact_values(contact)
+            diff = {f for f, v in now.items() if before is None or before.get(f) != v}
+            if diff:
+                changed.append(contact)
+                fields |= diff
+                self._as_loaded[contact.pk] = now
+        self._dirty.clear()
+        if not changed:
+            return
+        # update()/bulk_update() skip auto_now: leads are listed newest-activity first.
+        now = timezone.now()
+        for contact in changed:
+            contact.updated_at = now
+        fields.add("updated_at")
+        if len(changed) == 1:
+            Contact.objects.filter(pk=changed[0].pk).update(
+                **{f: getattr(changed[0], f) for f in fields})
+        else:
+            Contact.objects.bulk_update(changed, sorted(fields), batch_size=BATCH)
+
+    def _load_identities(self, keys: set[Key]) -> dict[Key, ContactIdentity]:
+        found: dict[Key, ContactIdentity] = {}
+        for batch in chunks(sorted(keys)):
+            # One query per batch; the (organization, kind, value) unique index serves both arms.
+            match = Q()
+            for kind in ContactIdentity.Kind.values:
+                values = [v for k, v in batch if k == kind]
+                if values:
+                    match |= Q(kind=kind, value__in=values)
+            for identity in ContactIdentity.objects.filter(match,
+                                                           organization_id=self.organization_id):
+                found[(identity.kind, identity.value)] = identity
+        return found
+
+    def _load_contacts(self, ids: set[int]) -> dict[int, Contact]:
+        """Locked (in pk order): two numbers of one organization may write the same lead, and
+        the merges here read-modify-write its row."""
+        loaded: dict[int, Contact] = {}
+        for batch in chunks(sorted(ids)):
+            loaded.update((c.pk, c) for c in Contact.objects.select_for_update()
+                          .filter(pk__in=batch).order_by("pk"))
+        self._as_loaded.update((pk, _contact_values(c)) for pk, c in loaded.items())
+        return loaded
+
+_CONTACT_FIELDS = [f.attname for f in Contact._meta.concrete_fields
+                   if not f.primary_key and f.attname != "updated_at"]
+
+
+def _contact_values(contact: Contact) -> dict:
+    return {name: getattr(contact, name) for name in _CONTACT_FIELDS}
+
+
+def _group_keys(sightings: list[Sighting]) -> list[list[Key]]:
+    """Union-find: keys seen in the same item end up in the same group."""
+    parent: dict[Key, Key] = {}
+
+    def find(k: Key) -> Key:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for s in sightings:
+        for k in s.keys[1:]:
+            parent[find(k)] = find(s.keys[0])
+        find(s.keys[0])
+    groups: dict[Key, list[Key]] = defaultdict(list)
+    for k in parent:
+        groups[find(k)].append(k)
+    return [sorted(g) for g in groups.values()]
+
+
+def earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(d for d in (a, b) if d is not None) if (a or b) else None
+
+
+def contacts_merge(winner: Contact, losers: list[Contact]) -> Contact:
+    """Moves the losers' identities and conversation onto the winner (same person)."""
+    loser_ids = [c.pk for c in losers]
+    Message.objects.filter(contact_id__in=loser_ids).update(contact=winner)
+    ContactIdentity.objects.filter(contact_id__in=loser_ids).update(contact=winner)
+    for loser in losers:
+        if loser.profile_name or loser.username:
+            winner.note_profile(loser.profile_name_at, loser.profile_name, loser.username)
+        if loser.last_inbound_at:
+            winner.note_inbound(loser.last_inbound_at, None)
+        if loser.referral_at:
+            winner.note_inbound(loser.referral_at, loser.referral)
+        if loser.human_takeover_at:
+            winner.note_takeover(loser.human_takeover_at)
+        if loser.in_address_book is not None:
+            winner.note_address_book(loser.address_book_at, loser.in_address_book,
+                                     loser.saved_name)
+    # Delete first: the winner is about to take one of their unique user_id/phone values.
+    Contact.objects.filter(pk__in=loser_ids).delete()
+    winner.save()
+    logger.info("Merged contacts %s into %s", loser_ids, winner.pk)
+    return winner
+
+
+def contacts_change_user_id(book: ContactBook, *, previous: str, current: str, wa_id: str,
+                            when: datetime | None) -> None:
+    """user_id_update / user_changed_user_id: one contact keeps both ids, the old one retired.
+
+    The previous id stays as an identity so a late message carrying it still lands on the
+    same conversation.
+    """
+    book.resolve([sighting(Party(user_id=previous, wa_id=wa_id), None, current)])
+    identity = ContactIdentity.objects.get(organization_id=book.organization_id,
+                                           kind=ContactIdentity.Kind.USER_ID, value=previous)
+    if when and (identity.superseded_at is None or when < identity.superseded_at):
+        identity.superseded_at = when
+        identity.save(update_fields=["superseded_at"])
+    book.get(Party(user_id=current)).refresh_identity()

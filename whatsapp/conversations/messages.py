@@ -1,0 +1,262 @@
+"""Messages, statuses and echoes of one number, stored exactly once in any order.
+
+Inserts are keyed by unique constraints (wamid, (wamid, status)) and every update is a
+commutative merge (highest status rank, latest edit, earliest revoke), never "last delivery
+wins"."""
+
+from collections import defaultdict
+from datetime import datetime
+
+from django.db.models import Case, Value, When
+from django.utils import timezone
+
+from whatsapp.core.payloads import (
+    MessagesValue,
+    Party,
+    StatusItem,
+    WaMessage,
+)
+from whatsapp.core.phones import at
+from whatsapp.models import (
+    Config,
+    Contact,
+    Message,
+    MessageStatus,
+)
+
+from .contacts import BATCH, ContactBook, chunks, contacts_change_user_id, later, sighting
+from .routing import Route
+
+# Never regress: failed > played > read > delivered > sent > pending. `played` (voice) comes
+# after `read`, so it ranks above it; history's ERROR is a failure.
+STATUS_RANK = {"": 0, "pending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5,
+               "failed": 6}
+
+STATUS_ALIASES = {"error": "failed"}
+
+# Not conversation messages: they change another message (or the contact), so not counted.
+NOT_COUNTED = ("edit", "revoke", "system")
+
+
+def message_row(route_: Route, m: WaMessage, *, direction: str, source: str,
+             contact: Contact | None, fallback: datetime) -> Message:
+    status = STATUS_ALIASES.get(m.history_status, m.history_status)
+    return Message(
+        organization_id=route_.organization_id,
+        config=route_.config,
+        wamid=m.wamid[:255],
+        direction=direction,
+        source=source,
+        type=m.type[:32] or "unknown",
+        timestamp=at(m.timestamp, fallback),
+        status=status if status in STATUS_RANK else "",
+        raw=m.raw,
+        contact=contact,
+        body=m.body,
+        media_id=m.media_id[:128],
+        reply_to_wamid=m.reply_to_wamid[:255],
+        target_wamid=m.target_wamid[:255],
+        referral=m.referral,
+        errors=m.errors,
+    )
+
+
+def messages_store(route_: Route, rows: list[Message]) -> list[Message]:
+    """Inserts the rows whose wamid is new; merges the rest; returns the inserted ones."""
+    unique: dict[str, Message] = {}
+    for row in rows:
+        unique.setdefault(row.wamid, row)
+    existing: dict[str, Message] = {}
+    for batch in chunks(list(unique)):
+        existing.update({m.wamid: m for m in Message.objects.filter(wamid__in=batch).only(
+            "id", "wamid", "type", "status", "media_id", "body", "raw")})
+    new = [row for wamid, row in unique.items() if wamid not in existing]
+    # The Config lock makes this the only writer of these wamids for this number; a wamid
+    # stored through another number (never expected) is simply not duplicated.
+    Message.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
+    for wamid, old in existing.items():
+        _message_merge(old, unique[wamid])
+    # Statuses only exist for what the business sent.
+    apply_stored_statuses([r.wamid for r in new if r.direction == Message.Direction.OUTBOUND])
+    _apply_edits_and_revokes(new)
+    _count(route_, new)
+    return new
+
+
+def _message_merge(old: Message, new: Message) -> None:
+    """A wamid seen again: keep the best facts from both, whichever came first."""
+    changed = []
+    if STATUS_RANK.get(new.status, 0) > STATUS_RANK.get(old.status, 0):
+        old.status = new.status
+        changed.append("status")
+    # History's media_placeholder gets its media from the follow-up webhook (either order).
+    if new.media_id and not old.media_id:
+        old.type, old.media_id, old.raw = new.type, new.media_id, new.raw
+        old.body = old.body or new.body
+        changed += ["type", "media_id", "raw", "body"]
+    if changed:
+        old.save(update_fields=changed)
+
+
+def apply_stored_statuses(wamids: list[str]) -> None:
+    """Sets each message's status to the highest-ranked one recorded (never lower).
+
+    Whoever inserts a message calls this for it (statuses may have arrived first), under the
+    number's Config row lock as webhook processing holds it.
+    """
+    _apply_best_statuses(st for batch in chunks(wamids)
+                         for st in MessageStatus.objects.filter(wamid__in=batch))
+
+
+def _apply_best_statuses(statuses) -> None:
+    """Moves each message up to the highest-ranked of `statuses` for it (never lower)."""
+    best: dict[str, MessageStatus] = {}
+    for st in statuses:
+        if st.status in STATUS_RANK and (
+            st.wamid not in best or STATUS_RANK[st.status] > STATUS_RANK[best[st.wamid].status]
+        ):
+            best[st.wamid] = st
+    # One UPDATE per target status (not per message): only rows still below it move up.
+    by_status: dict[str, list[MessageStatus]] = defaultdict(list)
+    for st in best.values():
+        by_status[st.status].append(st)
+    for status, found in by_status.items():
+        lower = [s for s, r in STATUS_RANK.items() if r < STATUS_RANK[status]]
+        for batch in chunks(found):
+            update = {"status": status, "status_at": _per_wamid(batch, "timestamp")}
+            if status == "failed":
+                update["errors"] = _per_wamid(batch, "errors")
+            Message.objects.filter(wamid__in=[st.wamid for st in batch],
+                                   status__in=lower).update(**update)
+
+
+def _per_wamid(statuses: list[MessageStatus], attr: str):
+    """The value of `attr` for each message of an UPDATE that spans several wamids."""
+    if len(statuses) == 1:
+        return getattr(statuses[0], attr)
+    field = MessageStatus._meta.get_field(attr)
+    return Case(*(When(wamid=st.wamid, then=Value(getattr(st, attr), output_field=field))
+                  for st in statuses), output_field=field)
+
+
+def _apply_edits_and_revokes(new: list[Message]) -> None:
+    """Applies edits/revokes to their originals, whichever of them arrived first.
+
+    Recomputed from every stored edit: the latest edit gives the text, the earliest revoke
+    the revocation time.
+    """
+    targets = {m.target_wamid for m in new if m.type in ("edit", "revoke") and m.target_wamid}
+    targets |= {m.wamid for m in new if m.type not in ("edit", "revoke", "reaction")}
+    changes: dict[str, list[Message]] = defaultdict(list)
+    for batch in chunks(sorted(targets)):
+        for m in Message.objects.filter(target_wamid__in=batch, type__in=["edit", "revoke"]).only(
+            "wamid", "type", "target_wamid", "timestamp", "body"
+        ):
+            changes[m.target_wamid].append(m)
+    for target, found in changes.items():
+        edits = sorted((m for m in found if m.type == "edit"), key=lambda m: (m.timestamp, m.wamid))
+        revokes = sorted(m.timestamp for m in found if m.type == "revoke")
+        update = {}
+        if edits:
+            update.update(body=edits[-1].body, edited_at=edits[-1].timestamp)
+        if revokes:
+            update["revoked_at"] = revokes[0]
+        Message.objects.filter(wamid=target).exclude(type__in=["edit", "revoke"]).update(**update)
+
+
+def _count(route_: Route, new: list[Message]) -> None:
+    counted = [m for m in new if m.type not in NOT_COUNTED]
+    if not counted:
+        return
+    config = route_.config
+    config.messages_in_count += sum(m.direction == Message.Direction.INBOUND for m in counted)
+    config.messages_out_count += sum(m.direction == Message.Direction.OUTBOUND for m in counted)
+    config.last_message_at = later(config.last_message_at, max(m.timestamp for m in counted))
+    Config.objects.filter(pk=config.pk).update(
+        messages_in_count=config.messages_in_count,
+        messages_out_count=config.messages_out_count,
+        last_message_at=config.last_message_at,
+    )
+
+
+def messages_ingest(route_: Route, value: MessagesValue) -> None:
+    """Inbound messages (every type) and statuses of one `messages` change."""
+    now = timezone.now()
+    book = ContactBook(route_.organization_id)
+    inbound = [(m, value.party(user_id=m.from_user_id, wa_id=m.from_)) for m in value.messages]
+    statuses = [(s, value.party(user_id=s.recipient_user_id, wa_id=s.recipient_id))
+                for s in value.statuses]
+    book.resolve([sighting(p, at(m.timestamp, now)) for m, p in inbound]
+                 + [sighting(p, at(s.timestamp, now)) for s, p in statuses])
+
+    rows = [message_row(route_, m, direction=Message.Direction.INBOUND,
+                     source=Message.Source.CLOUD_API, contact=book.get(p), fallback=now)
+            for m, p in inbound]
+    messages_store(route_, rows)
+    for m, p in inbound:
+        contact = book.get(p)
+        when = at(m.timestamp, now)
+        if m.type == "system":
+            _system_message(book, m, p, when)
+        elif contact is not None:
+            contact.note_inbound(when, m.referral)
+            book.mark(contact)
+    book.save()
+    statuses_ingest(route_, [s for s, _ in statuses], now)
+
+
+def _system_message(book: ContactBook, m: WaMessage, party: Party, when: datetime) -> None:
+    """user_changed_user_id / user_changed_number: the identity moves, the conversation stays."""
+    system = m.system
+    previous = str(system.get("previous_user_id") or m.from_user_id or "")
+    current = str(system.get("user_id") or "")
+    new_phone = str(system.get("wa_id") or system.get("new_wa_id") or "")
+    if previous and current and previous != current:
+        contacts_change_user_id(book, previous=previous, current=current,
+                                wa_id=new_phone or party.wa_id, when=when)
+    elif new_phone:
+        book.resolve([sighting(Party(user_id=party.user_id, wa_id=party.wa_id), when),
+                      sighting(Party(user_id=party.user_id, wa_id=new_phone), when)])
+
+
+def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) -> None:
+    """One MessageStatus per (wamid, status); messages move only up the status ranking."""
+    rows = [
+        MessageStatus(
+            organization_id=route_.organization_id, config=route_.config,
+            wamid=s.wamid[:255], status=STATUS_ALIASES.get(s.status, s.status)[:16],
+            timestamp=at(s.timestamp, now), recipient_id=s.recipient_id[:32],
+            recipient_user_id=s.recipient_user_id[:160], errors=s.errors, pricing=s.pricing,
+            conversation=s.conversation, biz_opaque_callback_data=s.biz_opaque_callback_data,
+            raw=s.raw,
+        )
+        for s in statuses
+    ]
+    if not rows:
+        return
+    MessageStatus.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
+    # This delivery's statuses are enough (no read-back): every earlier status was applied
+    # when it was stored, or is when its message is inserted (apply_stored_statuses), and a
+    # message only ever moves up.
+    _apply_best_statuses(rows)
+
+
+def echoes_ingest(route_: Route, value: MessagesValue) -> None:
+    """Messages the business sent from the phone app: outbound, and a person is handling it.
+
+    They never open the service window (no last_inbound_at) and never trigger automation.
+    """
+    now = timezone.now()
+    book = ContactBook(route_.organization_id)
+    echoes = [(m, value.party(user_id=m.to_user_id, wa_id=m.to)) for m in value.echoes]
+    book.resolve([sighting(p, at(m.timestamp, now)) for m, p in echoes])
+    rows = [message_row(route_, m, direction=Message.Direction.OUTBOUND,
+                     source=Message.Source.PHONE_APP, contact=book.get(p), fallback=now)
+            for m, p in echoes]
+    messages_store(route_, rows)
+    for m, p in echoes:
+        contact = book.get(p)
+        if contact is not None:
+            contact.note_takeover(at(m.timestamp, now))
+            book.mark(contact)
+    book.save()

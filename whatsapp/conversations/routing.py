@@ -1,0 +1,77 @@
+"""Routing and parking: which configured number (and so which tenant) a change is for.
+
+Concurrency: the number rows a delivery touches are locked (sorted, so two deliveries never
+deadlock on them), which serializes the ingestion of one number and keeps its counters exact."""
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from whatsapp.core.payloads import (
+    phone_number_ids,
+)
+from whatsapp.models import (
+    Config,
+    Connection,
+)
+
+
+class Parked(Exception):
+    """The delivery refers to a number that is not configured (yet, or by nobody)."""
+
+    def __init__(self, phone_number_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.phone_number_id = phone_number_id
+        self.reason = reason
+
+
+@dataclass
+class Route:
+    config: Config
+    organization_id: int
+
+
+def route(ctx, phone_number_id: str) -> Route:
+    """The configured number a change is for; parks the whole delivery otherwise.
+
+    On first use, locks every number the delivery mentions in sorted order and checks them
+    all: a delivery spanning several numbers is applied entirely or parked entirely (on the
+    first unconfigured number; it re-parks on the next one if that is still not ready).
+    """
+    if ctx.routes is None:
+        ctx.routes = {}
+        ids = phone_number_ids(ctx.delivery.changes)
+        configs = {
+            c.phone_number_id: c
+            for c in Config.objects.select_for_update(of=("self",))
+            .select_related("connection").filter(phone_number_id__in=ids)
+            .order_by("phone_number_id")
+        }
+        for pnid in ids:
+            ctx.routes[pnid] = _route_or_park(pnid, configs.get(pnid))
+        if ctx.routes:
+            ctx.attribute(ctx.routes[ids[0]].organization_id)
+    if phone_number_id not in ctx.routes:
+        raise Parked(phone_number_id, f"phone number {phone_number_id or '(none)'} is unknown")
+    return ctx.routes[phone_number_id]
+
+
+def _route_or_park(pnid: str, config: Config | None) -> Route:
+    if config is None:
+        raise Parked(pnid, f"phone number {pnid} is unknown: no connection owns it yet")
+    organization_id = config.organization_id or config.connection.organization_id
+    if organization_id is None or config.connection.status == Connection.Status.DISCONNECTED:
+        raise Parked(pnid, f"phone number {pnid} belongs to no organization "
+                           f"(connection {config.connection.status})")
+    if config.status != Config.Status.CONFIGURED:
+        raise Parked(pnid, f"phone number {pnid} is not configured yet ({config.status})")
+    return Route(config=config, organization_id=organization_id)
+
+
+def connection_touched(route_: Route) -> None:
+    connection, now = route_.config.connection, timezone.now()
+    # The row was just read: skip the UPDATE entirely when it is known to be recent.
+    if (connection.last_webhook_at is None
+            or now - connection.last_webhook_at >= Connection.TOUCH_EVERY):
+        Connection.objects.filter(pk=connection.pk).touch(now)
+        connection.last_webhook_at = now

@@ -1,0 +1,174 @@
+"""Embedded Signup sessions: the tracking code, the launch `extras`, and what the browser
+reports back (cancel, Meta error), up to the onboarding being completed."""
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+from urllib.parse import quote, urlencode
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from organizations.models import Organization
+from whatsapp.models import AnalyticsEvent, Onboarding, flags
+
+from . import tracking
+from .analytics import analytics_record
+
+logger = logging.getLogger(__name__)
+
+
+COEXISTENCE_FINISH = "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"
+
+
+def onboarding_start(*, organization: Organization, user, redirect_path: str) -> Onboarding:
+    """Creates a pending onboarding with a fresh tracking code, in the DB and in Redis."""
+    ttl = settings.WHATSAPP_ONBOARDING_TTL
+    onboarding = Onboarding.objects.create(
+        organization=organization,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        tracking_code=uuid.uuid4(),
+        redirect_path=redirect_path,
+        expires_at=timezone.now() + timedelta(seconds=ttl),
+    )
+    tracking.remember(
+        code=onboarding.tracking_code,
+        organization_id=str(organization.pk),
+        onboarding_id=str(onboarding.pk),
+        created_at=int(onboarding.created_at.timestamp()),
+        redirect_path=redirect_path,
+        ttl=ttl,
+    )
+    return onboarding
+
+
+def onboarding_extras(onboarding: Onboarding) -> dict:
+    """The `extras` object of seed 000 §6.1, carrying the tracking code as sessionInfo."""
+    return {
+        "featureType": "whatsapp_business_app_onboarding",
+        "sessionInfoVersion": "3",
+        "version": "v3",
+        "sessionInfo": {"trackingCode": str(onboarding.tracking_code)},
+    }
+
+
+def onboarding_url(onboarding: Onboarding) -> str:
+    """Hosted Embedded Signup link, encoded as seed 000 §6.2 (encodeURIComponent of the JSON)."""
+    extras = json.dumps(onboarding_extras(onboarding), separators=(",", ":"))
+    query = urlencode(
+        {"app_id": settings.META_APP_ID, "config_id": settings.META_CONFIG_ID, "extras": extras},
+        quote_via=quote,
+        safe="",
+    )
+    return f"{settings.META_ONBOARDING_URL}?{query}"
+
+
+def onboarding_for_code(code: str, *, lock: bool = False) -> Onboarding | None:
+    """Finds the onboarding of a tracking code: Redis first (fast path), the DB as the truth."""
+    try:
+        parsed = uuid.UUID(str(code))
+    except ValueError:
+        return None
+    qs = Onboarding.objects.select_related("organization")
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    cached = tracking.lookup(parsed)
+    if cached and cached.get("onboardingId"):
+        found = qs.filter(pk=cached["onboardingId"], tracking_code=parsed).first()
+        if found:
+            return found
+    return qs.filter(tracking_code=parsed).first()
+
+
+def onboarding_complete(onboarding: Onboarding, *, waba_id: str, payload: dict | None = None,
+                        finish_event: str = "") -> None:
+    """Marks the onboarding completed once, records the analytics event, drops the Redis key."""
+    if onboarding.status == Onboarding.Status.COMPLETED:
+        return
+    now = timezone.now()
+    onboarding.status = Onboarding.Status.COMPLETED
+    onboarding.completed_at = now
+    if payload is not None:
+        onboarding.webhook_received_at = now
+        onboarding.webhook_payload = payload
+    onboarding.waba_id = waba_id
+    onboarding.finish_event = onboarding.finish_event or finish_event
+    onboarding.save()
+    analytics_record(
+        name=AnalyticsEvent.Name.SIGNUP_COMPLETED,
+        dedupe_key=f"completed:{onboarding.pk}",
+        organization=onboarding.organization,
+        user=onboarding.created_by,
+        properties={
+            "waba_id": waba_id,
+            "has_existing_number": onboarding.finish_event == COEXISTENCE_FINISH,
+            "time_to_complete_seconds": int((now - onboarding.created_at).total_seconds()),
+        },
+    )
+    code = onboarding.tracking_code
+    transaction.on_commit(lambda: tracking.forget(code))
+
+
+class OnboardingError(Exception):
+    """An onboarding step that cannot be applied. `code` is stable (the API maps it to an HTTP
+    status, `whatsapp.api.views.ONBOARDING_ERROR_STATUS`); `message` is for people, in pt-BR."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def onboarding_for_callback(*, organization: Organization, state: str,
+                            lock: bool = True) -> Onboarding:
+    """The caller's onboarding for `state`, locked. Another org's code reads as not found.
+
+    `lock=False` is for checks made outside a transaction (SELECT FOR UPDATE needs one).
+    """
+    onboarding = onboarding_for_code(state, lock=lock)
+    if onboarding is None or onboarding.organization_id != organization.pk:
+        raise OnboardingError("unknown_session", _("Unknown onboarding session (state)."))
+    onboarding.expire_if_due()
+    if onboarding.status == Onboarding.Status.EXPIRED:
+        raise OnboardingError("session_expired", _("Session expired, please try again."))
+    return onboarding
+
+
+@transaction.atomic
+def onboarding_browser_outcome(*, organization: Organization, state: str, event: str,
+                               current_step: str = "", error_code: str = "",
+                               error_message: str = "", session_id: str = "") -> Onboarding:
+    """Records a CANCEL (with its step) or a Meta error reported by the popup."""
+    onboarding = onboarding_for_callback(organization=organization, state=state)
+    if onboarding.status != Onboarding.Status.PENDING:
+        raise OnboardingError("session_finished", _("This onboarding session is already finished."))
+    onboarding.current_step = current_step[:64]
+    onboarding.session_id = session_id[:128]
+    failed = bool(error_code or error_message) or event == "ERROR"
+    if failed:
+        onboarding.status = Onboarding.Status.FAILED
+        onboarding.error_code = error_code[:64]
+        onboarding.error_message = error_message[:2000]
+        analytics_record(
+            name=AnalyticsEvent.Name.SIGNUP_FAILED, dedupe_key=f"failed:{onboarding.pk}",
+            organization=organization, user=onboarding.created_by,
+            properties={"error_code": onboarding.error_code,
+                        "error_message": onboarding.error_message,
+                        "step_failed": onboarding.current_step},
+        )
+    else:
+        onboarding.status = Onboarding.Status.CANCELLED
+        analytics_record(
+            name=AnalyticsEvent.Name.SIGNUP_CANCELLED, dedupe_key=f"cancelled:{onboarding.pk}",
+            organization=organization, user=onboarding.created_by,
+            properties={"step_cancelled": onboarding.current_step},
+        )
+    onboarding.save()
+    return onboarding
+
+
+def signup_enabled_for(organization: Organization) -> bool:
+    """Feature flag `whatsapp_embedded_signup_enabled` (seed 001); see the back-office flags."""
+    return flags.flag_enabled(flags.SIGNUP_ENABLED, organization)

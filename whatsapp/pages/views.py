@@ -1,0 +1,74 @@
+"""Server-rendered pages for imobiliária admins."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from organizations.services import organization_for_request
+from whatsapp.api.presenters import connection_status_for
+from whatsapp.models import AnalyticsEvent, flags
+from whatsapp.onboarding.analytics import analytics_record
+from whatsapp.onboarding.signup import signup_enabled_for
+
+# States in which the page shows the instructions and the connect button.
+START_STATES = ["not_connected", "cancelled", "expired", "error", "token_invalid", "disconnected"]
+META_ORIGINS = ["https://www.facebook.com", "https://web.facebook.com",
+                "https://business.facebook.com"]
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    organization = organization_for_request(request)
+    if organization is None and request.user.is_staff:
+        return redirect("admin:index")  # support staff belong to no imobiliária
+    status = connection_status_for(organization) if organization else None
+    return render(request, "home.html", {"organization": organization, "status": status})
+
+
+@login_required
+def whatsapp_settings(request: HttpRequest) -> HttpResponse:
+    organization = organization_for_request(request)
+    context = {"organization": organization, "start_states": START_STATES}
+    if organization:
+        analytics_record(
+            name=AnalyticsEvent.Name.SETUP_SCREEN_VIEWED,
+            # Once per admin and day: reloads and polling are not new visits.
+            dedupe_key=f"viewed:{organization.pk}:{request.user.pk}:{timezone.localdate()}",
+            organization=organization, user=request.user,
+        )
+        signup_enabled = signup_enabled_for(organization)
+        context.update(
+            status=connection_status_for(organization),
+            signup_enabled=signup_enabled,
+            page_config=_page_config(request, organization, signup_enabled),
+        )
+    return render(request, "whatsapp/settings.html", context)
+
+
+def _page_config(request: HttpRequest, organization, signup_enabled: bool) -> dict:
+    if settings.META_SANDBOX:
+        # The demo's stand-in for Meta serves an SDK with the same FB.login contract.
+        sdk_url, origins = "/sandbox/sdk.js", [f"{request.scheme}://{request.get_host()}"]
+    elif settings.META_APP_ID:
+        sdk_url, origins = "https://connect.facebook.net/en_US/sdk.js", META_ORIGINS
+    else:
+        sdk_url, origins = "", []  # no app configured: the hosted link is the only way
+    return {
+        "sdkUrl": sdk_url,
+        "appId": settings.META_APP_ID,
+        "configId": settings.META_CONFIG_ID,
+        "graphVersion": settings.META_GRAPH_API_VERSION,
+        "allowedOrigins": origins,
+        "signupEnabled": signup_enabled,
+        "hostedFirst": flags.flag_enabled(flags.V2_ONBOARDING, organization),
+        "csrfToken": get_token(request),
+        "texts": {
+            "connect": _("Connect WhatsApp"),
+            "connecting": _("Connecting…"),
+            "genericError": _("Something went wrong. Please try again."),
+        },
+    }

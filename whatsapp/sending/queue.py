@@ -1,0 +1,157 @@
+"""Queueing a send: checked against the rules, stored with its Graph payload, enqueued."""
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from organizations.models import ApiToken
+from whatsapp.core import jobs
+from whatsapp.core.phones import normalize_phone
+from whatsapp.models import (
+    Config,
+    Connection,
+    Contact,
+    ContactIdentity,
+    OutboundEvent,
+    OutboundMessage,
+    SendMode,
+)
+
+from .rules import SendRefused, SendRequest, mode_for, rule_broken
+from .templates import TemplateError, template_for_send, template_payload
+
+
+def sending_config(organization, phone_number_id: str = "") -> Config:
+    configs = Config.objects.select_related("connection").filter(
+        organization=organization, status=Config.Status.CONFIGURED,
+        connection__status=Connection.Status.CONNECTED)
+    if phone_number_id:
+        config = configs.filter(phone_number_id=phone_number_id).first()
+        if config is None:
+            # not a number of this organization (never say whose it is).
+            raise SendRefused("not_found", _("Phone number not found."))
+        return config
+    config = configs.order_by("created_at").first()
+    if config is None:
+        # the organization has no connected number to send from.
+        raise SendRefused("not_connected", _("No connected WhatsApp number to send from."))
+    return config
+
+
+def contact_find(organization, *, contact_id: int | None, to: str) -> Contact | None:
+    if contact_id is not None:
+        contact = Contact.objects.filter(organization=organization, pk=contact_id).first()
+        if contact is None:
+            raise SendRefused("not_found", _("Contact not found."))
+        return contact
+    identity = (ContactIdentity.objects.select_related("contact")
+                .filter(organization=organization, kind=ContactIdentity.Kind.PHONE, value=to)
+                .first())
+    if identity:
+        return identity.contact
+    return Contact.objects.filter(organization=organization, wa_id=to).first()
+
+
+def outbound_queue(*, organization, request: SendRequest, user=None, token=None
+                   ) -> tuple[OutboundMessage, bool]:
+    """Checks and queues one send; (message, created). The same idempotency key returns the
+    message queued first, whatever happened to it since."""
+    fingerprint = request.fingerprint()
+    if request.idempotency_key:
+        existing = OutboundMessage.objects.filter(
+            organization=organization, idempotency_key=request.idempotency_key).first()
+        if existing:
+            return _replayed(existing, fingerprint), False
+    config = sending_config(organization, request.phone_number_id)
+    mode = mode_for(organization)
+    if mode == SendMode.DISABLED:
+        # sending is off (environment, organization or kill switch).
+        raise SendRefused("sending_disabled",
+                          _("Sending WhatsApp messages is turned off for this organization."))
+    to = normalize_phone(request.to)
+    contact = contact_find(organization, contact_id=request.contact_id, to=to)
+    to = to or (contact.wa_id if contact else "")
+    if not to:
+        # a username-only contact has no number we may send to yet.
+        raise SendRefused("no_phone", _("This contact has no phone number to send to."))
+    refused = rule_broken(organization=organization, to=to, contact=contact,
+                          kind=request.kind, automated=request.automated)
+    if refused:
+        raise refused
+    message = OutboundMessage(
+        organization=organization, config=config, contact=contact, to=to, kind=request.kind,
+        text=request.text, use=request.use, automated=request.automated,
+        idempotency_key=request.idempotency_key, request_hash=fingerprint,
+        parameters={"body": request.body_parameters, "header": request.header_parameters},
+        **_actor(user, token),
+    )
+    if request.kind == OutboundMessage.Kind.TEMPLATE:
+        _attach_template(message, request, config)
+    message.payload = graph_payload(message)
+    try:
+        with transaction.atomic():
+            message.save()
+            event_add(message, "queued", mode=mode)
+    except IntegrityError:
+        # The same key raced us: the other request's message is the one.
+        existing = OutboundMessage.objects.get(organization=organization,
+                                               idempotency_key=request.idempotency_key)
+        return _replayed(existing, fingerprint), False
+    transaction.on_commit(lambda: outbound_enqueue(message.pk))
+    return message, True
+
+
+def _replayed(existing: OutboundMessage, fingerprint: str) -> OutboundMessage:
+    if existing.request_hash and existing.request_hash != fingerprint:
+        # a key names one request; reusing it for another would silently drop that one.
+        raise SendRefused("idempotency_key_reused",
+                          _("This idempotency key was already used for a different message."))
+    return existing
+
+
+def _actor(user, token) -> dict:
+
+
+    if isinstance(token, ApiToken):
+        return {"actor": OutboundMessage.Actor.API_TOKEN,
+                "queued_by_user": user, "queued_by_token": token}
+    if user is not None and getattr(user, "is_authenticated", False):
+        return {"actor": OutboundMessage.Actor.USER, "queued_by_user": user}
+    return {"actor": OutboundMessage.Actor.SYSTEM}
+
+
+def _attach_template(message: OutboundMessage, request: SendRequest, config: Config) -> None:
+    try:
+        template = template_for_send(
+            organization=message.organization, config=config, name=request.template_name,
+            language=request.template_language, use=request.use,
+            body_parameters=request.body_parameters,
+            header_parameters=request.header_parameters)
+    except TemplateError as exc:
+        # Meta would refuse this template send (132xxx); say why now.
+        raise SendRefused("invalid_template", exc.message) from exc
+    message.template = template
+    message.template_name = template.name if template else request.template_name
+    message.template_language = template.language if template else request.template_language
+
+
+def graph_payload(message: OutboundMessage) -> dict:
+    """The `POST /{phone}/messages` body (graph.send_message adds messaging_product)."""
+    payload: dict = {"recipient_type": "individual", "to": message.to,
+                     "biz_opaque_callback_data": message.callback_data}
+    if message.kind == OutboundMessage.Kind.TEXT:
+        payload.update(type="text", text={"body": message.text, "preview_url": False})
+    else:
+        params = message.parameters or {}
+        payload.update(type="template", template=template_payload(
+            name=message.template_name, language=message.template_language,
+            body_parameters=params.get("body", []), header_parameters=params.get("header", [])))
+    return payload
+
+
+def event_add(message: OutboundMessage, event: str, **detail) -> None:
+    OutboundEvent.objects.create(message=message, event=event, detail=detail)
+
+
+def outbound_enqueue(message_id, *, countdown: float | None = None) -> None:
+    """Publishes the send task; a broker outage only delays it (outbound_sweep retries)."""
+    jobs.enqueue_quietly("send_outbound", str(message_id), countdown=countdown)

@@ -1,0 +1,95 @@
+"""Meta's statuses coming back to our sends (by `biz_opaque_callback_data`, else wamid).
+
+Called by the webhook dispatch after the conversations room stored the same statuses."""
+
+import uuid
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from whatsapp.models import (
+    OutboundMessage,
+)
+
+from .queue import event_add
+
+S = OutboundMessage.Status
+
+
+CALLBACK_PREFIX = "qlk:"
+
+
+# A status never moves back: failed > read > delivered > sent > accepted.
+RANK = {OutboundMessage.Status.ACCEPTED: 1, OutboundMessage.Status.SENT: 2,
+        OutboundMessage.Status.DELIVERED: 3, OutboundMessage.Status.READ: 4,
+        OutboundMessage.Status.FAILED: 5}
+
+
+STATUS_FIELDS = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at",
+                 "played": "read_at", "failed": "failed_at"}
+
+
+def outbound_statuses_apply(organization_id, statuses: list) -> None:
+    """Maps status webhooks to their sends by our callback data, else by wamid.
+
+    The sends of a whole delivery are fetched (and locked, in pk order) with at most two
+    queries, not one or two per status: statuses are most of the webhook traffic.
+    """
+    if not statuses:
+        return
+    callback_ids = [_callback_id(item) for item in statuses]
+    mine = (OutboundMessage.objects.select_for_update()
+            .filter(organization_id=organization_id).order_by("pk"))
+    wanted = {i for i in callback_ids if i is not None}
+    by_pk = {m.pk: m for m in mine.filter(pk__in=wanted)} if wanted else {}
+    by_wamid: dict[str, OutboundMessage] = {}
+    wamids = {item.wamid for item in statuses if item.wamid}
+    if wamids:
+        for message in mine.filter(wamid__in=wamids):
+            message = by_pk.setdefault(message.pk, message)  # one instance per row
+            by_wamid[message.wamid] = message
+    for item, callback_id in zip(statuses, callback_ids, strict=True):
+        message = by_pk.get(callback_id) if callback_id else None
+        if message is None and item.wamid:
+            message = by_wamid.get(item.wamid)
+        if message is not None:
+            _status_apply(message, item)
+            if message.wamid:  # a send may learn its wamid from its first status
+                by_wamid.setdefault(message.wamid, message)
+
+
+def _callback_id(item) -> uuid.UUID | None:
+    data = item.biz_opaque_callback_data or ""
+    if not data.startswith(CALLBACK_PREFIX):
+        return None
+    try:
+        return uuid.UUID(data[len(CALLBACK_PREFIX):])
+    except ValueError:
+        return None
+
+
+def _status_apply(message: OutboundMessage, item) -> None:
+    status = "failed" if item.status == "error" else item.status
+    column = STATUS_FIELDS.get(status)
+    if column is None:
+        return
+    when = datetime.fromtimestamp(item.timestamp, tz=UTC) if item.timestamp else timezone.now()
+    first_time = getattr(message, column) is None
+    if first_time:
+        setattr(message, column, when)
+    new = S.READ if status == "played" else status
+    if RANK.get(new, 0) > RANK.get(message.status, 0):
+        message.status = new
+    if not message.wamid and item.wamid:
+        message.wamid = item.wamid[:255]
+    if status == "failed":
+        message.errors = item.errors
+        codes = [e.get("code") for e in item.errors if isinstance(e.get("code"), int)]
+        message.error_code = codes[0] if codes else message.error_code
+        message.status_reason = "; ".join(str(e.get("title") or e.get("message") or "")
+                                          for e in item.errors)[:2000]
+    message.save(update_fields=["status", "wamid", "errors", "error_code", "status_reason",
+                                "sent_at", "delivered_at", "read_at", "failed_at", "updated_at"])
+    if first_time:
+        event_add(message, f"status_{status}", wamid=item.wamid, at=when.isoformat(),
+                  **({"errors": item.errors} if item.errors else {}))

@@ -1,0 +1,242 @@
+"""The send task's body: claim a due send, check the rules again, pace, call Graph, record."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from whatsapp.conversations.messages import apply_stored_statuses
+from whatsapp.core.backoff import backoff
+from whatsapp.core.graph import TRANSIENT_CODES, GraphClient, GraphError
+from whatsapp.models import (
+    Config,
+    Message,
+    OutboundMessage,
+    SendMode,
+)
+
+from . import pacing
+from .queue import event_add, outbound_enqueue
+from .rules import SendRefused, mode_for, rule_broken
+
+logger = logging.getLogger(__name__)
+
+
+LEASE = timedelta(minutes=5)
+
+
+S = OutboundMessage.Status
+
+
+@dataclass
+class Outcome:
+    status: str
+    retry_in: float | None = None
+
+
+def outbound_claim(message_id) -> OutboundMessage | None:
+    """Takes a due queued row (or one whose worker died) with a conditional update."""
+    now = timezone.now()
+    claimed = OutboundMessage.objects.filter(pk=message_id).filter(
+        Q(status=S.QUEUED, next_attempt_at__isnull=True)
+        | Q(status=S.QUEUED, next_attempt_at__lte=now)
+        | Q(status=S.SENDING, locked_until__lte=now)
+    ).update(status=S.SENDING, locked_until=now + LEASE, attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    return OutboundMessage.objects.select_related("config__connection", "contact",
+                                                  "template", "organization").get(pk=message_id)
+
+
+def outbound_send(message_id) -> Outcome:
+    """Sends one queued message, once. Safe to run twice (the claim lets one run through)."""
+    message = outbound_claim(message_id)
+    if message is None:
+        return _not_claimed(message_id)
+    stop = _gate(message)
+    if stop:
+        return stop
+    granted, wait = pacing.slot_wait(message.config.phone_number_id,
+                                     pacing.limit_for(message.config),
+                                     max_wait=settings.WHATSAPP_PACING_MAX_WAIT_SECONDS)
+    if granted is None:
+        # The number is busy: back to the queue without using up an attempt.
+        _release(message, status=S.QUEUED, attempts=F("attempts") - 1,
+                 next_attempt_at=timezone.now() + timedelta(seconds=wait))
+        return Outcome("paced", retry_in=wait)
+    # Right before the Graph call: the kill switch or a rule may have changed while we waited.
+    if message.contact is not None:
+        message.contact.refresh_from_db()
+    stop = _gate(message)
+    if stop:
+        return stop
+    return _call_graph(message, granted)
+
+
+def _not_claimed(message_id) -> Outcome:
+    """Finished or held by another worker: skip. A retry that fired before its time (clock
+    skew between hosts) waits again instead of leaving the row to the sweeper."""
+    due = (OutboundMessage.objects.filter(pk=message_id, status=S.QUEUED,
+                                          next_attempt_at__gt=timezone.now())
+           .values_list("next_attempt_at", flat=True).first())
+    if due is None:
+        return Outcome("skipped")
+    return Outcome("not_due", retry_in=(due - timezone.now()).total_seconds())
+
+
+def _gate(message: OutboundMessage) -> Outcome | None:
+    """Mode, kill switch and rules, read fresh; finishes the row when it must not be sent."""
+    mode = mode_for(message.organization)
+    if mode == SendMode.DISABLED:
+        _finish(message, S.CANCELLED, "cancelled",
+                reason=_("Sending was turned off before this message went out."))
+        return Outcome(S.CANCELLED)
+    refused = rule_broken(organization=message.organization, to=message.to,
+                          contact=message.contact, kind=message.kind,
+                          automated=message.automated) or _template_stale(message)
+    if refused:
+        _finish(message, S.BLOCKED, "blocked", reason=refused.message, code=refused.code)
+        return Outcome(S.BLOCKED)
+    if mode == SendMode.DRY_RUN:
+        _finish(message, S.DRY_RUN, "dry_run", payload=message.payload)
+        return Outcome(S.DRY_RUN)
+    return None
+
+
+def _template_stale(message: OutboundMessage) -> SendRefused | None:
+    template = message.template
+    if template is not None:
+        template.refresh_from_db(fields=["status"])
+        if not template.is_sendable:
+            return SendRefused("invalid_template",
+                               _("Template “%(name)s” is no longer approved (status: "
+                                 "%(status)s).") % {"name": template.name,
+                                                    "status": template.status})
+    return None
+
+
+def _call_graph(message: OutboundMessage, granted: datetime) -> Outcome:
+    token = message.config.connection.get_access_token()
+    OutboundMessage.objects.filter(pk=message.pk).update(graph_called_at=granted)
+    if not token:
+        _finish(message, S.FAILED, "failed", reason=_("The connection has no access token."),
+                failed_at=timezone.now())
+        return Outcome(S.FAILED)
+    try:
+        body = GraphClient(token).send_message(message.config.phone_number_id, message.payload)
+    except GraphError as exc:
+        return _graph_failed(message, exc)
+    wamid = _wamid(body)
+    now = timezone.now()
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        wamid=wamid or None, response=body, accepted_at=now, locked_until=None)
+    # Statuses may have beaten us here (they carry our callback data): never move back.
+    OutboundMessage.objects.filter(pk=message.pk, status=S.SENDING).update(status=S.ACCEPTED)
+    event_add(message, "accepted", wamid=wamid, attempt=message.attempts)
+    if wamid:
+        _conversation_record(message, wamid, now)
+    return Outcome(S.ACCEPTED)
+
+
+def _wamid(body: dict) -> str:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        return str(messages[0].get("id", ""))[:255]
+    return ""
+
+
+def _conversation_record(message: OutboundMessage, wamid: str, now: datetime) -> None:
+    """The send as a conversation message, beside inbound ones and phone-app echoes.
+
+    Its statuses may already be stored (Meta does not wait for us): under the number's lock,
+    which webhook processing also takes, a status is either stored before this reads them or
+    finds this row when it is applied.
+    """
+    with transaction.atomic():
+        Config.objects.select_for_update().filter(pk=message.config_id).first()
+        Message.objects.bulk_create([Message(
+            organization=message.organization, config=message.config, contact=message.contact,
+            wamid=wamid, direction=Message.Direction.OUTBOUND, source=Message.Source.CLOUD_API,
+            type=message.kind, timestamp=now, raw=message.payload or {},
+            body=message.text or message.template_name,
+        )], ignore_conflicts=True)
+        apply_stored_statuses([wamid])
+
+
+def retryable(exc: GraphError) -> bool:
+    """Transient errors only; never a 131xxx/132xxx/133xxx policy or template refusal
+    (131047 window closed, 131026 undeliverable…) that a retry would only repeat. The few codes
+    of that range Graph knows as transient (graph.TRANSIENT_CODES: 131000, 131016, 131057,
+    133004) are retried."""
+    code = exc.code or 0
+    if 131000 <= code < 134000 and code not in TRANSIENT_CODES:
+        return False
+    if exc.status == 0:
+        # No HTTP answer. Only a failed connect proves Meta never saw the request; after a
+        # read timeout a retry could deliver the message twice.
+        return exc.message == "ConnectTimeout"
+    return exc.is_transient
+
+
+def _graph_failed(message: OutboundMessage, exc: GraphError) -> Outcome:
+    error = {"code": exc.code, "subcode": exc.subcode, "message": exc.message,
+             "http_status": exc.status, "fbtrace_id": exc.fbtrace_id}
+    transient = retryable(exc)
+    if transient and message.attempts < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
+        delay = retry_delay(message.attempts)
+        _release(message, status=S.QUEUED, next_attempt_at=timezone.now() + delay,
+                 error_code=exc.code, errors=[error])
+        event_add(message, "retry_scheduled", error=error, in_seconds=round(delay.total_seconds()))
+        return Outcome("retry", retry_in=delay.total_seconds())
+    if exc.status == 0 and not transient:
+        _finish(message, S.UNKNOWN, "unknown", error=error, error_code=exc.code, errors=[error],
+                reason=_("Meta did not answer; the message may or may not have been sent. "
+                         "Its status webhooks will tell."))
+        return Outcome(S.UNKNOWN)
+    _finish(message, S.FAILED, "failed", error=error, error_code=exc.code, errors=[error],
+            reason=exc.message, failed_at=timezone.now())
+    return Outcome(S.FAILED)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return backoff(attempts, base=settings.WHATSAPP_SEND_RETRY_BASE_SECONDS,
+                   cap=settings.WHATSAPP_SEND_RETRY_MAX_SECONDS)
+
+
+def _release(message: OutboundMessage, **update) -> None:
+    OutboundMessage.objects.filter(pk=message.pk, status=S.SENDING).update(
+        locked_until=None, **update)
+
+
+def _finish(message: OutboundMessage, status: str, event: str, *, reason: str = "",
+            code: str = "", **extra) -> None:
+    columns = {k: extra.pop(k) for k in ("error_code", "errors", "failed_at", "payload")
+               if k in extra}
+    OutboundMessage.objects.filter(pk=message.pk, status=S.SENDING).update(
+        status=status, status_reason=reason, locked_until=None, next_attempt_at=None, **columns)
+    detail = {"reason": reason} if reason else {}
+    if code:
+        detail["code"] = code
+    if "error" in extra:
+        detail["error"] = extra["error"]
+    event_add(message, event, **detail)
+
+
+def outbound_sweep(*, limit: int = 500) -> int:
+    """Re-enqueues sends that are due (retry time reached, never enqueued, worker died)."""
+    now = timezone.now()
+    never_enqueued = Q(status=S.QUEUED, next_attempt_at__isnull=True,
+                       created_at__lte=now - timedelta(minutes=1))
+    ids = list(OutboundMessage.objects.filter(
+        Q(status=S.QUEUED, next_attempt_at__lte=now)
+        | never_enqueued
+        | Q(status=S.SENDING, locked_until__lte=now)
+    ).order_by("created_at").values_list("pk", flat=True)[:limit])
+    for message_id in ids:
+        outbound_enqueue(message_id)
+    return len(ids)

@@ -1,0 +1,140 @@
+"""What each webhook change does, dispatched through plain dicts (field → function).
+
+The one module that calls several rooms: account updates go to onboarding, messages and
+history to conversations, and statuses to conversations then to sending (our sends learn
+their fate). All of it runs inside the delivery's one transaction (`process.webhook_process`).
+"""
+
+import logging
+from collections.abc import Callable
+
+from whatsapp.conversations import history, messages, numbers, routing
+from whatsapp.core.payloads import (
+    AccountUpdate,
+    Change,
+    Delivery,
+    HistoryValue,
+    MessagesValue,
+    QualityUpdate,
+    StateSyncValue,
+    TemplateStatusUpdate,
+    UserIdUpdateValue,
+)
+from whatsapp.models import Connection
+from whatsapp.onboarding import attribution, connections
+from whatsapp.sending import statuses, templates
+
+logger = logging.getLogger(__name__)
+
+
+class Context:
+    """What handlers learn about the delivery as a whole (e.g. the tenant it belongs to)."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.organization_id = None
+        # phone_number_id → routing.Route, filled (and locked) on first use by routing.route.
+        self.routes: dict | None = None
+
+    def attribute(self, organization_id) -> None:
+        """The delivery's tenant is the first one any of its changes names."""
+        self.organization_id = self.organization_id or organization_id
+
+
+def _partner_added(update: AccountUpdate, ctx: Context) -> None:
+    connection = attribution.connection_partner_added(update=update, payload=ctx.delivery.payload)
+    ctx.attribute(connection.organization_id)
+
+
+def _disconnect(update: AccountUpdate, ctx: Context) -> None:
+    reason = update.event
+    if update.disconnection_reason:
+        reason = f"{update.event}: {update.disconnection_reason}"
+    connection = connections.connection_disconnect(
+        waba_id=update.waba_id,
+        reason=reason,
+        actor_label=attribution.WEBHOOK_ACTOR,
+        details={"initiated_by": update.initiated_by} if update.initiated_by else None,
+    )
+    if connection:
+        ctx.attribute(connection.organization_id)
+
+
+def _record(update: AccountUpdate, ctx: Context) -> None:
+    # ACCOUNT_RECONNECTED, PARTNER_APP_INSTALLED, violations…: the raw delivery is the record.
+    Connection.objects.active().filter(waba_id=update.waba_id).touch()
+    logger.info("account_update %s for WABA %s recorded", update.event, update.waba_id)
+
+
+ACCOUNT_UPDATE_EVENTS: dict[str, Callable[[AccountUpdate, Context], None]] = {
+    "PARTNER_ADDED": _partner_added,
+    "PARTNER_REMOVED": _disconnect,
+    "PARTNER_APP_UNINSTALLED": _disconnect,
+    "ACCOUNT_OFFBOARDED": _disconnect,
+}
+
+
+def handle_account_update(change: Change, ctx: Context) -> None:
+    update = AccountUpdate.from_change(change)
+    if not update.waba_id:
+        logger.warning("account_update %s without a WABA id: stored only", update.event)
+        return
+    ACCOUNT_UPDATE_EVENTS.get(update.event, _record)(update, ctx)
+
+
+def handle_stored_only(change: Change, ctx: Context) -> None:
+    """Fields we acknowledge and keep in the raw log (unknown or not yet ingested)."""
+
+
+def _routed(parse, ingest) -> Callable[[Change, Context], None]:
+    """A handler for a field addressed to one of our numbers: parse the value at the typed
+    boundary, route it by phone_number_id (parking it if the number is not ready), ingest it."""
+
+    def handle(change: Change, ctx: Context) -> None:
+        value = parse(change)
+        route = routing.route(ctx, value.phone_number_id)
+        ingest(route, value)
+        routing.connection_touched(route)
+
+    return handle
+
+
+def _messages_and_statuses(route: routing.Route, value: MessagesValue) -> None:
+    messages.messages_ingest(route, value)
+    # The same statuses, seen from our sends: their status moves up (never back).
+    statuses.outbound_statuses_apply(route.organization_id, value.statuses)
+
+
+handle_messages = _routed(MessagesValue.from_change, _messages_and_statuses)
+handle_message_echoes = _routed(MessagesValue.from_change, messages.echoes_ingest)
+handle_history = _routed(HistoryValue.from_change, history.history_ingest)
+handle_state_sync = _routed(StateSyncValue.from_change, history.state_sync_ingest)
+handle_user_id_update = _routed(UserIdUpdateValue.from_change, history.user_id_update_ingest)
+
+
+def handle_template_status(change: Change, ctx: Context) -> None:
+    event = templates.template_status_record(TemplateStatusUpdate.from_change(change))
+    if event:
+        ctx.attribute(event.organization_id)
+
+
+def handle_quality_update(change: Change, ctx: Context) -> None:
+    config = numbers.quality_update_apply(QualityUpdate.from_change(change))
+    if config:
+        ctx.attribute(config.organization_id)
+
+
+FIELD_HANDLERS: dict[str, Callable[[Change, Context], None]] = {
+    "account_update": handle_account_update,
+    "messages": handle_messages,
+    "smb_message_echoes": handle_message_echoes,
+    "history": handle_history,
+    "smb_app_state_sync": handle_state_sync,
+    "user_id_update": handle_user_id_update,
+    "message_template_status_update": handle_template_status,
+    "phone_number_quality_update": handle_quality_update,
+}
+
+
+def dispatch(change: Change, ctx: Context) -> None:
+    FIELD_HANDLERS.get(change.field, handle_stored_only)(change, ctx)

@@ -1,0 +1,120 @@
+"""Intake: store a signed delivery byte for byte, then announce it to the workers.
+
+The view verifies, calls `webhook_store` inside its transaction and `webhook_announce` after
+the commit; a delivery whose announcement is lost is found again by `webhooks_sweep`."""
+
+import hashlib
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connections, router
+from django.utils import timezone
+
+from config import ratelimit
+from whatsapp.core import jobs
+from whatsapp.models import WebhookLog
+
+from . import inbox
+
+logger = logging.getLogger(__name__)
+
+
+KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")
+
+
+def webhook_store(*, body: bytes, headers) -> int:
+    """Stores one signed delivery as received; returns its id. Raises DatabaseError if it can't.
+
+    One INSERT with precompiled SQL rather than `objects.create()`: this runs for every
+    delivery inside the request Meta waits on, and the ORM's model, signals and compiler cost
+    more CPU than the INSERT itself (bench/webcpu.py). It sends only the columns that vary;
+    the processing columns take their database defaults (db_default on the model). Values go
+    through each field's own `get_db_prep_save`, so they are stored as the ORM would.
+    """
+    connection = connections[router.db_for_write(WebhookLog)]
+    sql, fields = _insert_statement(connection)
+    values = (timezone.now(), body, hashlib.sha256(body).hexdigest(),
+              {name: headers[name] for name in KEPT_HEADERS if name in headers}, True)
+    params = [field.get_db_prep_save(value, connection)
+              for field, value in zip(fields, values, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+STORED_COLUMNS = ("received_at", "raw_body", "body_sha256", "headers", "signature_valid")
+
+
+_insert_statements: dict[str, tuple[str, list]] = {}
+
+
+def _insert_statement(connection) -> tuple[str, list]:
+    """The INSERT … RETURNING id of a received delivery, built once per database vendor."""
+    statement = _insert_statements.get(connection.vendor)
+    if statement is None:
+        quote = connection.ops.quote_name
+        fields = [WebhookLog._meta.get_field(name) for name in STORED_COLUMNS]
+        sql = (f"INSERT INTO {quote(WebhookLog._meta.db_table)} "
+               f"({', '.join(quote(f.column) for f in fields)}) "
+               f"VALUES ({', '.join(['%s'] * len(fields))}) "
+               f"RETURNING {quote(WebhookLog._meta.pk.column)}")
+        statement = _insert_statements[connection.vendor] = (sql, fields)
+    return statement
+
+
+# After a failed publish, this process stops trying for a while: each attempt costs the
+# request Meta waits on ~0.3 s of publish retries, and the stored row is found by the sweeper.
+PUBLISH_PAUSE_SECONDS = 10.0
+
+
+_publish_paused_until = 0.0
+
+
+def webhook_announce(log_id: int) -> None:
+    """After a delivery's INSERT commits: the inbox when Redis is there, else a direct publish."""
+    global _publish_paused_until
+    if inbox.enabled() and inbox.announce(log_id):
+        return
+    if time.monotonic() < _publish_paused_until:
+        return  # stored as received: the sweeper enqueues it
+    if not webhook_enqueue(log_id):
+        _publish_paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
+
+
+def webhook_enqueue(log_id: int) -> bool:
+    """Publishes the processing task; a broker outage only delays it (the sweeper retries)."""
+    return jobs.enqueue_quietly("process_webhook", log_id)
+
+
+def count_invalid_signature(remote_addr: str) -> bool:
+    """Counts a forged/unsigned request; True when this IP is over its invalid-traffic limit.
+
+    Only ever called for requests that failed the HMAC check, so a valid Meta delivery can
+    never be refused for rate reasons (SPEC §8.4). Redis down: counted nowhere, never blocked.
+    """
+    key = f"whatsapp:webhook:invalid_signature:{timezone.now():%Y%m%d}"
+    try:
+        cache.add(key, 0, timeout=7 * 86400)
+        cache.incr(key)
+    except Exception:
+        pass
+    logger.warning("Webhook with missing or invalid signature from %s rejected", remote_addr)
+    return not ratelimit.hit(
+        "webhook-invalid-signature", remote_addr or "unknown",
+        limit=settings.RATELIMIT_WEBHOOK_INVALID_PER_MINUTE, window=60,
+    ).allowed
+
+
+def webhooks_sweep(*, limit: int = 500) -> int:
+    """Re-enqueues deliveries that were stored but not processed (broker down, worker died)."""
+    stale = timedelta(seconds=settings.WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS)
+    ids = list(WebhookLog.objects.due(stale_after=stale).order_by("received_at")
+               .values_list("pk", flat=True)[:limit])
+    for log_id in ids:
+        webhook_enqueue(log_id)
+    if inbox.enabled():
+        inbox.wake()  # announced ids left waiting by a broker outage
+    return len(ids)

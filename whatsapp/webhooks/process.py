@@ -1,0 +1,129 @@
+"""Processing one stored delivery: claim the row, dispatch every change in one transaction,
+then mark it processed, parked, failed (with a backoff) or dead. Safe to run twice."""
+
+import logging
+import traceback
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from whatsapp.conversations.routing import Parked
+from whatsapp.core.backoff import backoff
+from whatsapp.core.payloads import PayloadError, parse_delivery
+from whatsapp.models import WebhookLog
+
+from .dispatch import Context, dispatch
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Our lease expired and another attempt took the row: our work must not be committed."""
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.WHATSAPP_WEBHOOK_LEASE_SECONDS)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff with jitter, capped under the broker visibility timeout."""
+    return backoff(attempts, base=settings.WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS,
+                   cap=settings.WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS)
+
+
+def _bury_abandoned(log_id: int) -> bool:
+    """Poison-pill cap: a row whose lease expired after its last allowed attempt is dead.
+
+    Attempts are counted at claim time, so a payload that kills the worker (OOM, segfault,
+    SIGKILL) still uses one up each time even though no error was ever recorded.
+    """
+    return bool(
+        WebhookLog.objects.filter(
+            pk=log_id, status=WebhookLog.Status.PROCESSING, locked_until__lte=timezone.now(),
+            attempts__gte=settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS,
+        ).update(
+            status=WebhookLog.Status.DEAD, locked_until=None, next_attempt_at=None,
+            last_error="Abandoned: the worker died or timed out on every attempt.",
+        )
+    )
+
+
+def _owned(log: WebhookLog):
+    """The row, only while it is still ours (fencing on the lease we were granted)."""
+    return WebhookLog.objects.filter(pk=log.pk, status=WebhookLog.Status.PROCESSING,
+                                     locked_until=log.locked_until)
+
+
+def webhook_process(log_id: int) -> str:
+    """Processes one stored delivery; returns its resulting status. Safe to call twice."""
+    log = WebhookLog.claim_id(log_id, lease=lease())
+    if log is None:
+        # Finished, held by a live attempt, or abandoned after its last attempt: only the
+        # last is work (one query, on this rare path only).
+        if _bury_abandoned(log_id):
+            logger.error("Webhook %s is dead: abandoned after the last attempt", log_id)
+            return WebhookLog.Status.DEAD
+        return "skipped"
+    try:
+        delivery = parse_delivery(bytes(log.raw_body))
+        ctx = Context(delivery)
+        with transaction.atomic():
+            for change in delivery.changes:
+                dispatch(change, ctx)
+            updated = _owned(log).update(
+                status=WebhookLog.Status.PROCESSED,
+                processed_at=timezone.now(),
+                fields=delivery.fields,
+                organization_id=ctx.organization_id,
+                locked_until=None,
+                next_attempt_at=None,
+                last_error="",
+                traceback="",
+            )
+            if not updated:
+                raise LeaseLost()
+        return WebhookLog.Status.PROCESSED
+    except LeaseLost:
+        # A slow attempt outlived its lease; the newer attempt owns the row (ours rolled back).
+        logger.warning("Webhook %s: lease lost, this attempt's work was rolled back", log.pk)
+        return "skipped"
+    except Parked as exc:
+        # Its number is not configured yet (or owned by nobody): wait for webhooks_unpark.
+        return _park(log, exc)
+    except (PayloadError, RecursionError) as exc:
+        # A signed body we cannot read (or nested too deep to parse) will not improve with
+        # retries.
+        return _fail(log, exc, dead=True)
+    except Exception as exc:
+        logger.exception("Webhook %s failed (attempt %s)", log.pk, log.attempts)
+        return _fail(log, exc, dead=log.attempts >= settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS)
+
+
+def _fail(log: WebhookLog, exc: Exception, *, dead: bool) -> str:
+    status = WebhookLog.Status.DEAD if dead else WebhookLog.Status.FAILED
+    if dead:
+        logger.error("Webhook %s is dead after %s attempts: %s", log.pk, log.attempts,
+                     type(exc).__name__)
+    updated = _owned(log).update(
+        status=status,
+        last_error=f"{type(exc).__name__}: {exc}"[:2000],
+        traceback=traceback.format_exc()[-20000:],
+        next_attempt_at=None if dead else timezone.now() + retry_delay(log.attempts),
+        locked_until=None,
+    )
+    return status if updated else "skipped"
+
+
+def _park(log: WebhookLog, exc: Parked) -> str:
+    logger.info("Webhook %s parked: %s", log.pk, exc.reason)
+    updated = _owned(log).update(
+        status=WebhookLog.Status.PARKED,
+        parked_phone_number_id=exc.phone_number_id[:64],
+        last_error=f"Parked: {exc.reason}"[:2000],
+        traceback="",
+        next_attempt_at=None,
+        locked_until=None,
+    )
+    return WebhookLog.Status.PARKED if updated else "skipped"
