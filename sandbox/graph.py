@@ -5,9 +5,7 @@ then dispatches through a table of (method, path pattern) → small handler. Err
 Graph's shape `{"error": {message, type, code, error_subcode?, fbtrace_id}}`.
 """
 
-import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Callable
@@ -17,7 +15,23 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import ids, services
+from . import services
+from .graph_access import (
+    PHONE_DEFAULT_FIELDS,
+    REGISTER_LIMIT,
+    GraphError,
+    caller_of,
+    check_proof,
+    invalid_param,
+    invalid_token,
+    is_system_user_token,
+    no_permission,
+    phone_for,
+    raw_token,
+    request_body,
+    request_param,
+    waba_for,
+)
 from .models import (
     AuthCode,
     Business,
@@ -25,148 +39,13 @@ from .models import (
     Phone,
     RegisterCall,
     Subscription,
-    Switches,
     Token,
-    Waba,
 )
-
-PHONE_DEFAULT_FIELDS = ("verified_name", "code_verification_status", "display_phone_number",
-                        "quality_rating", "platform_type", "throughput", "last_onboarded_time",
-                        "webhook_configuration", "id")
-REGISTER_LIMIT = 10  # per number per 72-hour moving window (§3.4)
-
-
-class GraphError(Exception):
-    def __init__(self, status: int, code: int, message: str, *, subcode: int | None = None,
-                 type: str = "OAuthException", error_data: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.subcode, self.type, self.error_data = subcode, type, error_data
-
-    def response(self) -> JsonResponse:
-        error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
-        if self.subcode is not None:
-            error["error_subcode"] = self.subcode
-        if self.error_data:
-            error["error_data"] = self.error_data
-        error["fbtrace_id"] = ids.fbtrace_id()
-        return JsonResponse({"error": error}, status=self.status)
-
-
-def invalid_token(subcode: int | None = None, message: str = "") -> GraphError:
-    # 401 with code 190, as the Cloud API answers an invalid or expired token.
-    return GraphError(401, 190, message or "Invalid OAuth access token - Cannot parse access token",
-                      subcode=subcode)
-
-
-def no_permission(object_id: str, method: str = "get") -> GraphError:
-    return GraphError(400, 100, f"Unsupported {method.lower()} request. Object with ID "
-                      f"'{object_id}' does not exist, cannot be loaded due to missing permissions, "
-                      "or does not support this operation. Please read the Graph API "
-                      "documentation at https://developers.facebook.com/docs/graph-api",
-                      subcode=33, type="GraphMethodException")
-
-
-def invalid_param(message: str) -> GraphError:
-    return GraphError(400, 100, message)
-
 
 # --- request helpers -------------------------------------------------------------------------
 
-def _body(request: HttpRequest) -> dict[str, Any]:
-    if request.content_type == "application/json":
-        try:
-            data = json.loads(request.body or b"{}")
-        except ValueError as exc:
-            raise invalid_param("(#100) The parameter body is not valid JSON") from exc
-        return data if isinstance(data, dict) else {}
-    if request.method == "POST":
-        return request.POST.dict()
-    from django.http import QueryDict
-
-    return QueryDict(request.body).dict()  # DELETE with a form body
-
-
-def _param(request: HttpRequest, name: str) -> str:
-    return str(request.GET.get(name) or _body(request).get(name) or "")
-
-
-def _raw_token(request: HttpRequest) -> str:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return _param(request, "access_token")
-
-
-def _proof_ok(token: str, proof: str) -> bool:
-    expected = hmac.new(settings.META_APP_SECRET.encode(), token.encode(),
-                        hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, proof)
-
-
-def _check_proof(request: HttpRequest, token: str, *, required: bool) -> None:
-    proof = _param(request, "appsecret_proof")
-    if not proof:
-        if required or Switches.get().require_appsecret_proof:
-            raise invalid_param("API calls from the server require an appsecret_proof argument")
-        return
-    if not _proof_ok(token, proof):
-        raise invalid_param("Invalid appsecret_proof provided in the API argument")
-
-
-def _is_system_user_token(token: str) -> bool:
-    partner = settings.META_SYSTEM_USER_TOKEN
-    return bool(partner) and hmac.compare_digest(token.encode(), partner.encode())
-
-
-class Caller:
-    """Who is calling: a business token (its WABAs) or the partner's system user (all shared)."""
-
-    def __init__(self, token: Token | None):
-        self.token = token
-
-    def can_see(self, waba: Waba) -> bool:
-        if not waba.shared:
-            return False
-        return self.token is None or waba.id in self.token.waba_ids
-
-
-def _caller(request: HttpRequest) -> Caller:
-    raw = _raw_token(request)
-    if not raw:
-        raise GraphError(400, 2500, "An active access token must be used to query information "
-                                    "about the current user.")
-    if _is_system_user_token(raw):
-        _check_proof(request, raw, required=False)
-        return Caller(None)
-    token = Token.objects.filter(token=raw).first()
-    if token is None:
-        raise invalid_token()
-    if token.revoked:
-        raise invalid_token(458, "Error validating access token: The user has not authorized "
-                                 "application " + (settings.META_APP_ID or "") + ".")
-    if token.expired:
-        raise invalid_token(463, "Error validating access token: Session has expired.")
-    _check_proof(request, raw, required=False)
-    return Caller(token)
-
-
-def _waba(caller: Caller, waba_id: str, method: str) -> Waba:
-    waba = Waba.objects.filter(pk=waba_id).select_related("business").first()
-    if waba is None or not caller.can_see(waba):
-        raise no_permission(waba_id, method)
-    return waba
-
-
-def _phone(caller: Caller, phone_id: str, method: str) -> Phone:
-    phone = Phone.objects.filter(pk=phone_id).select_related("waba", "waba__business").first()
-    if phone is None or not caller.can_see(phone.waba):
-        raise no_permission(phone_id, method)
-    return phone
-
 
 # --- handlers ----------------------------------------------------------------------------------
-
 def oauth_access_token(request: HttpRequest) -> dict:
     """Code → business token. The code lives 30 s and works once (§1.2, §2.1)."""
     if request.GET.get("client_id") != settings.META_APP_ID:
@@ -188,7 +67,7 @@ def oauth_access_token(request: HttpRequest) -> dict:
 def debug_token(request: HttpRequest) -> dict:
     """Token metadata, asked with the app token `APP_ID|APP_SECRET` (§2.2)."""
     app_token = f"{settings.META_APP_ID}|{settings.META_APP_SECRET}"
-    if not hmac.compare_digest(_param(request, "access_token").encode(), app_token.encode()):
+    if not hmac.compare_digest(request_param(request, "access_token").encode(), app_token.encode()):
         raise invalid_token(message="Invalid OAuth access token signature.")
     token = Token.objects.filter(token=request.GET.get("input_token", "")).first()
     if token is None:
@@ -225,25 +104,25 @@ def _token_data(token: Token) -> dict:
 
 def system_user_access_tokens(request: HttpRequest, business_id: str) -> dict:
     """Hosted ES: the partner's system user fetches the customer's business token (§1.4)."""
-    raw = _raw_token(request)
-    if not _is_system_user_token(raw):
+    raw = raw_token(request)
+    if not is_system_user_token(raw):
         if Token.objects.filter(token=raw).exists():
             raise GraphError(403, 200, "(#200) The system user token of the partner is required "
                                        "to fetch a business token.", type="OAuthException")
         raise invalid_token()
-    _check_proof(request, raw, required=True)
+    check_proof(request, raw, required=True)
     business = Business.objects.filter(pk=business_id).first()
     if business is None or not business.wabas.filter(shared=True).exists():
         raise no_permission(business_id, "post")
     token = (Token.objects.filter(business=business, revoked=False).order_by("-issued_at").first()
-             if _param(request, "fetch_only") == "true" else None)
+             if request_param(request, "fetch_only") == "true" else None)
     if token is None or token.expired:
         token = services.token_issue(business)
     return {"access_token": token.token}
 
 
 def phone_numbers(request: HttpRequest, waba_id: str) -> dict:
-    waba = _waba(_caller(request), waba_id, "get")
+    waba = waba_for(caller_of(request), waba_id, "get")
     fields = _fields(request, PHONE_DEFAULT_FIELDS)
     rows = [_phone_fields(p, fields) for p in waba.phones.order_by("created_at", "id")]
     return {"data": rows, "paging": {"cursors": {"before": "QVFIUk", "after": "QVFIUl"}}}
@@ -279,14 +158,14 @@ def _phone_fields(phone: Phone, fields: list[str]) -> dict:
 
 
 def subscribed_apps(request: HttpRequest, waba_id: str) -> dict:
-    waba = _waba(_caller(request), waba_id, request.method)
+    waba = waba_for(caller_of(request), waba_id, request.method)
     if request.method == "GET":
         sub = Subscription.objects.filter(waba=waba).first()
         return {"data": [_subscription_row(sub)] if sub else []}
     if request.method == "DELETE":
         Subscription.objects.filter(waba=waba).delete()
         return {"success": True}
-    uri = str(_body(request).get("override_callback_uri") or "")
+    uri = str(request_body(request).get("override_callback_uri") or "")
     if len(uri) > 200:
         raise invalid_param("(#100) Param override_callback_uri must be at most 200 chars long")
     # Calling it again without a body removes the override (§3.2).
@@ -304,7 +183,7 @@ def _subscription_row(sub: Subscription) -> dict:
 
 
 def register(request: HttpRequest, phone_id: str) -> dict:
-    phone = _phone(_caller(request), phone_id, "post")
+    phone = phone_for(caller_of(request), phone_id, "post")
     # Every request counts toward the limit, good or bad, as Meta counts them (§3.4).
     if RegisterCall.recent_count(phone) >= REGISTER_LIMIT:
         services.register_call(phone, "133016")
@@ -312,7 +191,7 @@ def register(request: HttpRequest, phone_id: str) -> dict:
                          error_data={"messaging_product": "whatsapp", "details": (
                              "Registration is blocked for this number for 72 hours: too many "
                              "register/deregister requests.")})
-    pin = str(_body(request).get("pin", ""))
+    pin = str(request_body(request).get("pin", ""))
     error = _register_error(phone, pin)
     services.register_call(phone, str(error.code) if error else "ok")
     if error:
@@ -336,8 +215,8 @@ def _register_error(phone: Phone, pin: str) -> GraphError | None:
 
 
 def smb_app_data(request: HttpRequest, phone_id: str) -> dict:
-    phone = _phone(_caller(request), phone_id, "post")
-    sync_type = str(_body(request).get("sync_type", ""))
+    phone = phone_for(caller_of(request), phone_id, "post")
+    sync_type = str(request_body(request).get("sync_type", ""))
     if sync_type not in ("smb_app_state_sync", "history"):
         raise invalid_param("(#100) Param sync_type must be one of {SMB_APP_STATE_SYNC, HISTORY}")
     if not phone.is_on_biz_app:
@@ -354,8 +233,8 @@ def smb_app_data(request: HttpRequest, phone_id: str) -> dict:
 
 
 def messages(request: HttpRequest, phone_id: str) -> dict:
-    phone = _phone(_caller(request), phone_id, "post")
-    payload = _body(request)
+    phone = phone_for(caller_of(request), phone_id, "post")
+    payload = request_body(request)
     if not (phone.registered or phone.is_on_biz_app):
         raise GraphError(400, 133010, "Account not registered",
                          error_data={"messaging_product": "whatsapp",
@@ -371,7 +250,7 @@ def messages(request: HttpRequest, phone_id: str) -> dict:
 
 
 def message_templates(request: HttpRequest, waba_id: str) -> dict:
-    _waba(_caller(request), waba_id, "get")
+    waba_for(caller_of(request), waba_id, "get")
     return {"data": [
         {"name": "confirmacao_visita", "status": "APPROVED", "category": "UTILITY",
          "language": "pt_BR", "id": "606000000000001", "components": [
@@ -385,11 +264,11 @@ def message_templates(request: HttpRequest, waba_id: str) -> dict:
 
 def node(request: HttpRequest, node_id: str) -> dict:
     """`GET /{phone}` (e.g. `?fields=is_on_biz_app,platform_type`) or `GET /{waba}`."""
-    caller = _caller(request)
+    caller = caller_of(request)
     if Phone.objects.filter(pk=node_id).exists():
-        return _phone_fields(_phone(caller, node_id, "get"),
+        return _phone_fields(phone_for(caller, node_id, "get"),
                              _fields(request, PHONE_DEFAULT_FIELDS))
-    waba = _waba(caller, node_id, "get")
+    waba = waba_for(caller, node_id, "get")
     return {"id": waba.id, "name": waba.name, "timezone_id": "1",
             "message_template_namespace": "sandbox_" + waba.id[-6:],
             "owner_business_info": {"id": waba.business_id, "name": waba.business.name}}

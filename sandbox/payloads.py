@@ -6,85 +6,25 @@ envelope and the wire bytes are made in one place, `wire()`. Shapes follow the f
 """
 
 import hashlib
-import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import ids
+from .envelope import Change, Target, _contact, _metadata, envelope, user_id_for, wire
+from .payloads_coexistence import (
+    contacts_add,
+    contacts_remove,
+    history_declined,
+    history_phase0,
+    history_phase1_chunk1,
+    history_phase1_chunk2,
+    history_phase2,
+)
 
-HISTORY_DECLINED = "History sync is turned off by the business from the WhatsApp Business App"
-
-
-@dataclass
-class Target:
-    """The ids an event is about; defaults are the fixtures' made-up ids."""
-
-    partner_business_id: str = "810000000000001"
-    partner_app_id: str = "920000000000001"
-    waba_id: str = "102000000000101"
-    owner_business_id: str = "203000000000101"
-    phone_number_id: str = "304000000000101"
-    display_phone_number: str = "5511940001234"  # digits, as webhooks carry it
-    tracking_code: str = ""
-    now: int = field(default_factory=lambda: int(time.time()))
-    # For statuses of a message the product sent.
-    wamid: str = ""
-    recipient: str = "5511987654321"
-    biz_opaque_callback_data: str = ""
-
-
-@dataclass
-class Change:
-    entry_id: str
-    field: str
-    value: dict[str, Any]
-    time: int | None = None  # only account_update, templates and quality carry entry.time
-
-    def entry(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"id": self.entry_id}
-        if self.time is not None:
-            entry["time"] = self.time
-        entry["changes"] = [{"value": self.value, "field": self.field}]
-        return entry
-
-
-def envelope(changes: list[Change]) -> dict[str, Any]:
-    """One delivery; several changes of the same entry id share that entry (Meta's batching)."""
-    entries: list[dict[str, Any]] = []
-    by_id: dict[tuple[str, int | None], dict[str, Any]] = {}
-    for change in changes:
-        key = (change.entry_id, change.time)
-        if key in by_id:
-            by_id[key]["changes"].extend(change.entry()["changes"])
-        else:
-            by_id[key] = change.entry()
-            entries.append(by_id[key])
-    return {"object": "whatsapp_business_account", "entry": entries}
-
-
-def wire(body: dict[str, Any]) -> bytes:
-    """Compact JSON with non-ASCII as lowercase \\uXXXX escapes: the bytes Meta signs (§5.1)."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def user_id_for(number: str) -> str:
-    """A stable BSUID per user number, so the same person keeps the same id across events."""
-    digest = int(hashlib.sha256(number.encode()).hexdigest(), 16)
-    return f"BR.{digest % 10**19:019d}"
-
-
-def _metadata(t: Target) -> dict[str, str]:
-    return {"display_phone_number": t.display_phone_number, "phone_number_id": t.phone_number_id}
-
-
-def _contact(name: str, number: str) -> dict[str, Any]:
-    return {"profile": {"name": name}, "wa_id": number, "user_id": user_id_for(number)}
+__all__ = ["DISCONNECTING", "KINDS", "Change", "Target", "build", "envelope", "wire"]
 
 
 # --- account_update ---------------------------------------------------------------------------
-
 def _waba_info(t: Target, **extra: str) -> dict[str, str]:
     return {"waba_id": t.waba_id, "owner_business_id": t.owner_business_id, **extra}
 
@@ -147,7 +87,6 @@ def account_restriction(t: Target) -> Change:
 
 
 # --- messages (inbound) -------------------------------------------------------------------------
-
 def _inbound(t: Target, name: str, number: str, message: dict[str, Any]) -> Change:
     value = {
         "messaging_product": "whatsapp",
@@ -168,6 +107,15 @@ def image(t: Target) -> Change:
     media = {"caption": "Foto da fachada", "mime_type": "image/jpeg",
              "sha256": hashlib.sha256(b"fachada").hexdigest(), "id": ids.numeric_id("505")}
     return _inbound(t, "Mariana Souza", "5511987654321", {"type": "image", "image": media})
+
+
+def history_media(t: Target) -> Change:
+    """The follow-up that carries the media of a `media_placeholder` (user-sent: messages[])."""
+    change = image(t)
+    change.value["contacts"] = [{k: v for k, v in c.items() if k != "profile"}
+                                for c in change.value["contacts"]]
+    change.value["messages"][0]["timestamp"] = str(t.now - 43000)
+    return Change(t.waba_id, "history", change.value)
 
 
 def ctwa_referral(t: Target) -> Change:
@@ -238,7 +186,6 @@ def status_failed(t: Target) -> Change:
 
 
 # --- smb_message_echoes (sent from the phone app) ---------------------------------------------
-
 def _echo(t: Target, message: dict[str, Any]) -> Change:
     to = "5511987654321"
     value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
@@ -260,119 +207,11 @@ def echo_revoke(t: Target) -> Change:
 
 # --- history (coexistence) ----------------------------------------------------------------------
 
-def _history_message(t: Target, peer: str, body: str | None, *, mine: bool, at: int,
-                     status: str = "READ") -> dict[str, Any]:
-    message: dict[str, Any] = {"from": t.display_phone_number if mine else peer}
-    if mine:
-        message["to"] = peer
-    else:
-        message["from_user_id"] = user_id_for(peer)
-    message.update({"id": ids.wamid(), "timestamp": str(at)})
-    if body is None:
-        message["type"] = "media_placeholder"
-    else:
-        message.update({"type": "text", "text": {"body": body}})
-    message["history_context"] = {"status": status}
-    return message
-
-
-def _thread(peer: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": peer, "context": {"wa_id": peer, "user_id": user_id_for(peer)},
-            "messages": messages}
-
-
-def _history(t: Target, phase: int, chunk: int, progress: int,
-             threads: list[dict[str, Any]]) -> Change:
-    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
-             "history": [{"metadata": {"phase": phase, "chunk_order": chunk, "progress": progress},
-                          "threads": threads}]}
-    return Change(t.waba_id, "history", value)
-
-
-def history_phase0(t: Target) -> Change:
-    day = 86400
-    mariana, paulo = "5511987654321", "5521991112222"
-    return _history(t, 0, 1, 15, [
-        _thread(mariana, [
-            _history_message(t, mariana, "Segue o link do imóvel: https://example.com/imovel/123",
-                             mine=True, at=t.now - day // 2),
-            _history_message(t, mariana, None, mine=True, at=t.now - day // 2 + 10,
-                             status="DELIVERED"),
-            _history_message(t, mariana, "Obrigada! Vou olhar.", mine=False,
-                             at=t.now - day // 2 + 100),
-        ]),
-        _thread(paulo, [_history_message(t, paulo, "Tem vaga de garagem?", mine=False,
-                                         at=t.now - day // 3)]),
-    ])
-
-
-def history_phase1_chunk1(t: Target) -> Change:
-    mariana = "5511987654321"
-    return _history(t, 1, 1, 45, [_thread(mariana, [
-        _history_message(t, mariana, "Oi, boa tarde", mine=False, at=t.now - 10 * 86400)])])
-
-
-def history_phase1_chunk2(t: Target) -> Change:
-    joao = "5511976543210"
-    at = t.now - 40 * 86400
-    return _history(t, 1, 2, 60, [_thread(joao, [
-        _history_message(t, joao, "Vocês trabalham com locação?", mine=False, at=at),
-        _history_message(t, joao, "Sim! Qual região?", mine=True, at=at + 60),
-    ])])
-
-
-def history_phase2(t: Target) -> Change:
-    paulo = "5521991112222"
-    return _history(t, 2, 1, 100, [_thread(paulo, [
-        _history_message(t, paulo, "Feliz aniversário de contrato!", mine=True,
-                         at=t.now - 120 * 86400, status="PLAYED")])])
-
-
-def history_media(t: Target) -> Change:
-    """The follow-up that carries the media of a `media_placeholder` (user-sent: messages[])."""
-    change = image(t)
-    change.value["contacts"] = [{k: v for k, v in c.items() if k != "profile"}
-                                for c in change.value["contacts"]]
-    change.value["messages"][0]["timestamp"] = str(t.now - 43000)
-    return Change(t.waba_id, "history", change.value)
-
-
-def history_declined(t: Target) -> Change:
-    """The business said no to sharing chat history: error 2593109 (§3.5, §4.4)."""
-    value = {"messaging_product": "whatsapp", "metadata": _metadata(t), "history": [{"errors": [{
-        "code": 2593109, "title": HISTORY_DECLINED, "message": HISTORY_DECLINED,
-        "error_data": {"details": "History sharing is turned off by the business"}}]}]}
-    return Change(t.waba_id, "history", value)
-
 
 # --- smb_app_state_sync (contacts) --------------------------------------------------------------
 
-def _state_sync(t: Target, items: list[dict[str, Any]]) -> Change:
-    value = {"messaging_product": "whatsapp", "metadata": _metadata(t), "state_sync": items}
-    return Change(t.waba_id, "smb_app_state_sync", value)
-
-
-def contacts_add(t: Target) -> Change:
-    people = [("Mariana Souza (Vila Mariana)", "Mariana", "5511987654321"),
-              ("Paulo Lima", "Paulo", "5521991112222"),
-              ("João Pereira", "João", "5511976543210")]
-    return _state_sync(t, [
-        {"type": "contact",
-         "contact": {"full_name": full, "first_name": first, "phone_number": number,
-                     "user_id": user_id_for(number)},
-         "action": "add", "metadata": {"timestamp": str(t.now)}}
-        for full, first, number in people])
-
-
-def contacts_remove(t: Target) -> Change:
-    number = "5521991112222"
-    return _state_sync(t, [{"type": "contact",
-                            "contact": {"phone_number": number, "user_id": user_id_for(number)},
-                            "action": "remove", "metadata": {"timestamp": str(t.now)}}])
-
 
 # --- templates, quality, BSUID --------------------------------------------------------------------
-
 def template_approved(t: Target) -> Change:
     value = {"event": "APPROVED", "message_template_id": 606000000000001,
              "message_template_name": "confirmacao_visita", "message_template_language": "pt_BR",
