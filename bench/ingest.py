@@ -74,7 +74,7 @@ def setup_django() -> None:
 
 def numbers():
     from organizations.models import Organization
-    from whatsapp.models import Config, Connection
+    from whatsapp.models import Connection, PhoneNumber
 
     configs = {}
     for key, waba, pnid, display in (("A", "102000000000101", "304000000000101", "5511940001234"),
@@ -82,9 +82,9 @@ def numbers():
         org = Organization.objects.create(name=f"Bench {key}", slug=f"bench-{key.lower()}")
         connection = Connection.objects.create(organization=org, waba_id=waba,
                                                status=Connection.Status.CONNECTED)
-        configs[key] = Config.objects.create(connection=connection, organization=org,
+        configs[key] = PhoneNumber.objects.create(connection=connection, organization=org,
                                              phone_number_id=pnid, display_phone_number=display,
-                                             status=Config.Status.CONFIGURED)
+                                             status=PhoneNumber.Status.CONFIGURED)
     return configs
 
 

@@ -29,7 +29,7 @@ R.setup_in_process()
 
 from django.db import connection  # noqa: E402
 
-from whatsapp.models import Config  # noqa: E402
+from whatsapp.models import PhoneNumber  # noqa: E402
 from whatsapp.webhooks.intake import webhook_store  # noqa: E402
 from whatsapp.webhooks.process import webhook_process  # noqa: E402
 
@@ -67,7 +67,7 @@ def main() -> None:
             cursor.execute("SET synchronous_commit = off")
     ingest = R._ingest_module()
     numbers = R.live_numbers(4)
-    if not Config.objects.filter(phone_number_id=numbers[1][1]).exists():
+    if not PhoneNumber.objects.filter(phone_number_id=numbers[1][1]).exists():
         R.seed_numbers(ingest, 4)
     scale = max(1, args.deliveries) / 2000
     bodies, _, expected = R.burst_deliveries(

@@ -24,7 +24,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from whatsapp.models import Config, Message  # noqa: E402
+from whatsapp.models import Message, PhoneNumber  # noqa: E402
 from whatsapp.webhooks.intake import webhook_store  # noqa: E402
 from whatsapp.webhooks.process import webhook_process  # noqa: E402
 
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     ingest = R._ingest_module()
     number = R.live_numbers(2)[1]
-    config = Config.objects.filter(phone_number_id=number[1]).first()
+    config = PhoneNumber.objects.filter(phone_number_id=number[1]).first()
     if config is None:
         config = R.seed_numbers(ingest, 2)[number[1]]
     run = str(time.time_ns())[-9:]

@@ -498,16 +498,16 @@ def phase_webhook(args, ingest, port: int, gunicorn: subprocess.Popen) -> dict:
 def seed_numbers(ingest, n_live: int) -> dict:
     """Numbers A and B of the fixtures (bench/ingest.py), plus bench-only Cloud API numbers."""
     from organizations.models import Organization
-    from whatsapp.models import Config, Connection
+    from whatsapp.models import Connection, PhoneNumber
 
     configs = ingest.numbers()
     for waba, pnid, display in live_numbers(n_live)[1:]:
         org = Organization.objects.create(name=f"Bench {pnid}", slug=f"bench-{pnid}")
         connection = Connection.objects.create(organization=org, waba_id=waba,
                                                status=Connection.Status.CONNECTED)
-        configs[pnid] = Config.objects.create(
+        configs[pnid] = PhoneNumber.objects.create(
             connection=connection, organization=org, phone_number_id=pnid,
-            display_phone_number=display, status=Config.Status.CONFIGURED)
+            display_phone_number=display, status=PhoneNumber.Status.CONFIGURED)
     configs[NUMBER_A[1]] = configs["A"]
     return configs
 

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from organizations.models import Membership, Organization
-from whatsapp.models import Config, Connection, Onboarding
+from whatsapp.models import Connection, Onboarding, PhoneNumber
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -58,15 +58,15 @@ class ConnectionFactory(factory.django.DjangoModelFactory):
     connected_at = factory.LazyFunction(timezone.now)
 
 
-class ConfigFactory(factory.django.DjangoModelFactory):
+class PhoneNumberFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = Config
+        model = PhoneNumber
 
     connection = factory.SubFactory(ConnectionFactory)
     organization = factory.SelfAttribute("connection.organization")
     phone_number_id = factory.Sequence(lambda n: f"3040000{n:08d}")
     display_phone_number = "5511940001234"
-    status = Config.Status.CONFIGURED
+    status = PhoneNumber.Status.CONFIGURED
 
 
 class ContactFactory(factory.django.DjangoModelFactory):
@@ -91,15 +91,15 @@ class ContactIdentityFactory(factory.django.DjangoModelFactory):
     value = factory.SelfAttribute("contact.user_id")
 
 
-def fixture_numbers() -> dict[str, Config]:
+def fixture_numbers() -> dict[str, PhoneNumber]:
     """The two numbers of ../shared/meta-payloads, configured, each in its own organization.
 
     A: WABA 102000000000101, phone id 304000000000101 (Cloud API number).
     B: WABA 102000000000202, phone id 304000000000202 (coexistence number).
     """
-    a = ConfigFactory(connection__waba_id="102000000000101",
+    a = PhoneNumberFactory(connection__waba_id="102000000000101",
                       phone_number_id="304000000000101", display_phone_number="5511940001234")
-    b = ConfigFactory(connection__waba_id="102000000000202",
+    b = PhoneNumberFactory(connection__waba_id="102000000000202",
                       phone_number_id="304000000000202", display_phone_number="5521970005678",
                       is_on_biz_app=True)
     return {"A": a, "B": b}

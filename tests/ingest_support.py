@@ -3,13 +3,13 @@
 from datetime import UTC, datetime
 
 from whatsapp.models import (
-    Config,
     Contact,
     ContactIdentity,
     HistoryChunk,
     HistorySync,
     Message,
     MessageStatus,
+    PhoneNumber,
     TemplateStatusEvent,
     WebhookLog,
 )
@@ -79,7 +79,7 @@ def canonical_dump() -> dict:
     configs = sorted(
         (c.phone_number_id, c.messages_in_count, c.messages_out_count, str(c.last_message_at),
          c.messaging_limit, c.quality_event, str(c.quality_event_at))
-        for c in Config.objects.all()
+        for c in PhoneNumber.objects.all()
     )
     return {"contacts": contacts, "identities": identities, "messages": messages,
             "statuses": statuses, "chunks": chunks, "syncs": syncs, "templates": templates,

@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 from organizations.models import ApiToken
 from whatsapp.models import Connection
 
-from .factories import ConfigFactory, ConnectionFactory, MembershipFactory, OnboardingFactory
+from .factories import ConnectionFactory, MembershipFactory, OnboardingFactory, PhoneNumberFactory
 
 URL = "/api/v1/whatsapp/check-connection"
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_not_connected(api):
 
 
 def test_connected_with_number(api, org):
-    config = ConfigFactory(connection=ConnectionFactory(organization=org))
+    config = PhoneNumberFactory(connection=ConnectionFactory(organization=org))
     body = api.get(URL).json()
     assert body["connected"] is True
     assert body["status"] == "connected"
@@ -59,7 +59,7 @@ def test_an_org_cannot_read_another_orgs_status(db):
     a, b = MembershipFactory(), MembershipFactory()
     # Ids longer than a UUID group, so they cannot appear inside org B's tracking code.
     waba = ConnectionFactory(organization=a.organization, waba_id="987650001112223")
-    ConfigFactory(connection=waba, display_phone_number="5511911110000")
+    PhoneNumberFactory(connection=waba, display_phone_number="5511911110000")
     OnboardingFactory(organization=b.organization)
 
     body_a = client_for(a).get(URL).json()

@@ -61,7 +61,7 @@ def superuser_client(client, db):
 ADMIN_PAGES = [
     "/admin/", "/admin/organizations/organization/", "/admin/organizations/membership/",
     "/admin/organizations/apitoken/", "/admin/audit/auditlog/", "/admin/whatsapp/onboarding/",
-    "/admin/whatsapp/connection/", "/admin/whatsapp/config/", "/admin/whatsapp/message/",
+    "/admin/whatsapp/connection/", "/admin/whatsapp/phonenumber/", "/admin/whatsapp/message/",
     "/admin/whatsapp/webhooklog/", "/admin/auth/user/",
 ]
 

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from whatsapp.models import Config, Contact, Message, WebhookLog
+from whatsapp.models import Contact, Message, PhoneNumber, WebhookLog
 
-from .factories import ConfigFactory, fixture_numbers
+from .factories import PhoneNumberFactory, fixture_numbers
 from .meta import load, post_signed
 from .test_concurrency import process_concurrently
 
@@ -21,13 +21,13 @@ def test_ten_identical_message_deliveries_store_one_message(client):
     assert results.count(WebhookLog.Status.PROCESSED) == 10, results
     assert Message.objects.count() == 1
     assert Contact.objects.count() == 1
-    assert Config.objects.get(pk=numbers["A"].pk).messages_in_count == 1
+    assert PhoneNumber.objects.get(pk=numbers["A"].pk).messages_in_count == 1
 
 
 def test_one_lead_writing_to_two_numbers_of_one_org_at_once(client):
     numbers = fixture_numbers()
     # Both numbers in the same organization: the lead is one contact.
-    second = ConfigFactory(connection__organization=numbers["A"].organization,
+    second = PhoneNumberFactory(connection__organization=numbers["A"].organization,
                            phone_number_id="304000000000999")
     body = load("messages_text_inbound.json")
     other = copy.deepcopy(body)

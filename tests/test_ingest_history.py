@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from whatsapp.models import Config, Contact, HistoryChunk, HistorySync, Message
+from whatsapp.models import Contact, HistoryChunk, HistorySync, Message, PhoneNumber
 
 from .factories import fixture_numbers
 from .ingest_support import deliver, ts
@@ -21,7 +21,7 @@ HISTORY = ["history_phase0_chunk1.json", "history_phase1_chunk1.json",
 
 
 @pytest.fixture
-def numbers(db) -> dict[str, Config]:
+def numbers(db) -> dict[str, PhoneNumber]:
     return fixture_numbers()
 
 
@@ -53,7 +53,7 @@ def test_phase0_chunk_stores_messages_with_original_time_and_direction(client, n
             chunk.message_count) == (0, 1, 15, 2, 4)
     assert (sync().status, sync().progress, sync().messages_imported) == ("in_progress", 15, 4)
     assert log.organization == numbers["B"].organization
-    config = Config.objects.get(pk=numbers["B"].pk)
+    config = PhoneNumber.objects.get(pk=numbers["B"].pk)
     assert (config.messages_in_count, config.messages_out_count) == (2, 2)
 
 
@@ -74,7 +74,7 @@ def test_redelivered_chunk_changes_nothing(client, numbers):
     assert Message.objects.count() == 4
     assert HistoryChunk.objects.count() == 1
     assert sync().messages_imported == 4
-    assert Config.objects.get(pk=numbers["B"].pk).messages_out_count == 2
+    assert PhoneNumber.objects.get(pk=numbers["B"].pk).messages_out_count == 2
 
 
 def test_lowercase_statuses_and_from_me(client, numbers):

@@ -6,12 +6,12 @@ import pytest
 
 from whatsapp.core.phones import normalize_phone
 from whatsapp.models import (
-    Config,
     Connection,
     Contact,
     ContactIdentity,
     Message,
     MessageStatus,
+    PhoneNumber,
     TemplateStatusEvent,
     WebhookLog,
 )
@@ -27,7 +27,7 @@ MARIANA = "BR.7460193528461029384"
 
 
 @pytest.fixture
-def numbers(db) -> dict[str, Config]:
+def numbers(db) -> dict[str, PhoneNumber]:
     return fixture_numbers()
 
 
@@ -52,7 +52,7 @@ def test_inbound_text_creates_the_lead_and_the_message(client, numbers):
     assert contact.last_inbound_at == ts(1790000100)
     assert contact.human_takeover_at is None
     assert log.organization == numbers["A"].organization
-    config = Config.objects.get(pk=numbers["A"].pk)
+    config = PhoneNumber.objects.get(pk=numbers["A"].pk)
     assert (config.messages_in_count, config.messages_out_count) == (1, 0)
     assert config.last_message_at == ts(1790000100)
     assert Connection.objects.get(pk=config.connection_id).last_webhook_at is not None
@@ -64,7 +64,7 @@ def test_redelivered_message_is_stored_once(client, numbers):
     deliver(client, body)
     assert Message.objects.count() == 1
     assert Contact.objects.count() == 1
-    assert Config.objects.get(pk=numbers["A"].pk).messages_in_count == 1
+    assert PhoneNumber.objects.get(pk=numbers["A"].pk).messages_in_count == 1
 
 
 def test_pre_bsuid_message_matches_the_same_lead_by_phone(client, numbers):
@@ -136,7 +136,7 @@ def test_status_for_a_message_we_never_stored_is_kept(client, numbers, fixture, 
         assert record.pricing["category"] == "service"
 
 
-def _outbound(config: Config, wamid: str) -> Message:
+def _outbound(config: PhoneNumber, wamid: str) -> Message:
     return Message.objects.create(
         organization=config.organization, config=config, wamid=wamid,
         direction=Message.Direction.OUTBOUND, type="text", timestamp=ts(1790000150),
@@ -221,7 +221,7 @@ def test_echo_is_outbound_from_the_phone_app_and_marks_human_takeover(client, nu
     assert contact.human_takeover_at == ts(1790001200)
     # Echoes never open the customer-service window.
     assert contact.last_inbound_at is None
-    config = Config.objects.get(pk=numbers["B"].pk)
+    config = PhoneNumber.objects.get(pk=numbers["B"].pk)
     assert (config.messages_in_count, config.messages_out_count) == (0, 1)
 
 
@@ -263,7 +263,7 @@ def test_inbound_edit_updates_the_original_text(client, numbers, edit_first):
     assert original.body == "Ainda disponível? (editado)"
     assert original.edited_at == ts(1790000150)
     assert original.raw["text"]["body"].startswith("Olá!")
-    assert Config.objects.get(pk=numbers["A"].pk).messages_in_count == 1
+    assert PhoneNumber.objects.get(pk=numbers["A"].pk).messages_in_count == 1
 
 
 @pytest.mark.parametrize("type_,content,body,media_id", [
@@ -355,7 +355,7 @@ def test_system_user_changed_user_id_message(client, numbers):
     contact = Contact.objects.get()
     assert contact.user_id == "BR.1111111111111111111"
     assert contact.messages.count() == 2
-    assert Config.objects.get(pk=numbers["A"].pk).messages_in_count == 1
+    assert PhoneNumber.objects.get(pk=numbers["A"].pk).messages_in_count == 1
 
 
 def test_template_status_updates_are_stored_per_template(client, numbers):
@@ -373,11 +373,11 @@ def test_template_status_updates_are_stored_per_template(client, numbers):
 
 def test_quality_update_matches_display_number_and_waba(client, numbers):
     deliver(client, load("phone_number_quality_update_throughput_upgrade.json"))
-    config = Config.objects.get(pk=numbers["A"].pk)
+    config = PhoneNumber.objects.get(pk=numbers["A"].pk)
     assert config.quality_event == "THROUGHPUT_UPGRADE"
     assert config.messaging_limit == "TIER_UNLIMITED"
     assert config.quality_event_at == ts(1790007000)
-    assert Config.objects.get(pk=numbers["B"].pk).quality_event == ""
+    assert PhoneNumber.objects.get(pk=numbers["B"].pk).quality_event == ""
 
 
 def test_quality_update_for_an_unknown_number_is_stored_only(client):
@@ -421,7 +421,7 @@ def test_support_sees_leads_parked_deliveries_and_sync_progress_in_the_admin(cli
     deliver(client, load("history_phase0_chunk1.json"))
     deliver(client, load("message_template_status_update_rejected.json"))
     deliver(client, load("messages_status_read.json"))
-    Config.objects.filter(pk=numbers["A"].pk).update(status=Config.Status.PENDING)
+    PhoneNumber.objects.filter(pk=numbers["A"].pk).update(status=PhoneNumber.Status.PENDING)
     deliver(client, load("messages_text_inbound.json"), expect=WebhookLog.Status.PARKED)
     staff = get_user_model().objects.create_superuser("support", "s@x.test", "pw-123456789")
     client.force_login(staff)

@@ -6,11 +6,11 @@ import random
 import pytest
 from django.db import transaction
 
-from whatsapp.models import Config, Message, WebhookLog
-from whatsapp.onboarding.connections import config_configured
+from whatsapp.models import Message, PhoneNumber, WebhookLog
+from whatsapp.onboarding.connections import number_configured
 from whatsapp.webhooks.process import webhook_process
 
-from .factories import ConfigFactory, ConnectionFactory, fixture_numbers
+from .factories import ConnectionFactory, PhoneNumberFactory, fixture_numbers
 from .ingest_support import canonical_dump, deliver
 from .meta import PAYLOADS_DIR, load, post_signed
 from .test_ingest_messages import WAMID_TEXT, _edit
@@ -27,8 +27,11 @@ RUNS = int(os.environ.get("INGEST_PROPERTY_RUNS", "8"))
 def test_delivery_for_a_number_not_configured_yet_is_parked_then_processed(
     client, django_capture_on_commit_callbacks
 ):
-    config = ConfigFactory(phone_number_id="304000000000101", status=Config.Status.CONFIGURING,
-                           connection__waba_id="102000000000101")
+    config = PhoneNumberFactory(
+        phone_number_id="304000000000101",
+        status=PhoneNumber.Status.CONFIGURING,
+        connection__waba_id="102000000000101",
+    )
     log = deliver(client, load("messages_text_inbound.json"), expect=WebhookLog.Status.PARKED)
     assert log.parked_phone_number_id == "304000000000101"
     assert "not configured yet" in log.last_error
@@ -36,11 +39,11 @@ def test_delivery_for_a_number_not_configured_yet_is_parked_then_processed(
     # Parked rows are not retried by the sweeper: they wait for their number.
     assert not WebhookLog.objects.due().exists()
 
-    config.status = Config.Status.CONFIGURED
+    config.status = PhoneNumber.Status.CONFIGURED
     config.save()
     # The pipeline's last step for a number: deliveries parked for it are re-queued.
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        config_configured(config)
+        number_configured(config)
     assert len(callbacks) == 1
     log.refresh_from_db()
     assert (log.status, log.parked_phone_number_id, log.attempts) == ("received", "", 0)
@@ -65,21 +68,22 @@ def test_delivery_for_a_number_nobody_owns_is_kept_visible_to_support(client):
 
 
 def test_orphan_connection_number_is_parked(client):
-    ConfigFactory(phone_number_id="304000000000101", connection__organization=None,
-                  organization=None)
+    PhoneNumberFactory(
+        phone_number_id="304000000000101", connection__organization=None, organization=None
+    )
     log = deliver(client, load("messages_text_inbound.json"), expect=WebhookLog.Status.PARKED)
     assert "belongs to no organization" in log.last_error
 
 
 def test_delivery_touching_two_numbers_parks_whole_until_both_are_configured(client):
     numbers = fixture_numbers()
-    Config.objects.filter(pk=numbers["B"].pk).update(status=Config.Status.PENDING)
+    PhoneNumber.objects.filter(pk=numbers["B"].pk).update(status=PhoneNumber.Status.PENDING)
     log = deliver(client, load("messages_batched.json"), expect=WebhookLog.Status.PARKED)
     assert log.parked_phone_number_id == "304000000000202"
     # Nothing of number A's part was applied either: one transaction per delivery.
     assert Message.objects.count() == 0
 
-    Config.objects.filter(pk=numbers["B"].pk).update(status=Config.Status.CONFIGURED)
+    PhoneNumber.objects.filter(pk=numbers["B"].pk).update(status=PhoneNumber.Status.CONFIGURED)
     assert len(WebhookLog.objects.unpark(phone_number_id="304000000000202")) == 1
     assert webhook_process(log.pk) == WebhookLog.Status.PROCESSED
     assert Message.objects.count() == 2
@@ -94,6 +98,7 @@ def test_unpark_only_touches_its_number(client):
 
 # --- Exactly once, whatever the order ---------------------------------------------------------
 
+
 def all_deliveries() -> list[dict]:
     bodies = [load(name) for name in FIXTURES]
     bodies.append(_edit(WAMID_TEXT, "wamid.EDIT1", "Ainda disponível? (editado)", 1790000150))
@@ -105,12 +110,19 @@ def ingest(client, bodies: list[dict]) -> dict:
     """Inside a savepoint that is rolled back: returns the canonical dump of one run."""
     with transaction.atomic():
         # Outbound messages the statuses refer to (sent through the API before the webhooks).
-        a = Config.objects.get(phone_number_id="304000000000101")
-        for wamid in ("wamid.GA1PVVQtQS0wMDAxFQIAEhgUT1VULUEtMDAwMQ==",
-                      "wamid.GA1PVVQtQS0wMDAzFQIAEhgUT1VULUEtMDAwMw=="):
-            Message.objects.create(organization=a.organization, config=a, wamid=wamid,
-                                   direction="outbound", type="text",
-                                   timestamp="2026-09-21T00:00:00Z")
+        a = PhoneNumber.objects.get(phone_number_id="304000000000101")
+        for wamid in (
+            "wamid.GA1PVVQtQS0wMDAxFQIAEhgUT1VULUEtMDAwMQ==",
+            "wamid.GA1PVVQtQS0wMDAzFQIAEhgUT1VULUEtMDAwMw==",
+        ):
+            Message.objects.create(
+                organization=a.organization,
+                config=a,
+                wamid=wamid,
+                direction="outbound",
+                type="text",
+                timestamp="2026-09-21T00:00:00Z",
+            )
         for body in bodies:
             assert post_signed(client, body).status_code == 200
             log_id = WebhookLog.objects.latest("id").pk

@@ -2,7 +2,7 @@ import pytest
 
 from whatsapp.models import AnalyticsEvent, FeatureFlag, FeatureFlagOverride, flags
 
-from .factories import ConfigFactory, ConnectionFactory, OrganizationFactory
+from .factories import ConnectionFactory, OrganizationFactory, PhoneNumberFactory
 
 pytestmark = pytest.mark.django_db
 PAGE = "/dashboard/settings/whatsapp"
@@ -31,7 +31,7 @@ def test_setup_screen_viewed_is_recorded_once_per_day(client, admin_user):
 
 
 def test_connected_page_shows_the_green_card(client, admin_user, org):
-    ConfigFactory(connection=ConnectionFactory(organization=org))
+    PhoneNumberFactory(connection=ConnectionFactory(organization=org))
     client.force_login(admin_user)
     html = client.get(PAGE).content.decode()
     assert "WhatsApp conectado" in html

@@ -10,7 +10,7 @@ import responses
 from django.utils import timezone
 
 from audit.models import AuditLog
-from whatsapp.models import AnalyticsEvent, Config, Connection, Onboarding
+from whatsapp.models import AnalyticsEvent, Connection, Onboarding, PhoneNumber
 from whatsapp.onboarding.pipeline import pipeline_run
 
 from .factories import MembershipFactory, OnboardingFactory
@@ -79,9 +79,9 @@ def test_cloud_api_finish_binds_registers_and_connects(api, onboarding, org, gra
     connection.refresh_from_db()
     assert connection.status == Connection.Status.CONNECTED
     assert connection.subscribed_at is not None
-    config = Config.objects.get()
-    assert config.status == Config.Status.CONFIGURED
-    assert config.registration_status == Config.RegistrationStatus.REGISTERED
+    config = PhoneNumber.objects.get()
+    assert config.status == PhoneNumber.Status.CONFIGURED
+    assert config.registration_status == PhoneNumber.RegistrationStatus.REGISTERED
     pin = json.loads(calls(graph, "POST", "/register$")[0].request.body)["pin"]
     assert re.fullmatch(r"\d{6}", pin) and config.get_pin() == pin
     assert pin not in config.registration_pin_encrypted
@@ -107,10 +107,10 @@ def test_coexistence_syncs_contacts_then_history_once_and_never_registers(api, o
     assert pipeline_run(connection_id) == "done"
     assert pipeline_run(connection_id) == "done"
 
-    config = Config.objects.get()
-    assert config.registration_status == Config.RegistrationStatus.NOT_NEEDED
-    assert config.contacts_sync_status == Config.SyncStatus.REQUESTED
-    assert config.history_sync_status == Config.SyncStatus.REQUESTED
+    config = PhoneNumber.objects.get()
+    assert config.registration_status == PhoneNumber.RegistrationStatus.NOT_NEEDED
+    assert config.contacts_sync_status == PhoneNumber.SyncStatus.REQUESTED
+    assert config.history_sync_status == PhoneNumber.SyncStatus.REQUESTED
     assert config.contacts_sync_request_id == "req-1"
     sync_calls = calls(graph, "POST", "/smb_app_data$")
     assert [json.loads(c.request.body)["sync_type"] for c in sync_calls] == [
@@ -128,8 +128,8 @@ def test_sync_interrupted_mid_call_is_not_retried_blindly(api, onboarding, graph
                            phone="").json()["connection_id"]
     pipeline_run(connection_id)
     pipeline_run(connection_id)
-    config = Config.objects.get()
-    assert config.contacts_sync_status == Config.SyncStatus.UNKNOWN
+    config = PhoneNumber.objects.get()
+    assert config.contacts_sync_status == PhoneNumber.SyncStatus.UNKNOWN
     assert len(calls(graph, "POST", "/smb_app_data$")) == 1
 
 
@@ -148,16 +148,16 @@ def test_two_numbers_wait_for_the_admin_to_choose(api, onboarding, graph):
                         format="json")
     assert response.status_code == 200
     assert pipeline_run(connection_id) == "done"
-    assert Config.objects.get(phone_number_id=PHONE2).status == Config.Status.CONFIGURED
-    assert Config.objects.get(phone_number_id=PHONE).status == Config.Status.PENDING
+    assert PhoneNumber.objects.get(phone_number_id=PHONE2).status == PhoneNumber.Status.CONFIGURED
+    assert PhoneNumber.objects.get(phone_number_id=PHONE).status == PhoneNumber.Status.PENDING
     assert [c.request.url.split("?")[0] for c in calls(graph, "POST", "/register$")] == [
         f"{G}/{PHONE2}/register"]
 
 
 def test_select_phone_of_another_org_is_404(api, graph):
     other = MembershipFactory()
-    from .factories import ConfigFactory, ConnectionFactory
-    ConfigFactory(connection=ConnectionFactory(organization=other.organization, waba_id="555"),
+    from .factories import ConnectionFactory, PhoneNumberFactory
+    PhoneNumberFactory(connection=ConnectionFactory(organization=other.organization, waba_id="555"),
                   phone_number_id="666")
     response = api.post("/api/v1/whatsapp/select-phone", {"wabaId": "555", "phoneId": "666"},
                         format="json")
@@ -173,8 +173,8 @@ def test_registration_limit_133016_is_never_retried(api, onboarding, graph):
     assert pipeline_run(connection_id) == "done"
     assert pipeline_run(connection_id) == "done"
 
-    config = Config.objects.get()
-    assert config.registration_status == Config.RegistrationStatus.BLOCKED
+    config = PhoneNumber.objects.get()
+    assert config.registration_status == PhoneNumber.RegistrationStatus.BLOCKED
     assert "133016" in config.registration_error
     assert len(calls(graph, "POST", "/register$")) == 1
 
@@ -340,7 +340,7 @@ def test_disconnect_then_reconnect(api, org, admin_user, graph):
     old = Connection.objects.get()
     assert old.status == Connection.Status.DISCONNECTED
     assert old.access_token_encrypted == ""
-    assert Config.objects.get().registration_pin_encrypted == ""
+    assert PhoneNumber.objects.get().registration_pin_encrypted == ""
     assert len(calls(graph, "DELETE", "subscribed_apps")) == 1
     assert AuditLog.objects.filter(action=AuditLog.Action.WHATSAPP_DISCONNECTED).count() == 1
     assert AnalyticsEvent.objects.get(name=AnalyticsEvent.Name.DISCONNECTED).properties == {

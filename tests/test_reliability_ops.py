@@ -410,11 +410,11 @@ def test_expire_onboardings_command():
 
 
 def test_rotate_encryption_key_reencrypts_tokens_and_pins(settings):
-    from whatsapp.models import Config
+    from whatsapp.models import PhoneNumber
 
     old_key, new_key = "11" * 32, "22" * 32
     connection = connection_with_token()
-    config = Config.objects.create(connection=connection, phone_number_id="999",
+    config = PhoneNumber.objects.create(connection=connection, phone_number_id="999",
                                    registration_pin_encrypted=crypto.encrypt("654321"))
     settings.TOKEN_ENCRYPTION_KEY, settings.TOKEN_ENCRYPTION_OLD_KEYS = new_key, [old_key]
     dry = run("rotate_encryption_key", "--dry-run")

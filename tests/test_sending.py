@@ -33,7 +33,7 @@ from whatsapp.sending.templates import templates_sync
 from whatsapp.sending.worker import outbound_send
 from whatsapp.webhooks.process import webhook_process
 
-from .factories import ConfigFactory, ContactFactory, ContactIdentityFactory, MembershipFactory
+from .factories import ContactFactory, ContactIdentityFactory, MembershipFactory, PhoneNumberFactory
 from .meta import load, post_signed
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +53,7 @@ def sending_on(settings, org):
 
 @pytest.fixture
 def number(org):
-    config = ConfigFactory(connection__organization=org, connection__waba_id=WABA,
+    config = PhoneNumberFactory(connection__organization=org, connection__waba_id=WABA,
                            phone_number_id=PHONE, display_phone_number="5511940001234")
     config.connection.set_access_token("EAAbusiness-token")
     config.connection.save()
@@ -269,7 +269,7 @@ def test_duplicate_request_sends_once(api, org, number, template, sending_on, gr
 def test_same_key_in_two_organizations_are_two_messages(api, org, number, template, sending_on):
     queue(api, template_body(idempotencyKey="k1"))
     other = MembershipFactory().organization
-    ConfigFactory(connection__organization=other)
+    PhoneNumberFactory(connection__organization=other)
     SendPolicy.objects.create(organization=other, mode="enabled")
     assert OutboundMessage.objects.filter(idempotency_key="k1").count() == 1
 
@@ -488,7 +488,7 @@ def test_status_of_another_org_never_touches_our_send(api, client, org, number, 
                                                       sending_on, graph):
     message = queue(api, template_body())
     outbound_send(message.pk)
-    other = ConfigFactory(connection__organization=MembershipFactory().organization)
+    other = PhoneNumberFactory(connection__organization=MembershipFactory().organization)
     message.refresh_from_db()
     status_webhook(client, wamid="wamid.OTHER", status="read", callback=f"qlk:{message.pk}",
                    phone=other.phone_number_id)
@@ -506,7 +506,7 @@ def test_pacing_holds_under_a_burst_across_workers(settings):
     settings.WHATSAPP_PACING_MAX_WAIT_SECONDS = 30
     membership = MembershipFactory()
     org = membership.organization
-    config = ConfigFactory(connection__organization=org, is_on_biz_app=True)
+    config = PhoneNumberFactory(connection__organization=org, is_on_biz_app=True)
     config.connection.set_access_token("EAAbusiness-token")
     config.connection.save()
     SendPolicy.objects.create(organization=org, mode="enabled")
@@ -574,7 +574,7 @@ def test_pacing_is_shared_across_processes():
 # --- tenancy --------------------------------------------------------------------------------------
 def test_another_organizations_objects_are_404(api, org, number, template, sending_on):
     other = MembershipFactory().organization
-    theirs = ConfigFactory(connection__organization=other)
+    theirs = PhoneNumberFactory(connection__organization=other)
     their_contact = lead(other, phone="5511955555555")
     their_message = OutboundMessage.objects.create(organization=other, config=theirs,
                                                    to="5511955555555", kind="text")
@@ -614,7 +614,7 @@ def test_sync_templates_command_skips_a_failing_waba(org, number):
 
     from django.core.management import call_command
 
-    broken = ConfigFactory(connection__organization=MembershipFactory().organization)
+    broken = PhoneNumberFactory(connection__organization=MembershipFactory().organization)
     broken.connection.set_access_token("EAArevoked")
     broken.connection.save()
     with responses.RequestsMock() as rsps:

@@ -15,7 +15,7 @@ from whatsapp.sending.templates import template_use_set, templates_sync
 from whatsapp.sending.worker import outbound_send
 from whatsapp.webhooks.process import webhook_process
 
-from .factories import ConfigFactory, ConnectionFactory, MembershipFactory
+from .factories import ConnectionFactory, MembershipFactory, PhoneNumberFactory
 from .sandbox.conftest import Sandbox, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +47,7 @@ def tenant(meta, settings):
     connection = ConnectionFactory(organization=org, waba_id=waba)
     connection.set_access_token(token)
     connection.save()
-    config = ConfigFactory(connection=connection, phone_number_id=phone, is_on_biz_app=True)
+    config = PhoneNumberFactory(connection=connection, phone_number_id=phone, is_on_biz_app=True)
     SendPolicy.objects.create(organization=org, mode="enabled")
     templates_sync(connection)
     template_use_set(template=MessageTemplate.objects.get(name="confirmacao_visita"),

@@ -8,11 +8,11 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from whatsapp.models import (
-    Config,
     Connection,
     FeatureFlag,
     FeatureFlagOverride,
     Onboarding,
+    PhoneNumber,
     WebhookLog,
     flags,
 )
@@ -81,16 +81,16 @@ def test_coexistence_success(admin_page, sandbox, worker):
 
     wait_status(page, "connected")
     assert page.get_by_text("WhatsApp conectado").first.is_visible()
-    number = Config.objects.get()
+    number = PhoneNumber.objects.get()
     assert page.locator("#wa-connected-numbers").inner_text().startswith("+55")
     shot(page, "03-connected-coexistence")
 
     connection = Connection.objects.get()
     assert connection.organization == page.organization
     assert connection.is_coexistence is True
-    assert number.registration_status == Config.RegistrationStatus.NOT_NEEDED
-    wait_for(lambda: Config.objects.filter(
-        history_sync_status=Config.SyncStatus.REQUESTED).exists(), timeout=30,
+    assert number.registration_status == PhoneNumber.RegistrationStatus.NOT_NEEDED
+    wait_for(lambda: PhoneNumber.objects.filter(
+        history_sync_status=PhoneNumber.SyncStatus.REQUESTED).exists(), timeout=30,
         message="the history sync request")
     assert sandbox.state()["subscriptions"], "the app must be subscribed to the WABA"
 
@@ -117,10 +117,10 @@ def test_cloud_api_two_numbers_and_a_choice(admin_page, sandbox, worker):
 
     wait_status(page, "connected")
     shot(page, "05-connected-cloud-api")
-    chosen = Config.objects.get(phone_number_id=chosen_id)
-    assert chosen.status == Config.Status.CONFIGURED
-    assert chosen.registration_status == Config.RegistrationStatus.REGISTERED
-    assert Config.objects.exclude(pk=chosen.pk).get().status == Config.Status.PENDING
+    chosen = PhoneNumber.objects.get(phone_number_id=chosen_id)
+    assert chosen.status == PhoneNumber.Status.CONFIGURED
+    assert chosen.registration_status == PhoneNumber.RegistrationStatus.REGISTERED
+    assert PhoneNumber.objects.exclude(pk=chosen.pk).get().status == PhoneNumber.Status.PENDING
 
 
 def test_number_chosen_in_metas_popup_is_used(admin_page, sandbox, worker):
@@ -129,7 +129,7 @@ def test_number_chosen_in_metas_popup_is_used(admin_page, sandbox, worker):
     walk(open_signup(page), CLOUD_TWO)
     wait_status(page, "connected")
     reported = Connection.objects.get().requested_phone_number_id
-    assert Config.objects.get(status=Config.Status.CONFIGURED).phone_number_id == reported
+    assert PhoneNumber.objects.get(status=PhoneNumber.Status.CONFIGURED).phone_number_id == reported
 
 
 def test_cancel_at_a_step(admin_page, sandbox):
@@ -262,7 +262,7 @@ def test_disconnect_and_reconnect(admin_page, sandbox, worker):
     old = Connection.objects.get()
     assert old.status == Connection.Status.DISCONNECTED and old.access_token_encrypted == ""
 
-    first_number = Config.objects.get().phone_number_id
+    first_number = PhoneNumber.objects.get().phone_number_id
     walk(open_signup(page, "Reconectar"), COEXISTENCE, existing_business=business_id,
          existing_waba=waba_id)
     # The same WABA now holds the old number and the one just connected: the admin picks.
@@ -272,5 +272,5 @@ def test_disconnect_and_reconnect(admin_page, sandbox, worker):
     wait_status(page, "connected")
     live = Connection.objects.active().get()
     assert live.waba_id == waba_id and live.pk != old.pk
-    assert Config.objects.get(phone_number_id=first_number).connection == live
+    assert PhoneNumber.objects.get(phone_number_id=first_number).connection == live
     shot(page, "12-reconnected")

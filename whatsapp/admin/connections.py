@@ -16,13 +16,13 @@ from organizations.services import organization_by_id
 from whatsapp.backoffice import dashboard
 from whatsapp.models import (
     AnalyticsEvent,
-    Config,
     Connection,
     FeatureFlag,
     FeatureFlagOverride,
     Message,
     Onboarding,
     OrphanConnection,
+    PhoneNumber,
     WebhookLog,
 )
 from whatsapp.onboarding import connections
@@ -40,8 +40,8 @@ class OnboardingAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
-class ConfigInline(ReadOnlyInline):
-    model = Config
+class PhoneNumberInline(ReadOnlyInline):
+    model = PhoneNumber
     fields = ["phone_number_id", "display_phone_number", "verified_name", "status",
               "quality_rating", "is_on_biz_app"]
 
@@ -54,7 +54,7 @@ class ConnectionAdmin(ReadOnlyAdmin):
                     "is_coexistence", "subscribed", "connected_at", "last_webhook_at"]
     list_filter = ["status", "token_status", "is_coexistence"]
     search_fields = ["waba_id", "owner_business_id", "organization__name"]
-    inlines = [ConfigInline]
+    inlines = [PhoneNumberInline]
     actions = ["check_token", "rerun_pipeline", "disconnect_selected"]
     # The token itself is never shown: only whether one is stored and its health.
     readonly_fields = ["organization", "status", "waba_id", "owner_business_id",
@@ -99,7 +99,7 @@ class ConnectionAdmin(ReadOnlyAdmin):
              _("contacts"), c.get_contacts_sync_status_display(),
              _("history"), c.get_history_sync_status_display(),
              format_html(" <em>({})</em>", c.sync_error) if c.sync_error else "")
-            for c in obj.configs.all()
+            for c in obj.phone_numbers.all()
         ))
         return format_html("<ul>{}</ul>", rows) if rows else "—"
 
@@ -196,8 +196,8 @@ class OrphanConnectionAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/whatsapp/claim_orphan.html", context)
 
 
-@admin.register(Config)
-class ConfigAdmin(ReadOnlyAdmin):
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(ReadOnlyAdmin):
     list_display = ["display_phone_number", "phone_number_id", "organization", "status",
                     "quality_rating", "is_on_biz_app"]
     list_filter = ["status", "is_on_biz_app", "quality_rating"]

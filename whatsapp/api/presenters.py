@@ -4,7 +4,7 @@ message, and the details (never a token)."""
 from django.utils.translation import gettext as _
 
 from organizations.models import Organization
-from whatsapp.models import Config, Connection, Onboarding
+from whatsapp.models import Connection, Onboarding, PhoneNumber
 
 STATUS_MESSAGES = {
     "not_connected": lambda c: _("WhatsApp is not connected."),
@@ -25,7 +25,7 @@ def connection_status_for(organization: Organization) -> dict:
     """What the settings page shows: one status, its pt-BR message, and the details."""
     connection = (
         Connection.objects.filter(organization=organization)
-        .prefetch_related("configs").order_by("-created_at").first()
+        .prefetch_related("phone_numbers").order_by("-created_at").first()
     )
     onboarding = Onboarding.objects.filter(organization=organization).first()
     live = connection is not None and connection.status != Connection.Status.DISCONNECTED
@@ -71,11 +71,11 @@ def _connection_json(connection: Connection) -> dict:
         "disconnectedAt": connection.disconnected_at,
         "disconnectReason": connection.disconnect_reason,
         "lastWebhookAt": connection.last_webhook_at,
-        "phoneNumbers": [config_json(c) for c in connection.configs.all()],
+        "phoneNumbers": [phone_number_json(c) for c in connection.phone_numbers.all()],
     }
 
 
-def config_json(config: Config) -> dict:
+def phone_number_json(config: PhoneNumber) -> dict:
     return {
         "phoneNumberId": config.phone_number_id,
         "wabaId": config.connection.waba_id,

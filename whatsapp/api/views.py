@@ -11,14 +11,14 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from whatsapp.models import AnalyticsEvent, Config, Connection
+from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber
 from whatsapp.onboarding import attribution, connections, signup
 from whatsapp.onboarding.analytics import analytics_record
 from whatsapp.onboarding.signup import OnboardingError
 from whatsapp.webhooks import intake
 from whatsapp.webhooks.signatures import is_valid_signature
 
-from .presenters import config_json, connection_status_for
+from .presenters import connection_status_for, phone_number_json
 from .serializers import (
     DisconnectSerializer,
     EmbeddedSignupCallbackSerializer,
@@ -115,10 +115,10 @@ def connection_disconnect(request: Request) -> Response:
 @extend_schema(summary="The organization's phone numbers")
 @api_view(["GET"])
 def phone_numbers(request: Request) -> Response:
-    configs = (Config.objects.filter(organization=request.organization)
+    phone_numbers = (PhoneNumber.objects.filter(organization=request.organization)
                .exclude(connection__status=Connection.Status.DISCONNECTED)
                .select_related("connection"))
-    return Response({"phoneNumbers": [config_json(c) for c in configs]})
+    return Response({"phoneNumbers": [phone_number_json(c) for c in phone_numbers]})
 
 
 @extend_schema(request=SelectPhoneSerializer,
@@ -133,7 +133,7 @@ def select_phone(request: Request) -> Response:
         )
     except OnboardingError as exc:
         return _onboarding_error(exc)
-    return Response({"success": True, "phoneNumber": config_json(config)})
+    return Response({"success": True, "phoneNumber": phone_number_json(config)})
 
 
 # Each onboarding error code answers one status, chosen here (the domain only names the error).

@@ -17,26 +17,33 @@ def webhook_counts(*, organization=None) -> dict[str, int]:
 
 def whatsapp_status(organization) -> dict:
     """What support needs to know about one organization's WhatsApp, in one JSON object."""
-    connections = Connection.objects.filter(organization=organization).prefetch_related("configs")
+    connections = Connection.objects.filter(organization=organization).prefetch_related(
+        "phone_numbers"
+    )
     last_onboarding = Onboarding.objects.filter(organization=organization).first()
     return {
         "organization_id": str(organization.pk),
         "organization": organization.slug,
         "connections": [
             {
-                "id": str(c.pk), "waba_id": c.waba_id, "status": c.status,
+                "id": str(c.pk),
+                "waba_id": c.waba_id,
+                "status": c.status,
                 "token_status": c.token_status,
                 "token_expires_at": _iso(c.token_expires_at),
                 "token_checked_at": _iso(c.token_checked_at),
                 "connected_at": _iso(c.connected_at),
                 "last_webhook_at": _iso(c.last_webhook_at),
-                "phone_numbers": [p.display_phone_number or p.phone_number_id
-                                  for p in c.configs.all()],
+                "phone_numbers": [
+                    p.display_phone_number or p.phone_number_id for p in c.phone_numbers.all()
+                ],
                 "error": c.error_message,
             }
             for c in connections
         ],
-        "last_onboarding": None if last_onboarding is None else {
+        "last_onboarding": None
+        if last_onboarding is None
+        else {
             "status": last_onboarding.effective_status,
             "created_at": _iso(last_onboarding.created_at),
             "expires_at": _iso(last_onboarding.expires_at),
@@ -50,16 +57,25 @@ def platform_status() -> dict:
     active = Connection.objects.active()
     webhooks = webhook_counts()
     return {
-        "connections": dict(active.values_list("status").annotate(n=Count("pk"))
-                            .values_list("status", "n")),
+        "connections": dict(
+            active.values_list("status").annotate(n=Count("pk")).values_list("status", "n")
+        ),
         "orphans": Connection.objects.orphans().count(),
-        "tokens": dict(active.values_list("token_status").annotate(n=Count("pk"))
-                       .values_list("token_status", "n")),
+        "tokens": dict(
+            active.values_list("token_status")
+            .annotate(n=Count("pk"))
+            .values_list("token_status", "n")
+        ),
         "webhooks": webhooks,
         # Derived from the counts above rather than a second query over the whole log.
-        "webhook_backlog": sum(webhooks[s] for s in (WebhookLog.Status.RECEIVED,
-                                                     WebhookLog.Status.FAILED,
-                                                     WebhookLog.Status.PROCESSING)),
+        "webhook_backlog": sum(
+            webhooks[s]
+            for s in (
+                WebhookLog.Status.RECEIVED,
+                WebhookLog.Status.FAILED,
+                WebhookLog.Status.PROCESSING,
+            )
+        ),
     }
 
 

@@ -18,10 +18,10 @@ from whatsapp.core.payloads import (
 )
 from whatsapp.core.phones import at
 from whatsapp.models import (
-    Config,
     Contact,
     Message,
     MessageStatus,
+    PhoneNumber,
 )
 
 from .contacts import BATCH, ContactBook, chunks, contacts_change_user_id, later, sighting
@@ -71,7 +71,7 @@ def messages_store(route_: Route, rows: list[Message]) -> list[Message]:
         existing.update({m.wamid: m for m in Message.objects.filter(wamid__in=batch).only(
             "id", "wamid", "type", "status", "media_id", "body", "raw")})
     new = [row for wamid, row in unique.items() if wamid not in existing]
-    # The Config lock makes this the only writer of these wamids for this number; a wamid
+    # The PhoneNumber lock makes this the only writer of these wamids for this number; a wamid
     # stored through another number (never expected) is simply not duplicated.
     Message.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
     for wamid, old in existing.items():
@@ -102,7 +102,7 @@ def apply_stored_statuses(wamids: list[str]) -> None:
     """Sets each message's status to the highest-ranked one recorded (never lower).
 
     Whoever inserts a message calls this for it (statuses may have arrived first), under the
-    number's Config row lock as webhook processing holds it.
+    number's PhoneNumber row lock as webhook processing holds it.
     """
     _apply_best_statuses(st for batch in chunks(wamids)
                          for st in MessageStatus.objects.filter(wamid__in=batch))
@@ -172,7 +172,7 @@ def _count(route_: Route, new: list[Message]) -> None:
     config.messages_in_count += sum(m.direction == Message.Direction.INBOUND for m in counted)
     config.messages_out_count += sum(m.direction == Message.Direction.OUTBOUND for m in counted)
     config.last_message_at = later(config.last_message_at, max(m.timestamp for m in counted))
-    Config.objects.filter(pk=config.pk).update(
+    PhoneNumber.objects.filter(pk=config.pk).update(
         messages_in_count=config.messages_in_count,
         messages_out_count=config.messages_out_count,
         last_message_at=config.last_message_at,

@@ -9,17 +9,17 @@ from whatsapp.core.payloads import (
 )
 from whatsapp.core.phones import at, normalize_phone
 from whatsapp.models import (
-    Config,
     Connection,
+    PhoneNumber,
 )
 
 logger = logging.getLogger(__name__)
 
 
-def quality_update_apply(update: QualityUpdate) -> Config | None:
+def quality_update_apply(update: QualityUpdate) -> PhoneNumber | None:
     """Matched by display number + WABA (the value has no phone_number_id); newest wins."""
     wanted = normalize_phone(update.display_phone_number)
-    candidates = Config.objects.select_for_update(of=("self",)).filter(
+    candidates = PhoneNumber.objects.select_for_update(of=("self",)).filter(
         Q(connection__waba_id=update.waba_id),
         ~Q(connection__status=Connection.Status.DISCONNECTED),
     ).order_by("phone_number_id")

@@ -11,8 +11,8 @@ from whatsapp.core.payloads import (
     phone_number_ids,
 )
 from whatsapp.models import (
-    Config,
     Connection,
+    PhoneNumber,
 )
 
 
@@ -27,7 +27,7 @@ class Parked(Exception):
 
 @dataclass
 class Route:
-    config: Config
+    config: PhoneNumber
     organization_id: int
 
 
@@ -41,14 +41,14 @@ def route(ctx, phone_number_id: str) -> Route:
     if ctx.routes is None:
         ctx.routes = {}
         ids = phone_number_ids(ctx.delivery.changes)
-        configs = {
+        phone_numbers = {
             c.phone_number_id: c
-            for c in Config.objects.select_for_update(of=("self",))
+            for c in PhoneNumber.objects.select_for_update(of=("self",))
             .select_related("connection").filter(phone_number_id__in=ids)
             .order_by("phone_number_id")
         }
         for pnid in ids:
-            ctx.routes[pnid] = _route_or_park(pnid, configs.get(pnid))
+            ctx.routes[pnid] = _route_or_park(pnid, phone_numbers.get(pnid))
         if ctx.routes:
             ctx.attribute(ctx.routes[ids[0]].organization_id)
     if phone_number_id not in ctx.routes:
@@ -56,14 +56,14 @@ def route(ctx, phone_number_id: str) -> Route:
     return ctx.routes[phone_number_id]
 
 
-def _route_or_park(pnid: str, config: Config | None) -> Route:
+def _route_or_park(pnid: str, config: PhoneNumber | None) -> Route:
     if config is None:
         raise Parked(pnid, f"phone number {pnid} is unknown: no connection owns it yet")
     organization_id = config.organization_id or config.connection.organization_id
     if organization_id is None or config.connection.status == Connection.Status.DISCONNECTED:
         raise Parked(pnid, f"phone number {pnid} belongs to no organization "
                            f"(connection {config.connection.status})")
-    if config.status != Config.Status.CONFIGURED:
+    if config.status != PhoneNumber.Status.CONFIGURED:
         raise Parked(pnid, f"phone number {pnid} is not configured yet ({config.status})")
     return Route(config=config, organization_id=organization_id)
 

@@ -15,7 +15,7 @@ from .conversations import (
     MessageStatus,
 )
 from .flags import AnalyticsEvent, FeatureFlag, FeatureFlagOverride
-from .numbers import Config
+from .numbers import PhoneNumber
 from .onboarding import Onboarding
 from .sending import (
     MessageTemplate,
@@ -28,9 +28,26 @@ from .sending import (
 from .webhooks import WebhookLog, WebhookLogQuerySet
 
 __all__ = [
-    "AnalyticsEvent", "Config", "Connection", "ConnectionQuerySet", "Contact", "ContactIdentity",
-    "FeatureFlag", "FeatureFlagOverride", "HistoryChunk", "HistorySync", "Message",
-    "MessageStatus", "MessageTemplate", "Onboarding", "OrphanConnection", "OutboundEvent",
-    "OutboundMessage", "SendMode", "SendPolicy", "TemplateStatusEvent", "WebhookLog",
+    "AnalyticsEvent",
+    "PhoneNumber",
+    "Connection",
+    "ConnectionQuerySet",
+    "Contact",
+    "ContactIdentity",
+    "FeatureFlag",
+    "FeatureFlagOverride",
+    "HistoryChunk",
+    "HistorySync",
+    "Message",
+    "MessageStatus",
+    "MessageTemplate",
+    "Onboarding",
+    "OrphanConnection",
+    "OutboundEvent",
+    "OutboundMessage",
+    "SendMode",
+    "SendPolicy",
+    "TemplateStatusEvent",
+    "WebhookLog",
     "WebhookLogQuerySet",
 ]

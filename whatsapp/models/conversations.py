@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from .numbers import Config
+from .numbers import PhoneNumber
 
 
 class Message(models.Model):
@@ -25,7 +25,7 @@ class Message(models.Model):
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="whatsapp_messages",
     )
-    config = models.ForeignKey(Config, null=True, blank=True, on_delete=models.SET_NULL,
+    config = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="messages")
     wamid = models.CharField(max_length=255, unique=True)
     direction = models.CharField(max_length=10, choices=Direction)
@@ -196,7 +196,7 @@ class MessageStatus(models.Model):
 
     organization = models.ForeignKey("organizations.Organization", null=True, blank=True,
                                      on_delete=models.SET_NULL, related_name="+")
-    config = models.ForeignKey(Config, null=True, blank=True, on_delete=models.SET_NULL,
+    config = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="+")
     wamid = models.CharField(max_length=255)
     status = models.CharField(_("status"), max_length=16)
@@ -231,10 +231,15 @@ class HistorySync(models.Model):
         COMPLETED = "completed", _("Completed")
         DECLINED = "declined", _("Declined by the business")
 
-    config = models.OneToOneField(Config, on_delete=models.CASCADE, related_name="history_sync",
-                                  verbose_name=_("phone number"))
-    status = models.CharField(_("status"), max_length=16, choices=Status,
-                              default=Status.IN_PROGRESS)
+    config = models.OneToOneField(
+        PhoneNumber,
+        on_delete=models.CASCADE,
+        related_name="history_sync",
+        verbose_name=_("phone number"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status, default=Status.IN_PROGRESS
+    )
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     phase = models.PositiveSmallIntegerField(_("latest phase"), default=0)
     chunks_received = models.PositiveIntegerField(_("chunks received"), default=0)
@@ -256,7 +261,7 @@ class HistorySync(models.Model):
 class HistoryChunk(models.Model):
     """One `history` chunk received, per (phone number, phase, chunk_order)."""
 
-    config = models.ForeignKey(Config, on_delete=models.CASCADE, related_name="history_chunks")
+    config = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="history_chunks")
     phone_number_id = models.CharField(max_length=64)
     phase = models.PositiveSmallIntegerField(_("phase"))
     chunk_order = models.PositiveIntegerField(_("chunk order"))
@@ -269,8 +274,9 @@ class HistoryChunk(models.Model):
         db_table = "whatsapp_history_chunks"
         ordering = ["phone_number_id", "phase", "chunk_order"]
         constraints = [
-            models.UniqueConstraint(fields=["phone_number_id", "phase", "chunk_order"],
-                                    name="uniq_history_chunk"),
+            models.UniqueConstraint(
+                fields=["phone_number_id", "phase", "chunk_order"], name="uniq_history_chunk"
+            ),
         ]
         verbose_name = _("history chunk")
         verbose_name_plural = _("history chunks")

@@ -8,7 +8,7 @@ from whatsapp.core import crypto
 from .connections import Connection
 
 
-class Config(models.Model):
+class PhoneNumber(models.Model):
     """One phone number of a connection (seed table `whatsapp_configs`)."""
 
     class Status(models.TextChoices):
@@ -35,11 +35,19 @@ class Config(models.Model):
         FAILED = "failed", _("Failed")
         EXPIRED = "expired", _("24 h window missed")
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="configs",
-                                   verbose_name=_("connection"))
+    connection = models.ForeignKey(
+        Connection,
+        on_delete=models.CASCADE,
+        related_name="phone_numbers",
+        verbose_name=_("connection"),
+    )
     organization = models.ForeignKey(
-        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="whatsapp_configs", verbose_name=_("organization"),
+        "organizations.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="whatsapp_configs",
+        verbose_name=_("organization"),
     )
     phone_number_id = models.CharField(_("phone number id"), max_length=64, unique=True)
     display_phone_number = models.CharField(_("display number"), max_length=32, blank=True)
@@ -51,19 +59,23 @@ class Config(models.Model):
     is_on_biz_app = models.BooleanField(_("WhatsApp Business app (coexistence)"), default=False)
     registration_pin_encrypted = models.TextField(blank=True, editable=False)
     registration_status = models.CharField(
-        _("registration"), max_length=16, choices=RegistrationStatus,
+        _("registration"),
+        max_length=16,
+        choices=RegistrationStatus,
         default=RegistrationStatus.NOT_NEEDED,
     )
     registration_attempts = models.PositiveSmallIntegerField(_("registration attempts"), default=0)
     registration_error = models.TextField(_("registration error"), blank=True)
     registered_at = models.DateTimeField(_("registered at"), null=True, blank=True)
     # Coexistence sync (smb_app_data): each sync type may be requested only once per onboarding.
-    contacts_sync_status = models.CharField(_("contacts sync"), max_length=16,
-                                            choices=SyncStatus, default=SyncStatus.NOT_NEEDED)
+    contacts_sync_status = models.CharField(
+        _("contacts sync"), max_length=16, choices=SyncStatus, default=SyncStatus.NOT_NEEDED
+    )
     contacts_sync_request_id = models.CharField(max_length=128, blank=True)
     contacts_sync_requested_at = models.DateTimeField(null=True, blank=True)
-    history_sync_status = models.CharField(_("history sync"), max_length=16,
-                                           choices=SyncStatus, default=SyncStatus.NOT_NEEDED)
+    history_sync_status = models.CharField(
+        _("history sync"), max_length=16, choices=SyncStatus, default=SyncStatus.NOT_NEEDED
+    )
     history_sync_request_id = models.CharField(max_length=128, blank=True)
     history_sync_requested_at = models.DateTimeField(null=True, blank=True)
     sync_error = models.TextField(_("sync error"), blank=True)
@@ -88,14 +100,21 @@ class Config(models.Model):
 
     def reset_for_new_connection(self) -> None:
         """Forgets the setup done under a previous (disconnected) connection."""
-        S, R = Config.SyncStatus, Config.RegistrationStatus
-        Config.objects.filter(pk=self.pk).update(
-            status=Config.Status.PENDING, registration_status=R.NOT_NEEDED,
-            registration_attempts=0, registration_error="", registered_at=None,
-            registration_pin_encrypted="", contacts_sync_status=S.NOT_NEEDED,
-            contacts_sync_request_id="", contacts_sync_requested_at=None,
-            history_sync_status=S.NOT_NEEDED, history_sync_request_id="",
-            history_sync_requested_at=None, sync_error="",
+        S, R = PhoneNumber.SyncStatus, PhoneNumber.RegistrationStatus
+        PhoneNumber.objects.filter(pk=self.pk).update(
+            status=PhoneNumber.Status.PENDING,
+            registration_status=R.NOT_NEEDED,
+            registration_attempts=0,
+            registration_error="",
+            registered_at=None,
+            registration_pin_encrypted="",
+            contacts_sync_status=S.NOT_NEEDED,
+            contacts_sync_request_id="",
+            contacts_sync_requested_at=None,
+            history_sync_status=S.NOT_NEEDED,
+            history_sync_request_id="",
+            history_sync_requested_at=None,
+            sync_error="",
         )
 
     def set_pin(self, pin: str) -> None:

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .connections import Connection
-from .numbers import Config
+from .numbers import PhoneNumber
 
 
 class TemplateStatusEvent(models.Model):
@@ -165,15 +165,30 @@ class OutboundMessage(models.Model):
         "organizations.Organization", on_delete=models.CASCADE, related_name="outbound_messages",
         verbose_name=_("organization"),
     )
-    config = models.ForeignKey(Config, on_delete=models.PROTECT, related_name="outbound_messages",
-                               verbose_name=_("phone number"))
-    contact = models.ForeignKey("Contact", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="outbound_messages", verbose_name=_("contact"))
+    config = models.ForeignKey(
+        PhoneNumber,
+        on_delete=models.PROTECT,
+        related_name="outbound_messages",
+        verbose_name=_("phone number"),
+    )
+    contact = models.ForeignKey(
+        "Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outbound_messages",
+        verbose_name=_("contact"),
+    )
     to = models.CharField(_("recipient"), max_length=32)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind)
-    template = models.ForeignKey(MessageTemplate, null=True, blank=True,
-                                 on_delete=models.SET_NULL, related_name="+",
-                                 verbose_name=_("template"))
+    template = models.ForeignKey(
+        MessageTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("template"),
+    )
     template_name = models.CharField(_("template"), max_length=512, blank=True)
     template_language = models.CharField(_("language"), max_length=16, blank=True)
     use = models.CharField(_("use"), max_length=64, blank=True)
@@ -183,22 +198,34 @@ class OutboundMessage(models.Model):
     automated = models.BooleanField(_("automated"), default=False)
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, blank=True)
     request_hash = models.CharField(max_length=64, blank=True, editable=False)
-    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED,
-                              db_index=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status, default=Status.QUEUED, db_index=True
+    )
     status_reason = models.TextField(_("reason"), blank=True)
     # Who queued it.
     actor = models.CharField(_("queued by"), max_length=16, choices=Actor, default=Actor.SYSTEM)
-    queued_by_user = models.ForeignKey("auth.User", null=True, blank=True,
-                                       on_delete=models.SET_NULL, related_name="+",
-                                       verbose_name=_("user"))
-    queued_by_token = models.ForeignKey("organizations.ApiToken", null=True, blank=True,
-                                        on_delete=models.SET_NULL, related_name="+",
-                                        verbose_name=_("API token"))
+    queued_by_user = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    queued_by_token = models.ForeignKey(
+        "organizations.ApiToken",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("API token"),
+    )
     # The exact Graph request body (or what it would have been, in dry run).
     payload = models.JSONField(_("request body"), null=True, blank=True)
     response = models.JSONField(_("Meta response"), null=True, blank=True)
-    wamid = models.CharField(_("WhatsApp message id"), max_length=255, null=True, blank=True,
-                             unique=True)
+    wamid = models.CharField(
+        _("WhatsApp message id"), max_length=255, null=True, blank=True, unique=True
+    )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True, editable=False)
@@ -219,14 +246,19 @@ class OutboundMessage(models.Model):
         ordering = ["-created_at"]
         constraints = [
             # A retried request with the same key never queues a second message.
-            models.UniqueConstraint(fields=["organization", "idempotency_key"],
-                                    condition=~Q(idempotency_key=""),
-                                    name="uniq_outbound_idempotency_key"),
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="uniq_outbound_idempotency_key",
+            ),
         ]
         indexes = [
             # The sweeper looks only at rows still waiting to be sent.
-            models.Index(fields=["status", "next_attempt_at"], name="outbound_pending_idx",
-                         condition=Q(status__in=["queued", "sending"])),
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                name="outbound_pending_idx",
+                condition=Q(status__in=["queued", "sending"]),
+            ),
         ]
         verbose_name = _("outbound message")
         verbose_name_plural = _("outbound messages")
@@ -243,8 +275,12 @@ class OutboundMessage(models.Model):
 class OutboundEvent(models.Model):
     """One step in an outbound message's life (queued, attempt, retry, dry run, status…)."""
 
-    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE,
-                                related_name="events", verbose_name=_("outbound message"))
+    message = models.ForeignKey(
+        OutboundMessage,
+        on_delete=models.CASCADE,
+        related_name="events",
+        verbose_name=_("outbound message"),
+    )
     event = models.CharField(_("event"), max_length=32)
     at = models.DateTimeField(_("time"), default=timezone.now)
     detail = models.JSONField(_("details"), default=dict, blank=True)

@@ -13,7 +13,7 @@ from audit.services import audit_record
 from organizations.models import Organization
 from whatsapp.core import jobs
 from whatsapp.core.graph import GraphClient, GraphError
-from whatsapp.models import AnalyticsEvent, Config, Connection, WebhookLog
+from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber, WebhookLog
 
 from .analytics import analytics_record
 from .signup import OnboardingError
@@ -78,7 +78,7 @@ def connection_mark_connected(connection: Connection) -> None:
     connection.refresh_from_db(fields=["status", "error_message", "updated_at"])
 
 
-def config_configured(config: Config) -> None:
+def number_configured(config: PhoneNumber) -> None:
     """A number is ready: deliveries parked for it (arrived before setup ended) are processed."""
     phone_number_id = config.phone_number_id
 
@@ -91,17 +91,20 @@ def config_configured(config: Config) -> None:
 
 @transaction.atomic
 def connection_select_phone(*, organization: Organization, waba_id: str,
-                            phone_number_id: str) -> Config:
+                            phone_number_id: str) -> PhoneNumber:
     connection = (Connection.objects.active().select_for_update()
                   .filter(organization=organization, waba_id=waba_id).first())
     if connection is None:
         raise OnboardingError("connection_not_found", _("Connection not found."))
-    config = Config.objects.filter(connection=connection, phone_number_id=phone_number_id).first()
+    config = PhoneNumber.objects.filter(
+        connection=connection, phone_number_id=phone_number_id
+    ).first()
     if config is None:
-        raise OnboardingError("number_not_found",
-                              _("This number does not belong to the connection."))
-    if config.status == Config.Status.PENDING:
-        config.status = Config.Status.CONFIGURING
+        raise OnboardingError(
+            "number_not_found", _("This number does not belong to the connection.")
+        )
+    if config.status == PhoneNumber.Status.PENDING:
+        config.status = PhoneNumber.Status.CONFIGURING
         config.save(update_fields=["status", "updated_at"])
     if connection.status == Connection.Status.AWAITING_PHONE_SELECTION:
         connection.status = Connection.Status.CONNECTING
@@ -111,8 +114,15 @@ def connection_select_phone(*, organization: Organization, waba_id: str,
 
 
 @transaction.atomic
-def connection_disconnect(*, waba_id: str, reason: str, actor=None, actor_label: str = "",
-                          request=None, details: dict | None = None) -> Connection | None:
+def connection_disconnect(
+    *,
+    waba_id: str,
+    reason: str,
+    actor=None,
+    actor_label: str = "",
+    request=None,
+    details: dict | None = None,
+) -> Connection | None:
     """Disconnects the live connection of a WABA: wipes its credentials and audits once."""
     connection = Connection.objects.live_for_update(waba_id)
     if connection is None:
@@ -123,18 +133,24 @@ def connection_disconnect(*, waba_id: str, reason: str, actor=None, actor_label:
     connection.disconnect_reason = reason[:200]
     connection.wipe_credentials()
     connection.save()
-    Config.objects.filter(connection=connection).update(registration_pin_encrypted="",
-                                                        status=Config.Status.DISABLED)
+    PhoneNumber.objects.filter(connection=connection).update(
+        registration_pin_encrypted="", status=PhoneNumber.Status.DISABLED
+    )
     audit_record(
-        action=AuditLog.Action.WHATSAPP_DISCONNECTED, organization=connection.organization,
-        actor=actor, actor_label=actor_label, request=request,
-        target=f"waba:{waba_id}", metadata={"reason": reason, **(details or {})},
+        action=AuditLog.Action.WHATSAPP_DISCONNECTED,
+        organization=connection.organization,
+        actor=actor,
+        actor_label=actor_label,
+        request=request,
+        target=f"waba:{waba_id}",
+        metadata={"reason": reason, **(details or {})},
     )
     return connection
 
 
-def connection_disconnect_by_user(*, organization: Organization, reason: str, request=None
-                                  ) -> Connection:
+def connection_disconnect_by_user(
+    *, organization: Organization, reason: str, request=None
+) -> Connection:
     """The admin disconnects: unsubscribe our app from the WABA, wipe secrets, audit, record."""
     connection = Connection.objects.active().filter(organization=organization).first()
     if connection is None:
@@ -147,32 +163,41 @@ def connection_disconnect_by_user(*, organization: Organization, reason: str, re
             # Disconnecting must work even when Meta refuses (e.g. the token was revoked).
             unsubscribe_error = str(exc)
     disconnected = connection_disconnect(
-        waba_id=connection.waba_id, reason=reason, request=request,
+        waba_id=connection.waba_id,
+        reason=reason,
+        request=request,
         details={"unsubscribe_error": unsubscribe_error} if unsubscribe_error else None,
     )
     analytics_record(
-        name=AnalyticsEvent.Name.DISCONNECTED, dedupe_key=f"disconnected:{connection.pk}",
-        organization=organization, user=getattr(request, "user", None),
+        name=AnalyticsEvent.Name.DISCONNECTED,
+        dedupe_key=f"disconnected:{connection.pk}",
+        organization=organization,
+        user=getattr(request, "user", None),
         properties={"reason": reason},
     )
     return disconnected or connection
 
 
 @transaction.atomic
-def connection_claim(*, connection_id, organization: Organization, actor, request=None
-                     ) -> Connection:
+def connection_claim(
+    *, connection_id, organization: Organization, actor, request=None
+) -> Connection:
     """Support assigns an orphan WABA to an organization; then the normal pipeline runs."""
-    connection = (Connection.objects.orphans().select_for_update()
-                  .filter(pk=connection_id).first())
+    connection = Connection.objects.orphans().select_for_update().filter(pk=connection_id).first()
     if connection is None:
-        raise OnboardingError("not_orphan",
-                              _("This WABA is no longer an orphan (claimed or disconnected)."))
+        raise OnboardingError(
+            "not_orphan", _("This WABA is no longer an orphan (claimed or disconnected).")
+        )
     connection.organization = organization
     connection.attributed_by = "claim"
     connection_bind(connection, via="claim", actor=actor, request=request)
-    audit_record(action=AuditLog.Action.WABA_CLAIMED, organization=organization, actor=actor,
-                 request=request, target=f"waba:{connection.waba_id}",
-                 metadata={"waba_id": connection.waba_id,
-                           "owner_business_id": connection.owner_business_id})
+    audit_record(
+        action=AuditLog.Action.WABA_CLAIMED,
+        organization=organization,
+        actor=actor,
+        request=request,
+        target=f"waba:{connection.waba_id}",
+        metadata={"waba_id": connection.waba_id, "owner_business_id": connection.owner_business_id},
+    )
     pipeline_enqueue(connection.pk)
     return connection

@@ -15,13 +15,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from whatsapp.core.graph import GraphClient, GraphError
-from whatsapp.models import Config, Connection
+from whatsapp.models import Connection, PhoneNumber
 
 from .connections import (
-    config_configured,
     connection_mark_connected,
     connection_store_token,
     connection_token_invalidate,
+    number_configured,
 )
 from .signup import COEXISTENCE_FINISH
 
@@ -95,11 +95,11 @@ def _run(connection: Connection) -> str:
         connection.save(update_fields=["subscribed_at", "updated_at"])
 
     _note(connection, step="phone_numbers")
-    configs = _sync_numbers(connection, client)
-    chosen = [c for c in configs if c.status in (Config.Status.CONFIGURING,
-                                                 Config.Status.CONFIGURED)]
+    phone_numbers = _sync_numbers(connection, client)
+    chosen = [c for c in phone_numbers if c.status in (PhoneNumber.Status.CONFIGURING,
+                                                 PhoneNumber.Status.CONFIGURED)]
     if not chosen:
-        if not configs:
+        if not phone_numbers:
             raise Blocked("A WABA ainda não tem número de telefone.")
         connection.status = Connection.Status.AWAITING_PHONE_SELECTION
         connection.save(update_fields=["status", "updated_at"])
@@ -110,7 +110,7 @@ def _run(connection: Connection) -> str:
         _note(connection, step="configure_number")
         _configure_number(connection, config, client)
 
-    if any(c.status == Config.Status.CONFIGURED for c in chosen):
+    if any(c.status == PhoneNumber.Status.CONFIGURED for c in chosen):
         connection_mark_connected(connection)
     _note(connection, step="done")
     return "done"
@@ -131,16 +131,16 @@ def _ensure_token(connection: Connection) -> str:
     return token
 
 
-def _sync_numbers(connection: Connection, client: GraphClient) -> list[Config]:
+def _sync_numbers(connection: Connection, client: GraphClient) -> list[PhoneNumber]:
     numbers = client.phone_numbers(connection.waba_id)
-    configs: list[Config] = []
+    phone_numbers: list[PhoneNumber] = []
     for number in numbers:
         phone_number_id = str(number.get("id"))
-        previous = Config.objects.filter(phone_number_id=phone_number_id).first()
+        previous = PhoneNumber.objects.filter(phone_number_id=phone_number_id).first()
         if previous is not None and previous.connection_id != connection.pk:
             # The number was connected before (a reconnect): start its setup afresh.
             previous.reset_for_new_connection()
-        config, _ = Config.objects.update_or_create(
+        config, _ = PhoneNumber.objects.update_or_create(
             phone_number_id=phone_number_id,
             defaults={
                 "connection": connection,
@@ -153,73 +153,79 @@ def _sync_numbers(connection: Connection, client: GraphClient) -> list[Config]:
                 "is_on_biz_app": bool(number.get("is_on_biz_app")),
             },
         )
-        configs.append(config)
-    if configs:
+        phone_numbers.append(config)
+    if phone_numbers:
         coexistence = connection.finish_event == COEXISTENCE_FINISH or any(
-            c.is_on_biz_app for c in configs
+            c.is_on_biz_app for c in phone_numbers
         )
         if connection.is_coexistence != coexistence:
             connection.is_coexistence = coexistence
             connection.save(update_fields=["is_coexistence", "updated_at"])
     already_chosen = any(
-        c.status in (Config.Status.CONFIGURING, Config.Status.CONFIGURED) for c in configs
+        c.status in (PhoneNumber.Status.CONFIGURING, PhoneNumber.Status.CONFIGURED)
+        for c in phone_numbers
     )
     if not already_chosen:
-        wanted = [c for c in configs if c.phone_number_id == connection.requested_phone_number_id]
-        if len(configs) == 1:
-            wanted = configs
+        wanted = [
+            c for c in phone_numbers if c.phone_number_id == connection.requested_phone_number_id
+        ]
+        if len(phone_numbers) == 1:
+            wanted = phone_numbers
         for config in wanted:
-            config.status = Config.Status.CONFIGURING
+            config.status = PhoneNumber.Status.CONFIGURING
             config.save(update_fields=["status", "updated_at"])
-    return configs
+    return phone_numbers
 
 
-def _is_coexistence(connection: Connection, config: Config) -> bool:
+def _is_coexistence(connection: Connection, config: PhoneNumber) -> bool:
     return config.is_on_biz_app or connection.finish_event == COEXISTENCE_FINISH
 
 
-def _configure_number(connection: Connection, config: Config, client: GraphClient) -> None:
-    if config.status == Config.Status.CONFIGURED and not _is_coexistence(connection, config):
+def _configure_number(connection: Connection, config: PhoneNumber, client: GraphClient) -> None:
+    if config.status == PhoneNumber.Status.CONFIGURED and not _is_coexistence(connection, config):
         return
     if _is_coexistence(connection, config):
         # Coexistence numbers are already registered on the phone: never call /register.
-        config.registration_status = Config.RegistrationStatus.NOT_NEEDED
+        config.registration_status = PhoneNumber.RegistrationStatus.NOT_NEEDED
         _set_config_configured(config)
         deadline = (connection.connected_at or connection.created_at) + SYNC_WINDOW
-        _request_sync(config, client, kind="contacts", sync_type="smb_app_state_sync",
-                      deadline=deadline)
-        if config.contacts_sync_status == Config.SyncStatus.REQUESTED:
+        _request_sync(
+            config, client, kind="contacts", sync_type="smb_app_state_sync", deadline=deadline
+        )
+        if config.contacts_sync_status == PhoneNumber.SyncStatus.REQUESTED:
             _request_sync(config, client, kind="history", sync_type="history", deadline=deadline)
         return
     _register(config, client)
-    if config.registration_status == Config.RegistrationStatus.REGISTERED:
+    if config.registration_status == PhoneNumber.RegistrationStatus.REGISTERED:
         _set_config_configured(config)
 
 
-def _set_config_configured(config: Config) -> None:
-    if config.status != Config.Status.CONFIGURED:
-        config.status = Config.Status.CONFIGURED
+def _set_config_configured(config: PhoneNumber) -> None:
+    if config.status != PhoneNumber.Status.CONFIGURED:
+        config.status = PhoneNumber.Status.CONFIGURED
         config.save(update_fields=["status", "registration_status", "updated_at"])
-        config_configured(config)
+        number_configured(config)
 
 
-def _request_sync(config: Config, client: GraphClient, *, kind: str, sync_type: str,
-                  deadline) -> None:
+def _request_sync(
+    config: PhoneNumber, client: GraphClient, *, kind: str, sync_type: str, deadline
+) -> None:
     """Calls smb_app_data once. The row is marked `requesting` before the call, so a crash in
     the middle leaves a visible `unknown` for support instead of a blind second request."""
     status_field = f"{kind}_sync_status"
     current = getattr(config, status_field)
-    S = Config.SyncStatus
+    S = PhoneNumber.SyncStatus
     if current == S.REQUESTING:
-        _set_sync(config, kind, S.UNKNOWN,
-                  error="Interrompido durante a chamada; confirme com a Meta.")
+        _set_sync(
+            config, kind, S.UNKNOWN, error="Interrompido durante a chamada; confirme com a Meta."
+        )
         return
     if current not in (S.NOT_NEEDED, S.PENDING):
         return
     if timezone.now() > deadline:
         _set_sync(config, kind, S.EXPIRED, error="Janela de 24 h para sincronizar expirou.")
         return
-    claimed = Config.objects.filter(
+    claimed = PhoneNumber.objects.filter(
         pk=config.pk, **{f"{status_field}__in": [S.NOT_NEEDED, S.PENDING]}
     ).update(**{status_field: S.REQUESTING})
     if not claimed:
@@ -239,19 +245,21 @@ def _request_sync(config: Config, client: GraphClient, *, kind: str, sync_type: 
         return
     setattr(config, f"{kind}_sync_request_id", request_id)
     setattr(config, f"{kind}_sync_requested_at", timezone.now())
-    _set_sync(config, kind, S.REQUESTED, extra=[f"{kind}_sync_request_id",
-                                                f"{kind}_sync_requested_at"])
+    _set_sync(
+        config, kind, S.REQUESTED, extra=[f"{kind}_sync_request_id", f"{kind}_sync_requested_at"]
+    )
 
 
-def _set_sync(config: Config, kind: str, status: str, *, error: str = "",
-              extra: list[str] | None = None) -> None:
+def _set_sync(
+    config: PhoneNumber, kind: str, status: str, *, error: str = "", extra: list[str] | None = None
+) -> None:
     setattr(config, f"{kind}_sync_status", status)
     config.sync_error = error[:2000]
     config.save(update_fields=[f"{kind}_sync_status", "sync_error", "updated_at", *(extra or [])])
 
 
-def _register(config: Config, client: GraphClient) -> None:
-    R = Config.RegistrationStatus
+def _register(config: PhoneNumber, client: GraphClient) -> None:
+    R = PhoneNumber.RegistrationStatus
     if config.registration_status in (R.REGISTERED, R.BLOCKED, R.FAILED):
         return
     if config.registration_attempts >= MAX_REGISTRATION_ATTEMPTS:
@@ -264,8 +272,14 @@ def _register(config: Config, client: GraphClient) -> None:
     # Count the attempt before calling: a crash must not buy an extra try against Meta's cap.
     config.registration_attempts += 1
     config.registration_status = R.PENDING
-    config.save(update_fields=["registration_pin_encrypted", "registration_attempts",
-                               "registration_status", "updated_at"])
+    config.save(
+        update_fields=[
+            "registration_pin_encrypted",
+            "registration_attempts",
+            "registration_status",
+            "updated_at",
+        ]
+    )
     try:
         client.register_phone(config.phone_number_id, config.get_pin())
     except GraphError as exc:
@@ -281,5 +295,6 @@ def _register(config: Config, client: GraphClient) -> None:
     config.registration_status = R.REGISTERED
     config.registered_at = timezone.now()
     config.registration_error = ""
-    config.save(update_fields=["registration_status", "registered_at", "registration_error",
-                               "updated_at"])
+    config.save(
+        update_fields=["registration_status", "registered_at", "registration_error", "updated_at"]
+    )

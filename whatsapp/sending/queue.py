@@ -7,12 +7,12 @@ from organizations.models import ApiToken
 from whatsapp.core import jobs
 from whatsapp.core.phones import normalize_phone
 from whatsapp.models import (
-    Config,
     Connection,
     Contact,
     ContactIdentity,
     OutboundEvent,
     OutboundMessage,
+    PhoneNumber,
     SendMode,
 )
 
@@ -20,17 +20,17 @@ from .rules import SendRefused, SendRequest, mode_for, rule_broken
 from .templates import TemplateError, template_for_send, template_payload
 
 
-def sending_config(organization, phone_number_id: str = "") -> Config:
-    configs = Config.objects.select_related("connection").filter(
-        organization=organization, status=Config.Status.CONFIGURED,
+def sending_config(organization, phone_number_id: str = "") -> PhoneNumber:
+    phone_numbers = PhoneNumber.objects.select_related("connection").filter(
+        organization=organization, status=PhoneNumber.Status.CONFIGURED,
         connection__status=Connection.Status.CONNECTED)
     if phone_number_id:
-        config = configs.filter(phone_number_id=phone_number_id).first()
+        config = phone_numbers.filter(phone_number_id=phone_number_id).first()
         if config is None:
             # not a number of this organization (never say whose it is).
             raise SendRefused("not_found", _("Phone number not found."))
         return config
-    config = configs.order_by("created_at").first()
+    config = phone_numbers.order_by("created_at").first()
     if config is None:
         # the organization has no connected number to send from.
         raise SendRefused("not_connected", _("No connected WhatsApp number to send from."))
@@ -119,7 +119,7 @@ def _actor(user, token) -> dict:
     return {"actor": OutboundMessage.Actor.SYSTEM}
 
 
-def _attach_template(message: OutboundMessage, request: SendRequest, config: Config) -> None:
+def _attach_template(message: OutboundMessage, request: SendRequest, config: PhoneNumber) -> None:
     try:
         template = template_for_send(
             organization=message.organization, config=config, name=request.template_name,

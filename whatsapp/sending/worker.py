@@ -14,9 +14,9 @@ from whatsapp.conversations.messages import apply_stored_statuses
 from whatsapp.core.backoff import backoff
 from whatsapp.core.graph import TRANSIENT_CODES, GraphClient, GraphError
 from whatsapp.models import (
-    Config,
     Message,
     OutboundMessage,
+    PhoneNumber,
     SendMode,
 )
 
@@ -158,7 +158,7 @@ def _conversation_record(message: OutboundMessage, wamid: str, now: datetime) ->
     finds this row when it is applied.
     """
     with transaction.atomic():
-        Config.objects.select_for_update().filter(pk=message.config_id).first()
+        PhoneNumber.objects.select_for_update().filter(pk=message.config_id).first()
         Message.objects.bulk_create([Message(
             organization=message.organization, config=message.config, contact=message.contact,
             wamid=wamid, direction=Message.Direction.OUTBOUND, source=Message.Source.CLOUD_API,
