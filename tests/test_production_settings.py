@@ -61,6 +61,13 @@ def test_malformed_encryption_keys_are_refused_at_startup(overrides, named):
             assert part not in proc.stderr, "the message must never print a key"
 
 
+def test_a_malformed_trusted_proxy_is_refused_at_startup():
+    proc = run(["-c", "import django; django.setup()"],
+               production_env(TRUSTED_PROXIES="10.0.0.0/8,proxy.internal"))
+    assert proc.returncode != 0
+    assert "TRUSTED_PROXIES: 'proxy.internal' is not an IP address or CIDR" in proc.stderr
+
+
 def test_check_deploy_passes_with_the_documented_environment():
     proc = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -7,9 +7,11 @@ make a production process refuse to start without its secrets.
 """
 
 import hashlib
+import ipaddress
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -193,6 +195,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = WHATSAPP_WEBHOOK_MAX_BYTES + 1024 * 1024
 # REMOTE_ADDR is one of them has REMOTE_ADDR replaced by the right-most address of
 # X-Forwarded-For that is not a trusted proxy (config/middleware.py). Empty: XFF is ignored.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _cidr in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_cidr.strip(), strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_cidr!r} is not an IP address or CIDR") from _exc
 
 # --- API --------------------------------------------------------------------------------------
 # /api/schema/ (the OpenAPI document) readable by anyone; false = staff only.
