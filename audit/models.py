@@ -23,6 +23,8 @@ class AuditLog(models.Model):
         TOKEN_INVALIDATED = "TOKEN_INVALIDATED", _("Token invalidated")
         WEBHOOK_REPLAYED = "WEBHOOK_REPLAYED", _("Webhook replayed")
         KEY_ROTATED = "KEY_ROTATED", _("Encryption key rotated")
+        API_TOKENS_REVOKED = "API_TOKENS_REVOKED", _("API tokens revoked")
+        LOGIN_LOCKED_OUT = "LOGIN_LOCKED_OUT", _("Login locked out")
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,

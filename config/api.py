@@ -1,7 +1,8 @@
 """One error shape for the whole JSON API: `{"error": "<message>", "details": {...}?}`."""
 
+from django.conf import settings
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, status
+from rest_framework import exceptions, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -33,3 +34,13 @@ def _first_message(detail: object) -> str:
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
     return str(detail)
+
+
+class SchemaAccess(permissions.BasePermission):
+    """`/api/schema/`: anyone when `API_SCHEMA_PUBLIC` (development default), else staff only
+    (production default: the schema maps every endpoint and parameter for an attacker)."""
+
+    def has_permission(self, request, view) -> bool:
+        if settings.API_SCHEMA_PUBLIC:
+            return True
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)

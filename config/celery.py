@@ -4,7 +4,9 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+# Production unless told otherwise (fails closed: DEBUG off, secrets required); bin/demo
+# and bin/test export the development and test settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("config")
 # Every CELERY_* setting in Django's settings configures Celery.

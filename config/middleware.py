@@ -1,5 +1,6 @@
-"""Request ids: taken from `X-Request-ID` (when sane) or generated, echoed on the response."""
+"""Request ids (`X-Request-ID`, echoed) and the client address behind trusted proxies."""
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Callable
@@ -29,3 +30,72 @@ class RequestIdMiddleware:
             org_id_var.reset(org_token)
         response["X-Request-ID"] = request_id
         return response
+
+
+class TrustedProxyMiddleware:
+    """The client's address behind our own reverse proxies (`TRUSTED_PROXIES`, CIDRs).
+
+    Only when `REMOTE_ADDR` is a trusted proxy, `X-Forwarded-For` is read from the right (each
+    proxy appends the address it received the request from) and the first address that is not
+    a trusted proxy becomes `REMOTE_ADDR`; what a client wrote further left is never used.
+    From anyone else the header is ignored, so a client cannot choose its own address. Every
+    reader (audit log, per-IP limits) keeps reading `REMOTE_ADDR`.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.trusted = parse_networks(settings.TRUSTED_PROXIES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.trusted:
+            client = client_address(request.META.get("REMOTE_ADDR", ""),
+                                    request.META.get("HTTP_X_FORWARDED_FOR", ""), self.trusted)
+            if client:
+                request.META["REMOTE_ADDR"] = client
+        return self.get_response(request)
+
+
+def parse_networks(values: list[str]) -> tuple:
+    from django.core.exceptions import ImproperlyConfigured
+
+    networks = []
+    for value in values:
+        value = value.strip()
+        if not value:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"TRUSTED_PROXIES: {value!r} is not an IP address or CIDR") from exc
+    return tuple(networks)
+
+
+def _ip(value: str):
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(address, networks: tuple) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def client_address(remote_addr: str, forwarded_for: str, networks: tuple) -> str | None:
+    """The address to use instead of `remote_addr`, or None to keep it."""
+    remote = _ip(remote_addr)
+    if remote is None or not _trusted(remote, networks) or not forwarded_for.strip():
+        return None
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
+    for hop in reversed(hops):
+        address = _ip(hop)
+        if address is None:
+            # Garbage where a trusted proxy should have written an address: stop trusting the
+            # header; the last trusted hop (the proxy) stays the address.
+            return None
+        if not _trusted(address, networks):
+            return str(address)
+    return None  # every hop is one of our proxies: keep REMOTE_ADDR

@@ -5,15 +5,20 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from ops import health
+from organizations.login import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from whatsapp.api import staff as admin_api
 from whatsapp.pages import views as pages
+
+# Failed logins are throttled per account and per IP on both login pages (organizations/login.py).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     # First: it holds the webhook, most of the traffic (patterns are tried in order).
     path("api/v1/whatsapp/", include("whatsapp.urls")),
     path("", pages.home, name="home"),
     path("dashboard/settings/whatsapp", pages.whatsapp_settings, name="whatsapp-settings"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
+         name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/admin/whatsapp/failed-webhooks", admin_api.failed_webhooks,

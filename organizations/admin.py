@@ -12,7 +12,9 @@ admin.site.unregister(Group)
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin, ModelAdmin):
-    pass
+    def save_model(self, request, obj, form, change) -> None:
+        obj._audit_request = request  # deactivating revokes the user's API tokens, audited
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Group)
@@ -33,6 +35,11 @@ class OrganizationAdmin(ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def save_formset(self, request, form, formset, change) -> None:
+        for deleted in getattr(formset, "deleted_forms", []):
+            deleted.instance._audit_request = request  # revokes that member's API tokens
+        super().save_formset(request, form, formset, change)
+
 
 @admin.register(Membership)
 class MembershipAdmin(ModelAdmin):
@@ -40,6 +47,16 @@ class MembershipAdmin(ModelAdmin):
     list_filter = ["role"]
     search_fields = ["user__email", "organization__name"]
     autocomplete_fields = ["user", "organization"]
+
+    # Removing a membership revokes the user's API tokens for that organization (audited with
+    # the staff user who removed it).
+    def delete_model(self, request, obj) -> None:
+        obj._audit_request = request
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for membership in queryset:
+            self.delete_model(request, membership)
 
 
 @admin.register(ApiToken)

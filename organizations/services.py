@@ -2,8 +2,12 @@ import uuid
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
-from .models import Membership, Organization
+from audit.models import AuditLog
+from audit.services import audit_record
+
+from .models import ApiToken, Membership, Organization
 
 SESSION_ORGANIZATION_KEY = "active_organization_id"
 
@@ -24,6 +28,47 @@ def organization_for_request(request) -> Organization | None:
             return membership.organization
     membership = memberships.order_by("created_at").first()
     return membership.organization if membership else None
+
+
+def membership_for_request(request) -> Membership | None:
+    """The caller's membership in the organization the request acts in (None: no organization).
+
+    Bearer token: the token's user in the token's organization. Session: the user in the
+    session's active organization (`organization_for_request`). Cached on the request.
+    """
+    if hasattr(request, "_org_membership"):
+        return request._org_membership
+    membership = None
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        organization = organization_for_request(request)
+        if organization is not None:
+            membership = (Membership.objects.filter(user=user, organization=organization)
+                          .select_related("organization").first())
+    request._org_membership = membership
+    return membership
+
+
+def revoke_api_tokens(*, user, organization=None, reason: str, actor=None,
+                      request=None) -> int:
+    """Revokes `user`'s live API tokens (in `organization`, or in every organization), one
+    `API_TOKENS_REVOKED` audit entry per organization that had any. Returns how many."""
+    tokens = ApiToken.objects.active().filter(user=user)
+    if organization is not None:
+        tokens = tokens.filter(organization=organization)
+    by_org: dict = {}
+    for token in tokens.select_related("organization"):
+        by_org.setdefault(token.organization, []).append(token)
+    now = timezone.now()
+    for org, revoked in by_org.items():
+        ApiToken.objects.filter(pk__in=[t.pk for t in revoked]).update(revoked_at=now)
+        audit_record(
+            action=AuditLog.Action.API_TOKENS_REVOKED, organization=org, actor=actor,
+            target=f"user:{user.pk}", request=request,
+            metadata={"reason": reason, "user": user.get_username(),
+                      "tokens": [t.token_prefix for t in revoked]},
+        )
+    return sum(len(revoked) for revoked in by_org.values())
 
 
 @transaction.atomic

@@ -39,3 +39,21 @@ def test_compiled_catalog_matches_the_source():
             if translation.gettext(msgid) != msgstr:
                 stale.append(msgid)
     assert stale == [], "run: manage.py compilemessages -l pt_BR --ignore=.venv"
+
+
+def plural_entries() -> list[tuple[str, list[str]]]:
+    """(msgid, [msgstr[0], msgstr[1]]) of every plural entry."""
+    result = []
+    for block in PO.read_text().split("\n\n"):
+        if "msgid_plural" not in block or block.lstrip().startswith("#~"):
+            continue
+        msgid = ast.literal_eval(re.search(r'^msgid (".*")$', block, re.M).group(1))
+        forms = [ast.literal_eval(s) for s in re.findall(r'^msgstr\[\d\] (".*")$', block, re.M)]
+        result.append((msgid, forms))
+    return result
+
+
+def test_every_plural_message_has_its_ptbr_forms():
+    assert plural_entries(), "the catalog has plural messages (e.g. the 429 text)"
+    missing = [msgid for msgid, forms in plural_entries() if len(forms) < 2 or not all(forms)]
+    assert missing == []

@@ -7,9 +7,11 @@ make a production process refuse to start without its secrets.
 """
 
 import hashlib
+import ipaddress
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -46,6 +48,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so every log line of the request (and its error) carries the request id.
     "config.middleware.RequestIdMiddleware",
+    # Before anything reads REMOTE_ADDR: behind a trusted proxy it becomes the client's address.
+    "config.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -72,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "organizations.context_processors.roles",
             ],
         },
     },
@@ -160,6 +165,11 @@ CELERY_TIMEZONE = "America/Sao_Paulo"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Failed logins (organizations/login.py): per account and per client IP, in windows of the lockout
+# length; reaching a limit locks that account or IP for LOGIN_LOCKOUT_SECONDS (audited).
+LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5)
+LOGIN_MAX_FAILURES_PER_IP = env.int("LOGIN_MAX_FAILURES_PER_IP", default=20)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -180,7 +190,21 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHATSAPP_WEBHOOK_MAX_BYTES = env.int("WHATSAPP_WEBHOOK_MAX_BYTES", default=3 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WHATSAPP_WEBHOOK_MAX_BYTES + 1024 * 1024
 
+# --- Client address ---------------------------------------------------------------------------
+# Comma-separated CIDRs of the reverse proxies in front of the app. Only a request whose
+# REMOTE_ADDR is one of them has REMOTE_ADDR replaced by the right-most address of
+# X-Forwarded-For that is not a trusted proxy (config/middleware.py). Empty: XFF is ignored.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _cidr in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_cidr.strip(), strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_cidr!r} is not an IP address or CIDR") from _exc
+
 # --- API --------------------------------------------------------------------------------------
+# /api/schema/ (the OpenAPI document) readable by anyone; false = staff only.
+API_SCHEMA_PUBLIC = env.bool("API_SCHEMA_PUBLIC", default=True)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "organizations.authentication.BearerTokenAuthentication",
@@ -199,6 +223,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Embedded Signup, connection status and Meta webhooks.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # API_SCHEMA_PUBLIC decides at request time (config.api.SchemaAccess).
+    "SERVE_PERMISSIONS": ["config.api.SchemaAccess"],
 }
 
 # --- Meta -------------------------------------------------------------------------------------
