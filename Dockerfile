@@ -5,6 +5,8 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev
 COPY . .
-RUN DJANGO_SETTINGS_MODULE=config.settings.base python manage.py collectstatic --noinput -v0
+# Hashed, compressed copies for WhiteNoise (production's storage; needs none of its secrets).
+RUN DJANGO_SETTINGS_MODULE=config.settings.static python manage.py collectstatic --noinput -v0
+ENV DJANGO_SETTINGS_MODULE=config.settings.production
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]
