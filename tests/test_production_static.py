@@ -152,6 +152,11 @@ def test_production_serves_hashed_static_files_with_far_future_cache_headers(pro
     assert css.headers["Content-Type"].startswith("text/css")
     assert len(css.content) > 10_000  # the real stylesheet, not an error page
 
+    # The web container's health check (docker-compose.yml) passes against production settings.
+    probe = subprocess.run([str(VENV_BIN / "python"), "-m", "config.probe", f"{url}/healthz"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert probe.returncode == 0, probe.stderr
+
     # A static file that does not exist is a 404.
     assert requests.get(f"{url}/static/js/nope.js", headers=HEADERS, timeout=10).status_code \
         == 404
