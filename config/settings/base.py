@@ -114,6 +114,10 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+    if CELERY_BROKER_URL.startswith("redis://"):
+        # kombu's Redis transport with a channel that closes completely when the broker goes
+        # away; the stock one could kill a worker on a broker outage (config/broker.py).
+        CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     CELERY_TASK_ALWAYS_EAGER = False
 else:
     CACHES = {
@@ -149,7 +153,8 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILI
 # more than doubles the task rate on PostgreSQL (WEBHOOK-RELIABILITY §4.5).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # A late-ack task is redelivered anyway when the broker connection drops; cancel the local copy
-# instead of letting two run at once.
+# instead of letting two run at once. (Not the cause of the worker crash on broker outages of
+# issue 15, which happened with it off too: see config/broker.py.)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # A webhook request must not hang on a dead broker: the row is stored and the sweeper enqueues it.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
 from .base import env
+from .static import MIDDLEWARE, STATIC_ROOT, STORAGES  # noqa: F401  (WhiteNoise)
 
 DEBUG = False
 

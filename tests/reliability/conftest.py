@@ -123,10 +123,10 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen:
+    def start_worker(self, name: str = "worker", concurrency: int = 1) -> subprocess.Popen:
         proc = self._spawn(
             [str(VENV_BIN / "celery"), "-A", "tests.reliability.celery_app", "worker",
-             "-P", "prefork", "-c", "1", "--without-gossip", "--without-mingle",
+             "-P", "prefork", "-c", str(concurrency), "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-l", "INFO", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h"],
             name)
         wait_until(lambda: "ready." in proc.log_path.read_text(errors="replace")
