@@ -1,3 +1,6 @@
+from django_redis import get_redis_connection
+
+
 def plain_key(key: str, key_prefix: str, version: int) -> str:
     """Cache keys exactly as written: `whatsapp:onboarding:{code}` is that key in Redis."""
     return key
@@ -8,6 +11,4 @@ def redis_client():
 
     Raises NotImplementedError on the embedded default, whose cache is not Redis.
     """
-    from django_redis import get_redis_connection
-
     return get_redis_connection("default")

@@ -6,6 +6,10 @@ import logging
 import re
 from typing import Any
 
+import sentry_sdk
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.django import DjangoIntegration
+
 _SECRET_KEYS = ("access_token", "token", "code", "pin", "client_secret", "appsecret_proof",
                 "input_token", "password", "authorization", "secret")
 # key=value / "key": "value" pairs whose key names a secret, and bare Meta tokens ("EAA…").
@@ -86,10 +90,6 @@ def init_sentry(dsn: str, **options: Any) -> None:
     """Sentry for web and workers. Local variables are off: a frame of the Bearer
     authentication holds the raw token and one of the decryption the key bytes. `options`
     override (tests pass a local `transport`)."""
-    import sentry_sdk
-    from sentry_sdk.integrations.celery import CeleryIntegration
-    from sentry_sdk.integrations.django import DjangoIntegration
-
     sentry_sdk.init(**{
         "dsn": dsn,
         "integrations": [DjangoIntegration(), CeleryIntegration()],

@@ -5,6 +5,8 @@ import re
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
 from .logging import org_id_var, request_id_var
@@ -43,8 +45,6 @@ class TrustedProxyMiddleware:
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        from django.conf import settings
-
         self.get_response = get_response
         self.trusted = parse_networks(settings.TRUSTED_PROXIES)
 
@@ -58,8 +58,6 @@ class TrustedProxyMiddleware:
 
 
 def parse_networks(values: list[str]) -> tuple:
-    from django.core.exceptions import ImproperlyConfigured
-
     networks = []
     for value in values:
         value = value.strip()

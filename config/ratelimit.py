@@ -17,6 +17,7 @@ from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
 from .cache import redis_client
+from .logging import set_org_id
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ class OrganizationRateThrottle(BaseThrottle):
         organization = getattr(request, "organization", None)
         if organization is None:
             return True
-        from .logging import set_org_id
-
         set_org_id(organization.pk)  # every API request passes here once it knows its tenant
         name = _view_name(request, view)
         limits = settings.API_RATE_LIMITS

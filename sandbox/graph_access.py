@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, QueryDict
 
 from . import ids
 from .models import (
@@ -69,8 +69,6 @@ def request_body(request: HttpRequest) -> dict[str, Any]:
         return data if isinstance(data, dict) else {}
     if request.method == "POST":
         return request.POST.dict()
-    from django.http import QueryDict
-
     return QueryDict(request.body).dict()  # DELETE with a form body
 
 

@@ -1,7 +1,7 @@
 import json
 
 from django.core.management.base import BaseCommand
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from ops.schedules import schedules_ensure
 
@@ -24,8 +24,6 @@ class Command(BaseCommand):
         results = schedules_ensure(PeriodicTask, IntervalSchedule, CrontabSchedule, reset=reset)
         if any(v != "kept" for v in results.values()):
             # Tells a running beat to reload its schedule.
-            from django_celery_beat.models import PeriodicTasks
-
             PeriodicTasks.update_changed()
         if options["json"]:
             self.stdout.write(json.dumps(results))
