@@ -89,6 +89,10 @@ def test_browser_business_id_cannot_take_over_the_victims_next_waba(live_server,
     response = attacker.callback(state=state, event=mine["event"], code=mine["code"],
                                  wabaId=mine["waba_id"], businessId=victim_business)
     assert response.status_code == 200, response.text
+    # Before any webhook, the owner is what Graph says with the attacker's proven token.
+    bound = Connection.objects.active().get(waba_id=mine["waba_id"])
+    assert (bound.owner_business_id, bound.owner_business_source) == (mine["business_id"],
+                                                                     "graph")
     sandbox.switches(webhook_url=sandbox.webhook_url)  # the retries now reach us
     wait_for(lambda: processed(mine["waba_id"]), timeout=60,
              message="the attacker's late PARTNER_ADDED to be processed")
