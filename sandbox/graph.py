@@ -269,9 +269,17 @@ def node(request: HttpRequest, node_id: str) -> dict:
         return _phone_fields(phone_for(caller, node_id, "get"),
                              _fields(request, PHONE_DEFAULT_FIELDS))
     waba = waba_for(caller, node_id, "get")
-    return {"id": waba.id, "name": waba.name, "timezone_id": "1",
-            "message_template_namespace": "sandbox_" + waba.id[-6:],
-            "owner_business_info": {"id": waba.business_id, "name": waba.business.name}}
+    values: dict[str, Any] = {
+        "id": waba.id, "name": waba.name, "timezone_id": "1", "currency": "BRL",
+        "message_template_namespace": "sandbox_" + waba.id[-6:],
+        # Only when asked for (`?fields=owner_business_info`), as Graph answers.
+        "owner_business_info": {"name": waba.business.name, "id": waba.business_id},
+    }
+    return {name: values[name] for name in _fields(request, WABA_DEFAULT_FIELDS)
+            if name in values}
+
+
+WABA_DEFAULT_FIELDS = ("id", "name", "timezone_id", "message_template_namespace")
 
 
 Handler = Callable[..., dict]

@@ -54,6 +54,8 @@ class ConnectionFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     waba_id = factory.Sequence(lambda n: f"1020000{n:08d}")
     owner_business_id = factory.Sequence(lambda n: f"2030000{n:08d}")
+    # As PARTNER_ADDED would have recorded it (Meta's word).
+    owner_business_source = Connection.OwnerSource.WEBHOOK
     status = Connection.Status.CONNECTED
     connected_at = factory.LazyFunction(timezone.now)
 

@@ -221,3 +221,21 @@ def test_message_templates_and_unknown_paths(sandbox):
     templates = sandbox.graph("GET", f"{result['waba_id']}/message_templates", token=token).json()
     assert {t["name"] for t in templates["data"]} >= {"confirmacao_visita"}
     assert_graph_error(sandbox.graph("GET", "12345/nothing_here", token=token), 400, 2500)
+
+
+def test_waba_node_answers_its_owner_business_only_when_asked_and_covered(sandbox):
+    mine, token = sandbox.connected(business_name="Dona Ltda")
+    other, _ = sandbox.connected()
+
+    plain = sandbox.graph("GET", mine["waba_id"], token=token)
+    assert plain.status_code == 200, plain.text
+    assert set(plain.json()) == {"id", "name", "timezone_id", "message_template_namespace"}
+
+    asked = sandbox.graph("GET", mine["waba_id"], token=token,
+                          params={"fields": "owner_business_info"})
+    assert asked.json() == {"owner_business_info": {"name": "Dona Ltda",
+                                                    "id": mine["business_id"]},
+                            "id": mine["waba_id"]}
+    # Another business's WABA: the token does not cover it.
+    assert_graph_error(sandbox.graph("GET", other["waba_id"], token=token,
+                                     params={"fields": "owner_business_info"}), 400, 100, 33)

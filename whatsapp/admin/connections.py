@@ -58,7 +58,8 @@ class ConnectionAdmin(ReadOnlyAdmin):
     actions = ["check_token", "rerun_pipeline", "disconnect_selected"]
     # The token itself is never shown: only whether one is stored and its health.
     readonly_fields = ["organization", "status", "waba_id", "owner_business_id",
-                       "partner_business_id", "business_name", "is_coexistence", "finish_event",
+                       "owner_business_source", "partner_business_id", "business_name",
+                       "is_coexistence", "finish_event",
                        "onboarding", "tracking_code_used", "attributed_by", "has_token",
                        "token_source", "token_status", "token_expires_at", "token_checked_at",
                        "subscribed_at", "pipeline_step", "pipeline_error", "sync_progress",
@@ -67,8 +68,8 @@ class ConnectionAdmin(ReadOnlyAdmin):
                        "updated_at"]
     fieldsets = [
         (None, {"fields": ["organization", "status", "waba_id", "owner_business_id",
-                           "partner_business_id", "business_name", "is_coexistence",
-                           "finish_event", "error_message"]}),
+                           "owner_business_source", "partner_business_id", "business_name",
+                           "is_coexistence", "finish_event", "error_message"]}),
         (_("Token"), {"fields": ["has_token", "token_source", "token_status",
                                  "token_expires_at", "token_checked_at"]}),
         (_("Onboarding pipeline"), {"fields": ["onboarding", "tracking_code_used",

@@ -187,7 +187,15 @@ def webhook(request: HttpRequest) -> HttpResponse:
     if declared > limit:
         # 413: bigger than any documented delivery (3 MB history chunks).
         return JsonResponse({"error": "Payload too large"}, status=413)
-    body = request.body
+    if not declared and _is_chunked(request):
+        if not request.META.get("wsgi.input_terminated"):
+            # 411: this server cannot read a chunked body (Django only reads Content-Length
+            # bytes), so the signature could not be checked: not forged, nothing counted.
+            return JsonResponse({"error": "Length Required: send Content-Length"}, status=411)
+        # The server (gunicorn) decodes the chunks and ends the stream: read up to the limit.
+        body = request.META["wsgi.input"].read(limit + 1)
+    else:
+        body = request.body
     if len(body) > limit:
         return JsonResponse({"error": "Payload too large"}, status=413)
     if not is_valid_signature(body, request.headers.get("X-Hub-Signature-256", ""),
@@ -207,6 +215,10 @@ def webhook(request: HttpRequest) -> HttpResponse:
     transaction.on_commit(lambda: intake.webhook_announce(log_id))
     # 200: stored durably; processing continues in Celery.
     return HttpResponse(WEBHOOK_RECEIVED, content_type="application/json")
+
+
+def _is_chunked(request: HttpRequest) -> bool:
+    return "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
 def _verification_handshake(request: HttpRequest) -> HttpResponse:

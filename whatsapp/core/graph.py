@@ -123,6 +123,13 @@ class GraphClient:
     def unsubscribe_app(self, waba_id: str) -> bool:
         return bool(self._request("DELETE", f"{waba_id}/subscribed_apps").get("success"))
 
+    def waba_owner_business(self, waba_id: str) -> str:
+        """The business portfolio that owns the WABA, as Meta knows it (`owner_business_info`);
+        asked with a token proven to cover the WABA, it is Meta's word, not the browser's."""
+        body = self._request("GET", waba_id, params={"fields": "owner_business_info"})
+        info = body.get("owner_business_info")
+        return str(info.get("id") or "") if isinstance(info, dict) else ""
+
     def phone_numbers(self, waba_id: str) -> list[dict]:
         body = self._request("GET", f"{waba_id}/phone_numbers", params={"fields": PHONE_FIELDS})
         return list(body.get("data", []))

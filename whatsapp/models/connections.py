@@ -58,6 +58,14 @@ class Connection(models.Model):
         DISCONNECTED = "disconnected", _("Disconnected")
         ERROR = "error", _("Error")
 
+    class OwnerSource(models.TextChoices):
+        WEBHOOK = "webhook", _("Meta's signed webhook")
+        GRAPH = "graph", _("Graph API with the tenant's token")
+        # Stored before the source was recorded: possibly the browser's word, so never used.
+        UNPROVEN = "unproven", _("Unproven (stored before it was checked)")
+
+    PROVEN_OWNER_SOURCES = (OwnerSource.WEBHOOK, OwnerSource.GRAPH)
+
     class TokenStatus(models.TextChoices):
         MISSING = "missing", _("Missing")
         VALID = "valid", _("Valid")
@@ -71,6 +79,11 @@ class Connection(models.Model):
     waba_id = models.CharField(_("WABA id"), max_length=64, db_index=True)
     owner_business_id = models.CharField(_("owner business id"), max_length=64, blank=True,
                                          db_index=True)
+    # Where owner_business_id came from. Only Meta proves it (the signed PARTNER_ADDED's
+    # waba_info, or Graph asked with the tenant's proven token); only a proven owner may
+    # attribute another WABA of that business. Never the browser's businessId (SPEC §8.15).
+    owner_business_source = models.CharField(_("owner business source"), max_length=16,
+                                             choices=OwnerSource, blank=True)
     # entry.id of PARTNER_ADDED: our own (partner) business portfolio, never the WABA.
     partner_business_id = models.CharField(_("partner business id"), max_length=64, blank=True)
     status = models.CharField(_("status"), max_length=32, choices=Status,
@@ -132,6 +145,18 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return f"WABA {self.waba_id} ({self.status})"
+
+    @property
+    def owner_business_proven(self) -> bool:
+        return bool(self.owner_business_id) and (
+            self.owner_business_source in self.PROVEN_OWNER_SOURCES)
+
+    def set_owner_business(self, owner_business_id: str, *, source: str) -> bool:
+        """Records Meta's word on the WABA's owner business; Meta's value always wins over a
+        stored one. Returns True when it replaced a different value."""
+        replaced = bool(self.owner_business_id) and self.owner_business_id != owner_business_id
+        self.owner_business_id, self.owner_business_source = owner_business_id, source
+        return replaced
 
     @property
     def is_orphan(self) -> bool:

@@ -1,6 +1,11 @@
 """Which tenant a WABA belongs to: from Meta's PARTNER_ADDED webhook (tracking code, a WABA
 already bound, an owner business) or from the browser's proof (the code exchanged for a token
-that covers the WABA). Anything else is an orphan for support, never a guess."""
+that covers the WABA). Anything else is an orphan for support, never a guess.
+
+What the browser relays decides nothing by itself: its `wabaId` counts only when debug_token
+says the exchanged token covers it, and its `businessId` is never stored. The owner business
+comes from Meta only (the signed webhook's `waba_info`, or Graph asked with the proven token),
+and Meta's value always replaces a stored one (SPEC §8.15, issue 14 §1)."""
 
 import logging
 from dataclasses import dataclass
@@ -35,6 +40,26 @@ class Attribution:
     organization: Organization | None
     via: str
     onboarding: Onboarding | None = None
+    # Why no organization was chosen, for support (e.g. an owner business several tenants own).
+    reason: str = ""
+
+
+def _owner_business_attribution(owner_business_id: str) -> Attribution:
+    """The one organization for which Meta proved this owner business. Unproven owners count
+    for nothing; two organizations proven for the same business are a question for support."""
+    organization_ids = list(
+        Connection.objects.filter(owner_business_id=owner_business_id,
+                                  owner_business_source__in=Connection.PROVEN_OWNER_SOURCES,
+                                  organization__isnull=False)
+        .order_by().values_list("organization_id", flat=True).distinct()[:2]
+    )
+    if len(organization_ids) > 1:
+        logger.error("Owner business %s is proven for several organizations: orphan for support",
+                     owner_business_id)
+        return Attribution(None, "", reason="ambiguous_owner_business")
+    if organization_ids:
+        return Attribution(Organization.objects.get(pk=organization_ids[0]), "owner_business")
+    return Attribution(None, "")
 
 
 def _attribute(update: AccountUpdate) -> Attribution:
@@ -59,14 +84,7 @@ def _attribute(update: AccountUpdate) -> Attribution:
     if bound:
         return Attribution(bound.organization, "waba")
     if update.owner_business_id:
-        earlier = (
-            Connection.objects.filter(
-                owner_business_id=update.owner_business_id, organization__isnull=False
-            )
-            .select_related("organization").order_by("-created_at").first()
-        )
-        if earlier:
-            return Attribution(earlier.organization, "owner_business")
+        return _owner_business_attribution(update.owner_business_id)
     return Attribution(None, "")
 
 
@@ -79,6 +97,8 @@ def connection_partner_added(*, update: AccountUpdate, payload: dict | None = No
         {
             "organization": attribution.organization,
             "owner_business_id": update.owner_business_id,
+            "owner_business_source": (Connection.OwnerSource.WEBHOOK
+                                      if update.owner_business_id else ""),
             "partner_business_id": update.partner_business_id,
             "status": Connection.Status.ERROR,
             "source_event": payload,
@@ -97,7 +117,10 @@ def connection_partner_added(*, update: AccountUpdate, payload: dict | None = No
                      update.waba_id, attribution.via)
         attribution = Attribution(connection.organization, "waba")
 
-    connection.owner_business_id = connection.owner_business_id or update.owner_business_id
+    if update.owner_business_id and connection.set_owner_business(
+            update.owner_business_id, source=Connection.OwnerSource.WEBHOOK):
+        logger.warning("WABA %s: the stored owner business was replaced by Meta's (webhook)",
+                       update.waba_id)
     connection.partner_business_id = connection.partner_business_id or update.partner_business_id
     connection.last_webhook_at = timezone.now()
     if attribution.onboarding and connection.organization_id == attribution.organization.pk:
@@ -107,11 +130,14 @@ def connection_partner_added(*, update: AccountUpdate, payload: dict | None = No
 
     if connection.organization_id is None:
         connection.error_message = "orphan: no organization could be matched"
+        if attribution.reason:
+            connection.error_message = f"orphan: {attribution.reason}"
         connection.save()
         if created:
             audit_record(action=AuditLog.Action.WABA_ORPHANED, actor_label=WEBHOOK_ACTOR,
                          target=f"waba:{update.waba_id}",
-                         metadata={"owner_business_id": update.owner_business_id})
+                         metadata={"owner_business_id": update.owner_business_id,
+                                   "reason": attribution.reason or "no_match"})
         return connection
 
     connection.attributed_by = connection.attributed_by or attribution.via
@@ -156,19 +182,33 @@ def connection_from_browser_finish(*, organization: Organization, user, state: s
     if not token or not debug.get("is_valid", False) or waba_id not in granted:
         raise OnboardingError("waba_not_granted", _("The token from Meta does not cover this "
                                                     "WhatsApp Business account."))
+    owner = _owner_from_graph(token, waba_id)
+    if business_id and business_id != owner:
+        # The page relayed another business than Meta's: ignored (a tampered relay, or a
+        # business Meta has not answered for yet). Never stored.
+        logger.warning("Callback for WABA %s relayed businessId %s; Meta says %r: ignored",
+                       waba_id, business_id, owner)
     return _bind_from_browser(organization=organization, user=user, state=state, token=token,
                               debug=debug, event=event, waba_id=waba_id,
-                              phone_number_id=phone_number_id, business_id=business_id,
-                              request=request)
+                              phone_number_id=phone_number_id, owner=owner, request=request)
+
+
+def _owner_from_graph(token: str, waba_id: str) -> str:
+    """`GET /{waba}?fields=owner_business_info` with the token debug_token just proved covers
+    the WABA. Best effort: without an answer the owner stays unknown until PARTNER_ADDED."""
+    try:
+        return GraphClient(token).waba_owner_business(waba_id)
+    except GraphError as exc:
+        logger.warning("Owner business of WABA %s not read from Graph: %s", waba_id, exc)
+        return ""
 
 
 @transaction.atomic
 def _bind_from_browser(*, organization, user, state, token, debug, event, waba_id,
-                       phone_number_id, business_id, request) -> Connection:
+                       phone_number_id, owner, request) -> Connection:
     onboarding = onboarding_for_callback(organization=organization, state=state)
     connection, created = Connection.objects.live_get_or_create(
-        waba_id, {"organization": organization, "status": Connection.Status.CONNECTING,
-                  "owner_business_id": business_id},
+        waba_id, {"organization": organization, "status": Connection.Status.CONNECTING},
     )
     if connection.organization_id not in (None, organization.pk):
         raise OnboardingError("waba_taken", _("This WhatsApp Business account is connected to "
@@ -180,7 +220,9 @@ def _bind_from_browser(*, organization, user, state, token, debug, event, waba_i
     connection.tracking_code_used = onboarding.tracking_code
     connection.finish_event = event
     connection.requested_phone_number_id = phone_number_id or connection.requested_phone_number_id
-    connection.owner_business_id = connection.owner_business_id or business_id
+    if owner and connection.set_owner_business(owner, source=Connection.OwnerSource.GRAPH):
+        logger.warning("WABA %s: the stored owner business was replaced by Meta's (Graph)",
+                       waba_id)
     connection.attributed_by = "browser_callback"
     connection_store_token(connection, token=token, source="code_exchange",
                            expires_at=int(debug.get("expires_at") or 0), save=False)

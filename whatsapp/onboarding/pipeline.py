@@ -122,8 +122,10 @@ def _ensure_token(connection: Connection) -> str:
     # Hosted ES: no browser code, so fetch the business token with our system user token.
     if not settings.META_SYSTEM_USER_TOKEN:
         raise Blocked("Sem token: configure META_SYSTEM_USER_TOKEN ou reconecte pelo pop-up.")
-    if not connection.owner_business_id:
-        raise Blocked("Sem owner_business_id para buscar o token do cliente.")
+    if not connection.owner_business_proven:
+        # Only a business Meta named as the WABA's owner may get its token fetched for us.
+        raise Blocked("Sem owner_business_id comprovado pela Meta para buscar o token do "
+                      "cliente.")
     token = GraphClient().system_user_access_token(connection.owner_business_id)
     if not token:
         raise Retry("system_user_access_tokens returned no token")
