@@ -64,14 +64,6 @@ class IsOrganizationAdmin(HasOrganization):
         return super().has_permission(request, view) and is_org_admin(request)
 
 
-class IsStaff(permissions.BasePermission):
-    """Any staff user. Superseded by `HasStaffPermissions` for the staff API (issue 14 §5b);
-    kept until `whatsapp/admin_api.py` moves to it."""
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
-
-
 class HasStaffPermissions(permissions.BasePermission):
     """A staff user holding every Django permission the view lists in `required_permissions`
     (e.g. `["whatsapp.view_webhooklog"]`, the permissions of the matching admin screen), so the
