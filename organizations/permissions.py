@@ -11,7 +11,10 @@ its user's role in the token's organization):
     connect, disconnect, select the phone number              yes     no
     manage the sending policy                                 yes     no
 
-Views enforce it with `IsOrganizationAdmin` (DRF) or `is_org_admin(request)` (pages, templates:
+(The sending policy has no tenant endpoint yet: support sets `SendPolicy` in the admin.)
+
+Views enforce it with `IsOrganizationAdmin` (DRF; also the API's default permission class, so
+an undeclared endpoint is for admins only) or `is_org_admin(request)` (pages, templates:
 the context processor `organizations.context_processors.roles` gives `is_org_admin` and
 `org_role`). Staff endpoints (`/api/admin/…`) use `HasStaffPermissions` and list the Django
 permissions of the matching admin screens in `required_permissions`.
