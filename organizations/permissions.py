@@ -11,7 +11,10 @@ its user's role in the token's organization):
     connect, disconnect, select the phone number              yes     no
     manage the sending policy                                 yes     no
 
-Views enforce it with `IsOrganizationAdmin` (DRF) or `is_org_admin(request)` (pages, templates:
+(The sending policy has no tenant endpoint yet: support sets `SendPolicy` in the admin.)
+
+Views enforce it with `IsOrganizationAdmin` (DRF; also the API's default permission class, so
+an undeclared endpoint is for admins only) or `is_org_admin(request)` (pages, templates:
 the context processor `organizations.context_processors.roles` gives `is_org_admin` and
 `org_role`). Staff endpoints (`/api/admin/…`) use `HasStaffPermissions` and list the Django
 permissions of the matching admin screens in `required_permissions`.
@@ -62,14 +65,6 @@ class IsOrganizationAdmin(HasOrganization):
 
     def has_permission(self, request, view) -> bool:
         return super().has_permission(request, view) and is_org_admin(request)
-
-
-class IsStaff(permissions.BasePermission):
-    """Any staff user. Superseded by `HasStaffPermissions` for the staff API (issue 14 §5b);
-    kept until `whatsapp/admin_api.py` moves to it."""
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
 
 
 class HasStaffPermissions(permissions.BasePermission):

@@ -3,7 +3,7 @@ from celery.app.task import Task
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from organizations.models import ApiToken
+from organizations.models import ApiToken, Membership
 
 from .factories import MembershipFactory
 
@@ -29,7 +29,9 @@ def _clean_redis():
 
 @pytest.fixture
 def membership(db):
-    return MembershipFactory()
+    """The organization's admin (admins may connect, disconnect and choose the number; the
+    `api` fixture and most tests act as this user)."""
+    return MembershipFactory(role=Membership.Role.ADMIN)
 
 
 @pytest.fixture

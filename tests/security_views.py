@@ -28,6 +28,12 @@ def admin_only(request):
     return Response({"done": True})
 
 
+@api_view(["POST"])
+def undeclared(request):
+    """No `permission_classes`: the API's default decides (admins only)."""
+    return Response({"done": True})
+
+
 @required_permissions("whatsapp.view_webhooklog")
 @api_view(["GET"])
 @permission_classes([HasStaffPermissions])
@@ -52,6 +58,7 @@ class StaffClassView(APIView):
 urlpatterns = [
     path("t/whoami", whoami),
     path("t/admin-only", admin_only),
+    path("t/undeclared", undeclared),
     path("t/staff-webhooks", staff_webhooks),
     path("t/staff-undeclared", staff_undeclared),
     path("t/staff-class", StaffClassView.as_view()),

@@ -215,7 +215,9 @@ REST_FRAMEWORK = {
         "organizations.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["organizations.permissions.HasOrganization"],
+    # Fail closed: an endpoint that does not declare its permission classes is for the
+    # organization's admins only; what members may also call says `HasOrganization` itself.
+    "DEFAULT_PERMISSION_CLASSES": ["organizations.permissions.IsOrganizationAdmin"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",

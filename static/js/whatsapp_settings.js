@@ -1,5 +1,6 @@
 /* Settings › WhatsApp connection: Embedded Signup popup (Facebook JS SDK, or the Meta sandbox in
- * the demo), hosted-link fallback, status polling every 2 s for up to 5 min. */
+ * the demo), hosted-link fallback, status polling every 2 s for up to 5 min. A member's page has
+ * the status only (no connect, number choice or disconnect controls): every control is optional. */
 (function () {
   "use strict";
   var cfg = JSON.parse(document.getElementById("wa-config").textContent);
@@ -60,7 +61,7 @@
       list.appendChild(li);
     });
     var choices = $("wa-numbers");
-    if (panel === "select" && !choices.dataset.rendered) {
+    if (choices && panel === "select" && !choices.dataset.rendered) {
       choices.replaceChildren();
       numbers.forEach(function (n, i) {
         var label = document.createElement("label");
@@ -184,23 +185,26 @@
   var connect = $("wa-connect");
   if (connect) { connect.addEventListener("click", start); }
 
-  $("wa-select").addEventListener("submit", function (event) {
+  var select = $("wa-select");
+  if (select) { select.addEventListener("submit", function (event) {
     event.preventDefault();
     var chosen = document.querySelector("input[name=phone]:checked");
     if (!chosen) { return; }
     api("POST", "/api/v1/whatsapp/select-phone", {wabaId: chosen.dataset.waba, phoneId: chosen.value})
       .then(function () { render({status: "connecting", message: cfg.texts.connecting}); poll(); })
       .catch(function (err) { showError(err.message); });
-  });
+  }); }
 
   var dialog = $("wa-confirm");
-  $("wa-disconnect").addEventListener("click", function () { dialog.showModal(); $("wa-reason").focus(); });
-  dialog.addEventListener("close", function () {
-    if (dialog.returnValue !== "confirm") { $("wa-disconnect").focus(); return; }
-    api("POST", "/api/v1/whatsapp/connection/disconnect", {reason: $("wa-reason").value})
-      .then(refresh)
-      .catch(function (err) { showError(err.message); });
-  });
+  if (dialog && $("wa-disconnect")) {
+    $("wa-disconnect").addEventListener("click", function () { dialog.showModal(); $("wa-reason").focus(); });
+    dialog.addEventListener("close", function () {
+      if (dialog.returnValue !== "confirm") { $("wa-disconnect").focus(); return; }
+      api("POST", "/api/v1/whatsapp/connection/disconnect", {reason: $("wa-reason").value})
+        .then(refresh)
+        .catch(function (err) { showError(err.message); });
+    });
+  }
 
   if (cfg.sdkUrl) {
     var initDone = false;

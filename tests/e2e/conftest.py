@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from organizations.models import Membership
 from tests.factories import MembershipFactory
 from tests.sandbox.conftest import Sandbox, _wait_for_request_threads
 from tests.support import chromium, wait_for
@@ -83,7 +84,8 @@ def browser() -> Iterator:
 def admin_page(browser, live_server, transactional_db):
     """A logged-in imobiliária admin on Configurações › Conexão WhatsApp."""
     membership = MembershipFactory(user__email="admin@sol.com.br",
-                                   organization__name="Imobiliária Sol")
+                                   organization__name="Imobiliária Sol",
+                                   role=Membership.Role.ADMIN)
     context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="pt-BR")
     page = context.new_page()
     page.set_default_timeout(20_000)

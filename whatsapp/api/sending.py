@@ -1,16 +1,19 @@
 """`/api/v1/whatsapp/messages` and `/templates`: queue a send, read it back, list templates.
 
 Same style as whatsapp/views.py: Bearer token (or session) scoped to one organization,
-errors as `{"error": …}` (plus a machine-readable `code` for refusals).
+errors as `{"error": …}` (plus a machine-readable `code` for refusals). Members and admins
+alike may send (within the sending rules), read a send and list templates; the sending policy
+(`SendPolicy`) has no tenant endpoint (support sets it in the admin).
 """
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from organizations.permissions import HasOrganization
 from whatsapp.models import MessageTemplate, OutboundMessage
 from whatsapp.sending import queue, rules
 
@@ -111,6 +114,7 @@ def message_json(message: OutboundMessage, *, events: bool = False) -> dict:
 @extend_schema(request=SendMessageSerializer,
                summary="Queue a WhatsApp message (template, or text inside the 24 h window)")
 @api_view(["POST"])
+@permission_classes([HasOrganization])
 def messages_create(request: Request) -> Response:
     serializer = SendMessageSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -132,6 +136,7 @@ def messages_create(request: Request) -> Response:
 
 @extend_schema(summary="One queued message with its audit trail (statuses, errors)")
 @api_view(["GET"])
+@permission_classes([HasOrganization])
 def message_detail(request: Request, message_id) -> Response:
     message = (OutboundMessage.objects.select_related("config")
                .filter(organization=request.organization, pk=message_id).first())
@@ -143,6 +148,7 @@ def message_detail(request: Request, message_id) -> Response:
 
 @extend_schema(summary="The organization's message templates and their status")
 @api_view(["GET"])
+@permission_classes([HasOrganization])
 def templates_list(request: Request) -> Response:
     templates = MessageTemplate.objects.filter(organization=request.organization)
     return Response({"templates": [

@@ -7,10 +7,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import extend_schema
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from organizations.permissions import HasOrganization, IsOrganizationAdmin
 from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber
 from whatsapp.onboarding import attribution, connections, signup
 from whatsapp.onboarding.analytics import analytics_record
@@ -29,6 +30,10 @@ from .serializers import (
 
 logger = logging.getLogger(__name__)
 
+# Roles (organizations.permissions' matrix): `HasOrganization` for what members may also do
+# (read the status and the numbers), `IsOrganizationAdmin` for whatever connects, disconnects
+# or picks the number. Each view says which; the default (undeclared) is admins only.
+
 
 @extend_schema(
     parameters=[OnboardingUrlQuerySerializer],
@@ -36,6 +41,7 @@ logger = logging.getLogger(__name__)
     summary="Hosted Embedded Signup link with a fresh tracking code",
 )
 @api_view(["GET"])
+@permission_classes([IsOrganizationAdmin])
 def onboarding_url(request: Request) -> Response:
     query = OnboardingUrlQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
@@ -62,6 +68,7 @@ def onboarding_url(request: Request) -> Response:
 
 @extend_schema(summary="Connection state of the caller's organization, for polling")
 @api_view(["GET"])
+@permission_classes([HasOrganization])
 def check_connection(request: Request) -> Response:
     return Response(connection_status_for(request.organization))
 
@@ -69,6 +76,7 @@ def check_connection(request: Request) -> Response:
 @extend_schema(request=EmbeddedSignupCallbackSerializer,
                summary="Relay of the Embedded Signup popup's outcome (finish, cancel, error)")
 @api_view(["POST"])
+@permission_classes([IsOrganizationAdmin])
 def embedded_signup_callback(request: Request) -> Response:
     data = _valid(EmbeddedSignupCallbackSerializer, request.data)
     try:
@@ -94,12 +102,14 @@ def embedded_signup_callback(request: Request) -> Response:
 
 @extend_schema(summary="Full status of the caller's WhatsApp connection (never the token)")
 @api_view(["GET"])
+@permission_classes([HasOrganization])
 def connection_status(request: Request) -> Response:
     return Response(connection_status_for(request.organization))
 
 
 @extend_schema(request=DisconnectSerializer, summary="Disconnect the organization's WhatsApp")
 @api_view(["POST"])
+@permission_classes([IsOrganizationAdmin])
 def connection_disconnect(request: Request) -> Response:
     data = _valid(DisconnectSerializer, request.data)
     try:
@@ -114,6 +124,7 @@ def connection_disconnect(request: Request) -> Response:
 
 @extend_schema(summary="The organization's phone numbers")
 @api_view(["GET"])
+@permission_classes([HasOrganization])
 def phone_numbers(request: Request) -> Response:
     phone_numbers = (PhoneNumber.objects.filter(organization=request.organization)
                .exclude(connection__status=Connection.Status.DISCONNECTED)
@@ -124,6 +135,7 @@ def phone_numbers(request: Request) -> Response:
 @extend_schema(request=SelectPhoneSerializer,
                summary="Choose which number of the WABA to use (several numbers)")
 @api_view(["POST"])
+@permission_classes([IsOrganizationAdmin])
 def select_phone(request: Request) -> Response:
     data = _valid(SelectPhoneSerializer, request.data)
     try:

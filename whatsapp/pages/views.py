@@ -1,4 +1,6 @@
-"""Server-rendered pages for imobiliária admins."""
+"""Server-rendered pages of an imobiliária: admins connect and manage WhatsApp here; members
+see the same pages with the status only (templates read `is_org_admin`; the API refuses a
+member's connect, number choice and disconnect whatever the page shows)."""
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -8,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from organizations.permissions import is_org_admin
 from organizations.services import organization_for_request
 from whatsapp.api.presenters import connection_status_for
 from whatsapp.models import AnalyticsEvent, flags
@@ -44,13 +47,17 @@ def whatsapp_settings(request: HttpRequest) -> HttpResponse:
         context.update(
             status=connection_status_for(organization),
             signup_enabled=signup_enabled,
-            page_config=_page_config(request, organization, signup_enabled),
+            page_config=_page_config(request, organization, signup_enabled,
+                                     can_manage=is_org_admin(request)),
         )
     return render(request, "whatsapp/settings.html", context)
 
 
-def _page_config(request: HttpRequest, organization, signup_enabled: bool) -> dict:
-    if settings.META_SANDBOX:
+def _page_config(request: HttpRequest, organization, signup_enabled: bool, *,
+                 can_manage: bool) -> dict:
+    if not can_manage:
+        sdk_url, origins = "", []  # a member cannot start a signup: no Meta SDK on the page
+    elif settings.META_SANDBOX:
         # The demo's stand-in for Meta serves an SDK with the same FB.login contract.
         sdk_url, origins = "/sandbox/sdk.js", [f"{request.scheme}://{request.get_host()}"]
     elif settings.META_APP_ID:
