@@ -1,11 +1,11 @@
 import pytest
+import responses
 from celery.app.task import Task
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from organizations.models import ApiToken
-
-from .factories import MembershipFactory
+from tests.factories import MembershipFactory
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +79,12 @@ def enqueued(monkeypatch) -> list[tuple[str, tuple]]:
 
     monkeypatch.setattr(Task, "apply_async", apply_async)
     return calls
+
+
+@pytest.fixture
+def graph():
+    """Meta's Graph API for unit tests: register answers (`graph.get(f"{GRAPH}/…", json=…)`,
+    GRAPH from tests.meta); every call the product makes is in `graph.calls`. A call nobody
+    answered fails the test with a ConnectionError, as Meta being unreachable would."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
