@@ -6,13 +6,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev
 COPY . .
-<<<<<<< HEAD
-# collectstatic needs no secrets: the build uses the base settings for this one command.
-RUN DJANGO_SETTINGS_MODULE=config.settings.base python manage.py collectstatic --noinput -v0
-=======
 # Hashed, compressed copies for WhiteNoise (production's storage; needs none of its secrets).
 RUN DJANGO_SETTINGS_MODULE=config.settings.static python manage.py collectstatic --noinput -v0
-ENV DJANGO_SETTINGS_MODULE=config.settings.production
->>>>>>> prod
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]
