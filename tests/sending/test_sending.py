@@ -628,7 +628,7 @@ def test_sync_templates_command_skips_a_failing_waba(org, number):
 
 
 def test_sweeper_re_enqueues_due_and_abandoned_sends(api, org, number, template, sending_on,
-                                                     enqueued):
+                                                     broker):
 
     due = queue(api, template_body(to="5511900000001"))
     fresh = queue(api, template_body(to="5511900000002"))
@@ -636,9 +636,9 @@ def test_sweeper_re_enqueues_due_and_abandoned_sends(api, org, number, template,
     OutboundMessage.objects.filter(pk=due.pk).update(next_attempt_at=timezone.now())
     OutboundMessage.objects.filter(pk=abandoned.pk).update(
         status=S.SENDING, locked_until=timezone.now() - timedelta(seconds=1))
-    enqueued.clear()
+    broker.clear()
     assert worker.outbound_sweep() == 2
-    sends = {args[0] for name, args in enqueued if name == "whatsapp.tasks.send_outbound"}
+    sends = {args[0] for args in broker.of("send_outbound")}
     assert sends == {str(due.pk), str(abandoned.pk)}
     assert str(fresh.pk) not in sends
 

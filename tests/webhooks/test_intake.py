@@ -1,7 +1,5 @@
 """The webhook endpoint: handshake, signature, store-before-200, announce on commit."""
 
-from unittest import mock
-
 import pytest
 from django.db import OperationalError, connection
 
@@ -32,12 +30,11 @@ def test_verification_handshake_refuses_wrong_token_or_mode(client, params):
 
 
 def test_signed_delivery_is_stored_byte_for_byte_then_announced(
-    client, django_capture_on_commit_callbacks
+    client, broker, django_capture_on_commit_callbacks
 ):
     body = wire(load("messages_text_inbound.json"))
-    with mock.patch("whatsapp.tasks.drain_webhook_inbox.delay") as drain:
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            response = post_signed(client, body)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = post_signed(client, body)
 
     assert response.status_code == 200
     assert response.json() == {"received": True}
@@ -50,18 +47,17 @@ def test_signed_delivery_is_stored_byte_for_byte_then_announced(
     assert len(callbacks) == 1
     # The id waits in the Redis inbox, and one drainer was started for it.
     assert redis_client().lrange(inbox.QUEUE, 0, -1) == [str(log.pk).encode()]
-    drain.assert_called_once()
+    assert len(broker.of("drain_webhook_inbox")) == 1
 
 
 def test_without_the_inbox_each_delivery_publishes_its_task(
-    client, settings, django_capture_on_commit_callbacks
+    client, settings, broker, django_capture_on_commit_callbacks
 ):
     settings.WHATSAPP_WEBHOOK_INBOX = False
-    with mock.patch("whatsapp.tasks.process_webhook.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post_signed(client, load("messages_text_inbound.json"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_signed(client, load("messages_text_inbound.json"))
     assert response.status_code == 200
-    delay.assert_called_once_with(WebhookLog.objects.get().pk)
+    assert broker.of("process_webhook") == [(WebhookLog.objects.get().pk,)]
 
 
 def test_meta_signature_test_vectors():
@@ -92,14 +88,13 @@ def test_body_reserialized_with_decoded_unicode_does_not_verify(client):
 
 @pytest.mark.parametrize("header", [None, "", "sha256=", "sha1=abc", "sha256=" + "0" * 64,
                                     "sha256=5ce47c1a51cf963805705bcd9d3afe9fe7bec11f54eb35c44df778e9e4f93424"])
-def test_forged_or_missing_signature_is_403_and_nothing_is_stored(client, header):
+def test_forged_or_missing_signature_is_403_and_nothing_is_stored(client, broker, header):
     body = wire(load("account_update_partner_added.json"))
     extra = {} if header is None else {"HTTP_X_HUB_SIGNATURE_256": header}
-    with mock.patch("whatsapp.tasks.process_webhook.delay") as delay:
-        response = client.post(WEBHOOK_URL, data=body, content_type="application/json", **extra)
+    response = client.post(WEBHOOK_URL, data=body, content_type="application/json", **extra)
     assert response.status_code == 403
     assert not WebhookLog.objects.exists()
-    delay.assert_not_called()
+    assert broker.published == []
 
 
 def test_signature_with_another_secret_is_refused(client):
@@ -155,13 +150,13 @@ def test_cannot_store_means_5xx_so_meta_retries(client):
 
 
 def test_broker_failure_still_acknowledges_a_stored_delivery(
-    client, django_capture_on_commit_callbacks
+    client, broker, django_capture_on_commit_callbacks
 ):
-    with mock.patch("whatsapp.tasks.drain_webhook_inbox.delay",
-                    side_effect=ConnectionError("down")):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post_signed(client, load("account_update_partner_added.json"))
+    broker.fail("drain_webhook_inbox", error=ConnectionError("down"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_signed(client, load("account_update_partner_added.json"))
     assert response.status_code == 200
+    assert len(broker.refused("drain_webhook_inbox")) == 1  # the announcement did try
     assert WebhookLog.objects.get().status == WebhookLog.Status.RECEIVED
     # The drainer slot stays taken for a short cooldown, then the next delivery or the
     # sweeper starts a drainer (tests/webhooks/test_inbox.py).

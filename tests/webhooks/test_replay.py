@@ -1,7 +1,5 @@
 """Replaying stored deliveries: the command, the admin action, and support finding a delivery."""
 
-from unittest import mock
-
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -15,18 +13,18 @@ pytestmark = pytest.mark.django_db
 
 
 # --- replay ---------------------------------------------------------------------------------
-def test_replay_command_selects_resets_enqueues_and_audits(django_capture_on_commit_callbacks):
+def test_replay_command_selects_resets_enqueues_and_audits(broker,
+                                                          django_capture_on_commit_callbacks):
     dead, processed, other = stored(), stored(), stored(load("account_update_partner_added.json"))
     WebhookLog.objects.filter(pk=dead.pk).update(status="dead", attempts=8, last_error="X",
                                                  traceback="tb", fields=["messages"])
     WebhookLog.objects.filter(pk=processed.pk).update(status="processed", fields=["messages"])
     dry = run_command("replay_webhooks", "--dead", "--dry-run")
     assert dry == {"dry_run": True, "matched": 1, "ids": [dead.pk]}
-    with mock.patch("whatsapp.tasks.process_webhook.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            result = run_command("replay_webhooks", "--field", "messages", "--since", "1h")
+    with django_capture_on_commit_callbacks(execute=True):
+        result = run_command("replay_webhooks", "--field", "messages", "--since", "1h")
     assert result["replayed"] == 2 and sorted(result["ids"]) == sorted([dead.pk, processed.pk])
-    assert sorted(c.args[0] for c in delay.call_args_list) == sorted([dead.pk, processed.pk])
+    assert sorted(broker.of("process_webhook")) == sorted([(dead.pk,), (processed.pk,)])
     dead.refresh_from_db()
     assert (dead.status, dead.attempts, dead.last_error, dead.traceback) == ("received", 0, "", "")
     assert bytes(dead.raw_body) == wire(load("messages_text_inbound.json"))
@@ -57,7 +55,7 @@ def test_replaying_a_processed_delivery_is_harmless(client):
     assert AuditLog.objects.filter(action=AuditLog.Action.WABA_ORPHANED).count() == 1
 
 
-def test_admin_shows_dead_delivery_with_error_and_replays_it(client, django_user_model,
+def test_admin_shows_dead_delivery_with_error_and_replays_it(client, django_user_model, broker,
                                                              django_capture_on_commit_callbacks):
     staff = django_user_model.objects.create_superuser("ops@q.test", "ops@q.test", "x")
     client.force_login(staff)
@@ -66,12 +64,11 @@ def test_admin_shows_dead_delivery_with_error_and_replays_it(client, django_user
     page = client.get("/admin/whatsapp/webhooklog/?status__exact=dead")
     assert page.status_code == 200 and b"KeyError" in page.content
     assert client.get(f"/admin/whatsapp/webhooklog/{log.pk}/change/").status_code == 200
-    with mock.patch("whatsapp.tasks.process_webhook.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post("/admin/whatsapp/webhooklog/", {
-                "action": "replay_selected", "_selected_action": [log.pk]})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/whatsapp/webhooklog/", {
+            "action": "replay_selected", "_selected_action": [log.pk]})
     assert response.status_code == 302
-    delay.assert_called_once_with(log.pk)
+    assert broker.of("process_webhook") == [(log.pk,)]
     assert WebhookLog.objects.get(pk=log.pk).status == "received"
     assert AuditLog.objects.get(action="WEBHOOK_REPLAYED").actor == staff
     # The raw row itself stays read-only.
