@@ -81,8 +81,7 @@ def _unprocessed_deliveries(now) -> None:
     hour = now - timedelta(hours=1)
     dead = WebhookLog.objects.filter(status=S.DEAD, received_at__gte=hour).count()
     # Not done 5 minutes after arrival: a working pipeline finishes in seconds.
-    stuck = WebhookLog.objects.filter(
-        status__in=[S.RECEIVED, S.FAILED, S.PROCESSING],
+    stuck = WebhookLog.objects.backlog().filter(
         received_at__gte=hour, received_at__lte=now - timedelta(minutes=5)).count()
     alert_set("unprocessed_deliveries", active=dead + stuck > 5,
               message=f"{dead} dead and {stuck} unprocessed webhook deliveries in the last hour",

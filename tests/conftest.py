@@ -1,11 +1,13 @@
+from typing import NamedTuple
+
 import pytest
+import responses
 from celery.app.task import Task
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from organizations.models import ApiToken, Membership
-
-from .factories import MembershipFactory
+from tests.factories import MembershipFactory
 
 
 @pytest.fixture(autouse=True)
@@ -68,16 +70,87 @@ def redis_down(settings):
     yield
 
 
-@pytest.fixture
-def enqueued(monkeypatch) -> list[tuple[str, tuple]]:
-    """Every Celery publish of the test as (task name, args), kept from the broker.
+class Publish(NamedTuple):
+    """One publish to the broker: the task's short name (`process_webhook` for
+    `whatsapp.tasks.process_webhook`; other apps' tasks keep their full name), its positional
+    args, its countdown (None when it runs as soon as a worker takes it) and its keyword args
+    (the product publishes none today)."""
 
-    Patches the behaviour (publishing), not a module path, so moving code never breaks it.
+    task: str
+    args: tuple
+    countdown: float | None
+    kwargs: dict
+
+
+class Broker:
+    """The Celery broker of a unit test: keeps every publish instead of sending it.
+
+    Replaces `Task.apply_async` at class level, so `.delay()`, `.apply_async()` and
+    `self.retry()` of every task are captured whatever module the caller lives in: tests name
+    tasks by their short name (`whatsapp.tasks.<name>`, a contract that never moves), never
+    by the module path of the code that publishes them.
+
+    - `broker.published`: every publish that went through, in order (`Publish` tuples);
+    - `broker.of("process_webhook")`: the args tuple of each publish of that task, in order;
+    - `broker.countdowns("process_webhook")`: their countdowns (None: no countdown);
+    - `broker.clear()`: forgets what was published (and refused) so far;
+    - `broker.fail("drain_webhook_inbox", error=ConnectionError("broker down"))`: from now on
+      publishing that task raises `error`, as a broker outage does (`broker.fail()` with no
+      name: every task); `broker.refused(name)` lists the args of the publishes that raised;
+    - `broker.recover()`: the broker is back, publishes go through again.
     """
-    calls: list[tuple[str, tuple]] = []
+
+    def __init__(self) -> None:
+        self.published: list[Publish] = []
+        self.refused_publishes: list[Publish] = []
+        self._failing: dict[str | None, BaseException] = {}
+
+    def publish(self, task: Task, args=None, kwargs=None, countdown=None, **options) -> None:
+        publish = Publish(task.name.removeprefix("whatsapp.tasks."), tuple(args or ()),
+                          countdown, dict(kwargs or {}))
+        error = self._failing.get(publish.task, self._failing.get(None))
+        if error is not None:
+            self.refused_publishes.append(publish)
+            raise error
+        self.published.append(publish)
+
+    def of(self, task: str) -> list[tuple]:
+        return [p.args for p in self.published if p.task == task]
+
+    def countdowns(self, task: str) -> list[float | None]:
+        return [p.countdown for p in self.published if p.task == task]
+
+    def refused(self, task: str) -> list[tuple]:
+        return [p.args for p in self.refused_publishes if p.task == task]
+
+    def clear(self) -> None:
+        self.published.clear()
+        self.refused_publishes.clear()
+
+    def fail(self, task: str | None = None, *, error: BaseException | None = None) -> None:
+        self._failing[task] = error or ConnectionError("broker down")
+
+    def recover(self) -> None:
+        self._failing.clear()
+
+
+@pytest.fixture
+def broker(monkeypatch) -> Broker:
+    """The Celery broker, kept in the test: see `Broker`. Patches publishing (a behaviour),
+    not a module path, so moving code never breaks the tests that use it."""
+    fake = Broker()
 
     def apply_async(task, args=None, kwargs=None, **options):
-        calls.append((task.name, tuple(args or ())))
+        fake.publish(task, args, kwargs, **options)
 
     monkeypatch.setattr(Task, "apply_async", apply_async)
-    return calls
+    return fake
+
+
+@pytest.fixture
+def graph():
+    """Meta's Graph API for unit tests: register answers (`graph.get(f"{GRAPH}/…", json=…)`,
+    GRAPH from tests.meta); every call the product makes is in `graph.calls`. A call nobody
+    answered fails the test with a ConnectionError, as Meta being unreachable would."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock

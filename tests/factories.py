@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from organizations.models import Membership, Organization
+from whatsapp.core import crypto
 from whatsapp.models import Connection, Onboarding, PhoneNumber
 
 
@@ -58,6 +59,14 @@ class ConnectionFactory(factory.django.DjangoModelFactory):
     owner_business_source = Connection.OwnerSource.WEBHOOK
     status = Connection.Status.CONNECTED
     connected_at = factory.LazyFunction(timezone.now)
+
+    class Params:
+        # ConnectionFactory(with_token=True, token="EAA…"): a stored (encrypted) business token.
+        token = "EAAGtenanttoken123456"
+        with_token = factory.Trait(
+            access_token_encrypted=factory.LazyAttribute(lambda o: crypto.encrypt(o.token)),
+            token_status=Connection.TokenStatus.VALID,
+        )
 
 
 class PhoneNumberFactory(factory.django.DjangoModelFactory):

@@ -1,7 +1,13 @@
-"""Helpers for the ingestion tests: deliver a fixture for real, and dump what it stored."""
+"""Helpers for the webhook and ingestion tests: store or deliver a fixture for real, dump what it
+stored, and run a command for its JSON."""
 
+import io
+import json
 from datetime import UTC, datetime
 
+from django.core.management import call_command
+
+from tests.meta import load, post_signed, wire
 from whatsapp.models import (
     Contact,
     ContactIdentity,
@@ -13,9 +19,8 @@ from whatsapp.models import (
     TemplateStatusEvent,
     WebhookLog,
 )
+from whatsapp.webhooks.intake import webhook_store
 from whatsapp.webhooks.process import webhook_process
-
-from .meta import post_signed
 
 
 def deliver(client, body: dict | bytes, *, expect: str = WebhookLog.Status.PROCESSED) -> WebhookLog:
@@ -84,3 +89,16 @@ def canonical_dump() -> dict:
     return {"contacts": contacts, "identities": identities, "messages": messages,
             "statuses": statuses, "chunks": chunks, "syncs": syncs, "templates": templates,
             "configs": configs}
+
+
+def stored(body: dict | None = None) -> WebhookLog:
+    """A signed delivery stored as the webhook view stores it, not processed yet."""
+    raw = wire(body or load("messages_text_inbound.json"))
+    return WebhookLog.objects.get(pk=webhook_store(body=raw, headers={}))
+
+
+def run_command(*args) -> dict:
+    """A management command run with --json, its output parsed."""
+    out = io.StringIO()
+    call_command(*args, "--json", stdout=out)
+    return json.loads(out.getvalue())

@@ -3,9 +3,8 @@
 import math
 
 from bench import loadgen
+from tests.meta import PAYLOADS_DIR
 from whatsapp.webhooks.signatures import sign
-
-from .meta import PAYLOADS_DIR
 
 
 def test_percentile_is_nearest_rank():

@@ -4,13 +4,12 @@ import pytest
 from django.contrib.auth.models import Group
 
 from audit.models import AuditLog
+from tests.e2e.conftest import PASSWORD, shot, wait_for
+from tests.factories import OnboardingFactory, OrganizationFactory, UserFactory
+from tests.meta import load, post_signed
 from whatsapp.backoffice.support import SUPPORT_GROUP
 from whatsapp.models import Connection, WebhookLog
 from whatsapp.webhooks.process import webhook_process
-
-from ..factories import OnboardingFactory, OrganizationFactory, UserFactory
-from ..meta import load, post_signed
-from .conftest import PASSWORD, shot, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditLog
+from tests.e2e.conftest import shot, wait_for
 from whatsapp.models import (
     Connection,
     FeatureFlag,
@@ -16,8 +17,6 @@ from whatsapp.models import (
     WebhookLog,
     flags,
 )
-
-from .conftest import shot, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

@@ -13,9 +13,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from audit.models import AuditLog
+from tests.meta import change_value
+from tests.reliability.conftest import VENV_BIN, envelope, post, wait_until
 from whatsapp.models import WebhookLog
-
-from .conftest import VENV_BIN, envelope, post, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -147,5 +147,5 @@ def _all_processed(ids) -> bool:
 def _targets() -> set[str]:
     import json
 
-    return {str(json.loads(bytes(body))["entry"][0]["changes"][0]["value"]["n"])
+    return {str(change_value(json.loads(bytes(body)))["n"])
             for body in WebhookLog.objects.values_list("raw_body", flat=True)}

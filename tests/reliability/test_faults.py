@@ -14,11 +14,10 @@ from django.db.models import Count
 
 from audit.models import AuditLog
 from organizations.models import ApiToken
+from tests.factories import MembershipFactory
+from tests.meta import partner_added, wire
+from tests.reliability.conftest import envelope, post, wait_until
 from whatsapp.models import Connection, Onboarding, WebhookLog
-
-from ..factories import MembershipFactory
-from ..meta import partner_added, wire
-from .conftest import envelope, post, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -140,7 +139,7 @@ def test_database_unreachable_webhook_answers_5xx_never_200(stack):
 
 
 def _closed_port() -> int:
-    from .conftest import free_port
+    from tests.reliability.conftest import free_port
 
     return free_port()  # bound then released: nothing listens there
 
@@ -216,7 +215,7 @@ def test_poison_payload_retries_dies_is_visible_and_replays_after_a_fix(stack, c
     import json
     import subprocess
 
-    from .conftest import ROOT, VENV_BIN
+    from tests.reliability.conftest import ROOT, VENV_BIN
 
     out = subprocess.run([str(VENV_BIN / "python"), "manage.py", "replay_webhooks", "--dead",
                           "--json"], cwd=ROOT, env=stack.env, capture_output=True, text=True,
@@ -230,7 +229,7 @@ def test_live_server_survives_fuzzed_requests(stack):
     """The in-process fuzz test covers 1,000 cases; this checks a real gunicorn stays up."""
     import random
 
-    from .test_fuzz import fuzz_body
+    from tests.reliability.test_fuzz import fuzz_body
 
     stack.start_web()
     rng = random.Random(7)

@@ -8,11 +8,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from tests.meta import PAYLOADS_DIR, WEBHOOK_URL
 from whatsapp.models import WebhookLog
 from whatsapp.webhooks.process import webhook_process
 from whatsapp.webhooks.signatures import sign
-
-from ..meta import PAYLOADS_DIR, WEBHOOK_URL
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ..test_compose import healthcheck_test
-from .conftest import ROOT, VENV_BIN, free_port, wait_until
+from tests.deploy.test_compose import healthcheck_test
+from tests.reliability.conftest import ROOT, VENV_BIN, free_port, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from tests.meta import change_value
 from whatsapp.models import WebhookLog
 from whatsapp.webhooks.signatures import is_valid_signature
 
@@ -30,7 +31,7 @@ def test_sends_a_signed_event_the_product_accepts(live_server):
     assert raw == printed["deliveries"][0]["body"].encode()
     assert is_valid_signature(raw, rows[0].headers["X-Hub-Signature-256"],
                               settings.META_APP_SECRET)
-    value = json.loads(raw)["entry"][0]["changes"][0]["value"]
+    value = change_value(json.loads(raw))
     assert value["waba_info"]["waba_id"] == "102999"
     assert value["sessionInfo"] == {"trackingCode": "abc-123"}
 

@@ -3,6 +3,8 @@
 import pytest
 from django.conf import settings
 
+from tests.meta import change_value
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -56,7 +58,7 @@ def test_hosted_link_walk_ends_with_partner_added_only(sandbox):
 
     state = sandbox.wait_idle()
     (delivery,) = state["deliveries"]
-    value = delivery["payload"]["entry"][0]["changes"][0]["value"]
+    value = change_value(delivery["payload"])
     assert value["event"] == "PARTNER_ADDED"
     assert value["sessionInfo"] == {"trackingCode": "11111111-2222-4333-8444-555555555555"}
     assert state["codes"] == []

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.conf import settings
 
+from tests.meta import change_value
+from tests.sandbox.conftest import wait_for, webhook_rows
 from whatsapp.models import WebhookLog
-
-from .conftest import wait_for, webhook_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +57,7 @@ def test_hosted_link_sends_only_partner_added_and_echoes_the_tracking_code_when_
     sandbox.signup("cloud_one", flow="hosted",
                    extras={"sessionInfo": {"trackingCode": "7f0c1f9e-2b1a-4c55-9d8e-000000000001"}})
     (row,) = webhook_rows(1)
-    value = body_of(row)["entry"][0]["changes"][0]["value"]
+    value = change_value(body_of(row))
     assert value["event"] == "PARTNER_ADDED"
     assert value["sessionInfo"] == {"trackingCode": "7f0c1f9e-2b1a-4c55-9d8e-000000000001"}
     state = sandbox.wait_idle()
@@ -87,7 +87,7 @@ def test_smb_app_data_once_per_type_and_its_webhooks_arrive(sandbox):
     fields = [body_of(r)["entry"][0]["changes"][0]["field"] for r in rows]
     # Two syncs, two background sends: they may interleave, each one keeps its own order.
     assert sorted(fields) == ["history"] * 5 + ["smb_app_state_sync"]
-    values = [body_of(r)["entry"][0]["changes"][0]["value"] for r in rows]
+    values = [change_value(body_of(r)) for r in rows]
     chunks = [v["history"][0]["metadata"] for v in values if "history" in v]
     assert [(c["phase"], c["chunk_order"]) for c in chunks] == [(0, 1), (1, 2), (1, 1), (2, 1)]
     assert chunks[-1]["progress"] == 100
@@ -100,7 +100,7 @@ def test_declined_history_sends_error_2593109(sandbox):
     sandbox.graph("POST", f"{result['phone_number_ids'][0]}/smb_app_data", token=token,
                   json={"messaging_product": "whatsapp", "sync_type": "history"})
     row = webhook_rows(3)[2]
-    value = body_of(row)["entry"][0]["changes"][0]["value"]
+    value = change_value(body_of(row))
     assert value["history"][0]["errors"][0]["code"] == 2593109
 
 
@@ -132,7 +132,7 @@ def test_messages_returns_a_wamid_then_sent_delivered_read(sandbox):
     wamid = body["messages"][0]["id"]
     assert wamid.startswith("wamid.")
     rows = webhook_rows(5)[2:]
-    statuses = [body_of(r)["entry"][0]["changes"][0]["value"]["statuses"][0] for r in rows]
+    statuses = [change_value(body_of(r))["statuses"][0] for r in rows]
     assert [(s["id"], s["status"]) for s in statuses] == [
         (wamid, "sent"), (wamid, "delivered"), (wamid, "read")]
 

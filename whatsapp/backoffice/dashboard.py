@@ -128,8 +128,8 @@ def dashboard_context(*, period: Period, organization=None) -> dict:
         "funnel": numbers,
         "orphans": orphans,
         "dead_letters": dead.count(),
-        "backlog": WebhookLog.objects.filter(
-            ~Q(status__in=[WebhookLog.Status.PROCESSED, WebhookLog.Status.DEAD])).count(),
+        "backlog": WebhookLog.objects.backlog().count(),
+        "parked": WebhookLog.objects.filter(status=WebhookLog.Status.PARKED).count(),
         "funnel_chart": json.dumps({
             "labels": [_("Started"), _("Completed"), _("Cancelled"), _("Failed"),
                        _("Expired")],

@@ -68,14 +68,7 @@ def platform_status() -> dict:
         ),
         "webhooks": webhooks,
         # Derived from the counts above rather than a second query over the whole log.
-        "webhook_backlog": sum(
-            webhooks[s]
-            for s in (
-                WebhookLog.Status.RECEIVED,
-                WebhookLog.Status.FAILED,
-                WebhookLog.Status.PROCESSING,
-            )
-        ),
+        "webhook_backlog": sum(webhooks[s] for s in WebhookLog.BACKLOG),
     }
 
 

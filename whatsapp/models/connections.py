@@ -1,7 +1,7 @@
 """Connections: a customer's WABA shared with our app, and the orphans support claims."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
@@ -165,6 +165,18 @@ class Connection(models.Model):
     def set_access_token(self, raw: str) -> None:
         self.access_token_encrypted = crypto.encrypt(raw)
         self.token_status = self.TokenStatus.VALID
+
+    def store_token(self, token: str, *, source: str, expires_at: int = 0,
+                    save: bool = True) -> None:
+        """Encrypts and stores a business token; `expires_at` (Meta's epoch seconds) 0 means
+        it never expires."""
+        self.set_access_token(token)
+        self.token_source = source
+        self.token_checked_at = timezone.now()
+        self.token_expires_at = datetime.fromtimestamp(expires_at, tz=UTC) if expires_at else None
+        if save:
+            self.save(update_fields=["access_token_encrypted", "token_status", "token_source",
+                                     "token_checked_at", "token_expires_at", "updated_at"])
 
     def get_access_token(self) -> str:
         return crypto.decrypt(self.access_token_encrypted) if self.access_token_encrypted else ""

@@ -10,6 +10,12 @@ from django.utils.translation import gettext_lazy as _
 
 
 class WebhookLogQuerySet(models.QuerySet):
+    def backlog(self) -> "WebhookLogQuerySet":
+        """Deliveries still to be processed: never taken, being processed, or failed and due
+        again. The one definition the dashboard, the alerts and `whatsapp_status` count;
+        parked deliveries wait for their number and are counted apart, dead ones are done."""
+        return self.filter(status__in=WebhookLog.BACKLOG)
+
     def unpark(self, *, phone_number_id: str) -> list[int]:
         """The deliveries parked for a number re-enter as received (attempts reset: waiting is
         not failing); returns their ids, oldest first, for the caller to enqueue."""
@@ -72,6 +78,8 @@ class WebhookLog(models.Model):
     parked_phone_number_id = models.CharField(_("parked for phone number id"), max_length=64,
                                               blank=True, default="", db_default="")
 
+    BACKLOG = (Status.RECEIVED, Status.PROCESSING, Status.FAILED)
+
     objects = WebhookLogQuerySet.as_manager()
 
     class Meta:
@@ -126,3 +134,31 @@ class WebhookLog(models.Model):
              S.PROCESSING, when(now), settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS],
         ))
         return claimed[0] if claimed else None
+
+    # --- An attempt's outcome: each writes only while the row is still this attempt's ------
+    def _owned(self) -> "WebhookLogQuerySet":
+        """This row while our lease holds (fencing: a newer attempt changed `locked_until`)."""
+        return WebhookLog.objects.filter(pk=self.pk, status=self.Status.PROCESSING,
+                                         locked_until=self.locked_until)
+
+    def mark_processed(self, *, fields: list[str], organization_id) -> bool:
+        """False when the lease was lost: the caller must roll its work back."""
+        return bool(self._owned().update(
+            status=self.Status.PROCESSED, processed_at=timezone.now(), fields=fields,
+            organization_id=organization_id, locked_until=None, next_attempt_at=None,
+            last_error="", traceback=""))
+
+    def mark_failed(self, error: str, traceback: str, *, dead: bool, retry_in: timedelta
+                    ) -> bool:
+        """Failed (due again after `retry_in`) or dead (kept with its error for replay)."""
+        return bool(self._owned().update(
+            status=self.Status.DEAD if dead else self.Status.FAILED,
+            last_error=error[:2000], traceback=traceback[-20000:],
+            next_attempt_at=None if dead else timezone.now() + retry_in, locked_until=None))
+
+    def park(self, phone_number_id: str, reason: str) -> bool:
+        """Waits for its number to be configured (`WebhookLog.objects.unpark`); not a failure."""
+        return bool(self._owned().update(
+            status=self.Status.PARKED, parked_phone_number_id=phone_number_id[:64],
+            last_error=f"Parked: {reason}"[:2000], traceback="", next_attempt_at=None,
+            locked_until=None))

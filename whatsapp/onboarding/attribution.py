@@ -21,7 +21,7 @@ from whatsapp.core.graph import GraphClient, GraphError
 from whatsapp.core.payloads import AccountUpdate
 from whatsapp.models import Connection, Onboarding
 
-from .connections import connection_bind, connection_store_token, pipeline_enqueue
+from .connections import connection_bind, pipeline_enqueue
 from .signup import (
     OnboardingError,
     onboarding_complete,
@@ -224,7 +224,7 @@ def _bind_from_browser(*, organization, user, state, token, debug, event, waba_i
         logger.warning("WABA %s: the stored owner business was replaced by Meta's (Graph)",
                        waba_id)
     connection.attributed_by = "browser_callback"
-    connection_store_token(connection, token=token, source="code_exchange",
+    connection.store_token(token, source="code_exchange",
                            expires_at=int(debug.get("expires_at") or 0), save=False)
     if newly_bound:
         connection_bind(connection, via="browser_callback", actor=user, request=request)

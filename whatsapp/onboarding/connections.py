@@ -2,7 +2,6 @@
 number chosen and configured, connected, disconnected, claimed from the orphans."""
 
 import logging
-from datetime import UTC, datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -41,20 +40,6 @@ def pipeline_enqueue(connection_id) -> None:
     """Runs the connection's pipeline after the caller's transaction commits."""
     transaction.on_commit(
         lambda: jobs.enqueue_quietly("run_connection_pipeline", str(connection_id)))
-
-
-def connection_store_token(connection: Connection, *, token: str, source: str,
-                           expires_at: int = 0, save: bool = True) -> None:
-    """Encrypts and stores a business token; `expires_at` 0 means it never expires."""
-    connection.set_access_token(token)
-    connection.token_source = source
-    connection.token_checked_at = timezone.now()
-    connection.token_expires_at = (
-        datetime.fromtimestamp(expires_at, tz=UTC) if expires_at else None
-    )
-    if save:
-        connection.save(update_fields=["access_token_encrypted", "token_status", "token_source",
-                                       "token_checked_at", "token_expires_at", "updated_at"])
 
 
 def connection_token_invalidate(connection: Connection, *, reason: str,

@@ -19,7 +19,6 @@ from whatsapp.models import Connection, PhoneNumber
 
 from .connections import (
     connection_mark_connected,
-    connection_store_token,
     connection_token_invalidate,
     number_configured,
 )
@@ -129,7 +128,7 @@ def _ensure_token(connection: Connection) -> str:
     token = GraphClient().system_user_access_token(connection.owner_business_id)
     if not token:
         raise Retry("system_user_access_tokens returned no token")
-    connection_store_token(connection, token=token, source="system_user")
+    connection.store_token(token, source="system_user")
     return token
 
 

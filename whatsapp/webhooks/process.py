@@ -50,12 +50,6 @@ def _bury_abandoned(log_id: int) -> bool:
     )
 
 
-def _owned(log: WebhookLog):
-    """The row, only while it is still ours (fencing on the lease we were granted)."""
-    return WebhookLog.objects.filter(pk=log.pk, status=WebhookLog.Status.PROCESSING,
-                                     locked_until=log.locked_until)
-
-
 def webhook_process(log_id: int) -> str:
     """Processes one stored delivery; returns its resulting status. Safe to call twice."""
     log = WebhookLog.claim_id(log_id, lease=lease())
@@ -72,17 +66,8 @@ def webhook_process(log_id: int) -> str:
         with transaction.atomic():
             for change in delivery.changes:
                 dispatch(change, ctx)
-            updated = _owned(log).update(
-                status=WebhookLog.Status.PROCESSED,
-                processed_at=timezone.now(),
-                fields=delivery.fields,
-                organization_id=ctx.organization_id,
-                locked_until=None,
-                next_attempt_at=None,
-                last_error="",
-                traceback="",
-            )
-            if not updated:
+            if not log.mark_processed(fields=delivery.fields,
+                                      organization_id=ctx.organization_id):
                 raise LeaseLost()
         return WebhookLog.Status.PROCESSED
     except LeaseLost:
@@ -90,7 +75,7 @@ def webhook_process(log_id: int) -> str:
         logger.warning("Webhook %s: lease lost, this attempt's work was rolled back", log.pk)
         return "skipped"
     except Parked as exc:
-        # Its number is not configured yet (or owned by nobody): wait for webhooks_unpark.
+        # Its number is not configured yet (or owned by nobody): wait for it to be.
         return _park(log, exc)
     except (PayloadError, RecursionError) as exc:
         # A signed body we cannot read (or nested too deep to parse) will not improve with
@@ -102,28 +87,16 @@ def webhook_process(log_id: int) -> str:
 
 
 def _fail(log: WebhookLog, exc: Exception, *, dead: bool) -> str:
-    status = WebhookLog.Status.DEAD if dead else WebhookLog.Status.FAILED
     if dead:
         logger.error("Webhook %s is dead after %s attempts: %s", log.pk, log.attempts,
                      type(exc).__name__)
-    updated = _owned(log).update(
-        status=status,
-        last_error=f"{type(exc).__name__}: {exc}"[:2000],
-        traceback=traceback.format_exc()[-20000:],
-        next_attempt_at=None if dead else timezone.now() + retry_delay(log.attempts),
-        locked_until=None,
-    )
-    return status if updated else "skipped"
+    updated = log.mark_failed(f"{type(exc).__name__}: {exc}", traceback.format_exc(),
+                              dead=dead, retry_in=retry_delay(log.attempts))
+    if not updated:
+        return "skipped"
+    return WebhookLog.Status.DEAD if dead else WebhookLog.Status.FAILED
 
 
 def _park(log: WebhookLog, exc: Parked) -> str:
     logger.info("Webhook %s parked: %s", log.pk, exc.reason)
-    updated = _owned(log).update(
-        status=WebhookLog.Status.PARKED,
-        parked_phone_number_id=exc.phone_number_id[:64],
-        last_error=f"Parked: {exc.reason}"[:2000],
-        traceback="",
-        next_attempt_at=None,
-        locked_until=None,
-    )
-    return WebhookLog.Status.PARKED if updated else "skipped"
+    return WebhookLog.Status.PARKED if log.park(exc.phone_number_id, exc.reason) else "skipped"
