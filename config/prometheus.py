@@ -41,8 +41,11 @@ def setup() -> None:
     """Multiprocess values named by `process_identifier` when `PROMETHEUS_MULTIPROC_DIR` is
     set; call once, before creating any metric (whatsapp.core.metrics does)."""
     global _set_up
-    if directory() and not _set_up:
-        values.ValueClass = values.MultiProcessValue(process_identifier)
+    if not _set_up:
+        # Unset or empty: plain in-process values (prometheus-client would otherwise take an
+        # empty variable for multiprocess mode and write into the working directory).
+        values.ValueClass = (values.MultiProcessValue(process_identifier) if directory()
+                             else values.MutexValue)
     _set_up = True
 
 

@@ -168,3 +168,24 @@ def test_counters_of_other_processes_add_up_in_one_scrape(client):
     assert done.returncode == 0, done.stderr
     after = sample(scrape(client), "qualifica_webhook_requests_total", result="bad_request")
     assert after - before == 5
+
+
+def test_a_container_cleans_only_its_own_files_at_start(tmp_path, monkeypatch):
+    """Web and worker containers share the directory and pids repeat across containers: files
+    carry the host name, and `python -m config.prometheus clean` removes only this host's."""
+    from config import prometheus
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    mine = prometheus.process_identifier(7)
+    assert mine.endswith("-7") and "_" not in mine
+    (tmp_path / f"counter_{mine}.db").write_bytes(b"")
+    (tmp_path / f"gauge_livesum_{mine}.db").write_bytes(b"")
+    (tmp_path / "counter_other-host-7.db").write_bytes(b"")
+    prometheus.mark_process_dead(7)  # gunicorn's child_exit: live gauges only
+    assert {p.name for p in tmp_path.iterdir()} == {f"counter_{mine}.db",
+                                                   "counter_other-host-7.db"}
+    done = subprocess.run([sys.executable, "-m", "config.prometheus", "clean"],
+                          cwd=settings.BASE_DIR, env={**os.environ}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["counter_other-host-7.db"]
