@@ -1,11 +1,14 @@
 """`GET /metrics`: Prometheus text after real deliveries, token protection, multiprocess sums."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 from django.conf import settings
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.models import AlertState
@@ -189,3 +192,19 @@ def test_a_container_cleans_only_its_own_files_at_start(tmp_path, monkeypatch):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["counter_other-host-7.db"]
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_endpoint_serves(client):
+    """ops/grafana/qualifica-whatsapp.json: every qualifica_* name in its queries is a metric
+    of whatsapp.core.metrics or a gauge of the scrape (a renamed metric breaks this)."""
+    dashboard = json.loads((settings.BASE_DIR / "ops" / "grafana" / "qualifica-whatsapp.json")
+                           .read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(total|bucket|count|sum)$", "", name)
+            for expr in exprs for name in re.findall(r"qualifica_[a-z_]+", expr)}
+    defined = {m._name for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    served = {family.name for family in text_string_to_metric_families(text)}
+    assert used and used <= defined | served, used - defined - served
+    assert {"qualifica_webhook_backlog", "qualifica_graph_api_calls",
+            "qualifica_webhook_processing_delay_seconds", "qualifica_alerts_firing"} <= used
