@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from ops import health
+from ops.metrics import metrics_view
 from organizations.login import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from whatsapp.api import staff as admin_api
 from whatsapp.pages import views as pages
@@ -27,6 +28,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 if settings.META_SANDBOX:

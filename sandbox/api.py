@@ -32,6 +32,7 @@ SWITCH_FIELDS = {
     "webhook_url": str, "echo_tracking_code": bool, "duplicate": bool, "reorder": bool,
     "batch": bool, "token_expires_in": int, "require_appsecret_proof": bool,
     "app_installed_delay_ms": int, "event_gap_ms": int, "retry_delays": list,
+    "app_fields": "names",
 }
 
 
@@ -85,7 +86,10 @@ def _switches_update(data: dict[str, Any]) -> Switches:
         kind = SWITCH_FIELDS.get(name)
         if kind is None:
             raise BadRequest(f"Unknown switch {name!r}; known: {', '.join(SWITCH_FIELDS)}")
-        if kind is list:
+        if kind == "names":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise BadRequest(f"{name} must be a list of field names.")
+        elif kind is list:
             if not isinstance(value, list) or not all(isinstance(v, int | float) for v in value):
                 raise BadRequest(f"{name} must be a list of seconds.")
         elif kind is int and (not isinstance(value, int) or isinstance(value, bool) or value < 0):

@@ -32,6 +32,7 @@ from .graph_access import (
     request_param,
     waba_for,
 )
+from .graph_app import app_subscriptions, app_token_data, is_app_token
 from .models import (
     AuthCode,
     Business,
@@ -69,6 +70,8 @@ def debug_token(request: HttpRequest) -> dict:
     app_token = f"{settings.META_APP_ID}|{settings.META_APP_SECRET}"
     if not hmac.compare_digest(request_param(request, "access_token").encode(), app_token.encode()):
         raise invalid_token(message="Invalid OAuth access token signature.")
+    if is_app_token(request.GET.get("input_token", "")):
+        return {"data": app_token_data()}
     token = Token.objects.filter(token=request.GET.get("input_token", "")).first()
     if token is None:
         # Graph answers 200 with is_valid false for a token it cannot parse.
@@ -293,6 +296,7 @@ ROUTES: list[tuple[set[str], re.Pattern[str], Handler]] = [
     ({"POST"}, re.compile(r"^(\d+)/smb_app_data$"), smb_app_data),
     ({"POST"}, re.compile(r"^(\d+)/messages$"), messages),
     ({"GET"}, re.compile(r"^(\d+)/message_templates$"), message_templates),
+    ({"GET"}, re.compile(r"^(\d+)/subscriptions$"), app_subscriptions),
     ({"GET"}, re.compile(r"^(\d+)$"), node),
 ]
 

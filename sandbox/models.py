@@ -15,6 +15,17 @@ from django.utils import timezone
 from .ids import mask
 
 DEFAULT_RETRY_DELAYS = [2, 4, 8, 16, 30]  # 6 tries over ~1 min (Meta: up to 7 days)
+# The app-level webhook fields of the WhatsApp Business Account object (App Dashboard ›
+# WhatsApp › Configuration), as `GET /{app_id}/subscriptions` lists them: every field the
+# sandbox sends, ticked (META-PLATFORM.md §3, §4).
+DEFAULT_APP_FIELDS = [
+    "account_update", "messages", "history", "smb_app_state_sync", "smb_message_echoes",
+    "message_template_status_update", "phone_number_quality_update",
+]
+
+
+def default_app_fields() -> list[str]:
+    return list(DEFAULT_APP_FIELDS)
 
 
 class Switches(models.Model):  # noqa: DJ008 (no admin; pages render fields)
@@ -31,6 +42,8 @@ class Switches(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     app_installed_delay_ms = models.PositiveIntegerField(default=2000)
     event_gap_ms = models.PositiveIntegerField(default=300)
     retry_delays = models.JSONField(default=list)
+    # Fields ticked for the app (a test unticks one to see the product's self-check fail).
+    app_fields = models.JSONField(default=default_app_fields)
 
     @classmethod
     def get(cls) -> "Switches":
@@ -53,6 +66,7 @@ class Switches(models.Model):  # noqa: DJ008 (no admin; pages render fields)
             "app_installed_delay_ms": self.app_installed_delay_ms,
             "event_gap_ms": self.event_gap_ms,
             "retry_delays": self.retry_delays,
+            "app_fields": self.app_fields,
         }
 
 

@@ -332,6 +332,10 @@ ALERT_BUSINESS_HOURS = (8, 18)
 
 # --- Observability ----------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", default="")
+# GET /metrics (Prometheus) needs `Authorization: Bearer <METRICS_TOKEN>`; empty = no endpoint
+# (404). Counters add up across processes when PROMETHEUS_MULTIPROC_DIR is set (the
+# environment variable prometheus-client reads; config/prometheus.py).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 # "plain" for people, "json" (one object per line) for log shippers.
 LOG_FORMAT = env("LOG_FORMAT", default="plain")

@@ -16,6 +16,12 @@ os.environ.setdefault("TOKEN_ENCRYPTION_KEY", "11" * 32)
 os.environ.setdefault("META_SYSTEM_USER_TOKEN", "test-partner-system-user-token")
 # The Meta sandbox is mounted in tests, so they can drive it over real HTTP.
 os.environ.setdefault("META_SANDBOX", "true")
+# Metrics in multiprocess mode, as in production: a fresh directory per run, so the live
+# server, the test process and subprocesses (tests/ops/test_metrics.py) add up.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="qualifica-metrics-")
 
 from .base import *  # noqa: E402,F403
 

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from organizations.permissions import HasOrganization, IsOrganizationAdmin
+from whatsapp.core import metrics
 from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber
 from whatsapp.onboarding import attribution, connections, signup
 from whatsapp.onboarding.analytics import analytics_record
@@ -195,35 +196,43 @@ def webhook(request: HttpRequest) -> HttpResponse:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         # 400: a malformed Content-Length is not a delivery we can read.
+        metrics.webhook_request("bad_request")
         return JsonResponse({"error": "Invalid Content-Length"}, status=400)
     if declared > limit:
         # 413: bigger than any documented delivery (3 MB history chunks).
+        metrics.webhook_request("too_large")
         return JsonResponse({"error": "Payload too large"}, status=413)
     if not declared and _is_chunked(request):
         if not request.META.get("wsgi.input_terminated"):
             # 411: this server cannot read a chunked body (Django only reads Content-Length
             # bytes), so the signature could not be checked: not forged, nothing counted.
+            metrics.webhook_request("length_required")
             return JsonResponse({"error": "Length Required: send Content-Length"}, status=411)
         # The server (gunicorn) decodes the chunks and ends the stream: read up to the limit.
         body = request.META["wsgi.input"].read(limit + 1)
     else:
         body = request.body
     if len(body) > limit:
+        metrics.webhook_request("too_large")
         return JsonResponse({"error": "Payload too large"}, status=413)
     if not is_valid_signature(body, request.headers.get("X-Hub-Signature-256", ""),
                               settings.META_APP_SECRET):
         if intake.count_invalid_signature(request.META.get("REMOTE_ADDR", "")):
             # 429: this IP keeps sending forged requests; only invalid requests get this.
+            metrics.webhook_request("rate_limited")
             return JsonResponse({"error": "Too many invalid requests"}, status=429,
                                 headers={"Retry-After": "60"})
         # 403: unsigned or forged; nothing is stored or processed.
+        metrics.webhook_request("invalid_signature")
         return JsonResponse({"error": "Invalid signature"}, status=403)
     try:
         log_id = intake.webhook_store(body=body, headers=request.headers)
     except DatabaseError:
         logger.exception("Could not store a signed webhook delivery")
         # 503: not stored, so Meta must retry it.
+        metrics.webhook_request("unavailable")
         return JsonResponse({"error": "Temporarily unavailable"}, status=503)
+    metrics.delivery_stored(body)
     transaction.on_commit(lambda: intake.webhook_announce(log_id))
     # 200: stored durably; processing continues in Celery.
     return HttpResponse(WEBHOOK_RECEIVED, content_type="application/json")

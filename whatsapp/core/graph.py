@@ -8,11 +8,14 @@ Authorization header, never in URLs that could be logged.
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from django.conf import settings
+
+from . import metrics
 
 logger = logging.getLogger(__name__)
 TIMEOUT = (3.05, 15)
@@ -59,6 +62,23 @@ class GraphClient:
     def _request(self, method: str, path: str, *, token: str | None = None,
                  params: dict | None = None, json: dict | None = None,
                  data: dict | None = None) -> dict[str, Any]:
+        """One Graph call, counted by endpoint template and outcome (core.metrics)."""
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            body = self._call(method, path, token=token, params=params, json=json, data=data)
+            outcome = "ok"
+            return body
+        except GraphError as exc:
+            outcome = ("network_error" if exc.status == 0 else "credential_error"
+                       if exc.is_credential_error else "transient_error" if exc.is_transient
+                       else "error")
+            raise
+        finally:
+            metrics.graph_call(method, path, outcome, time.monotonic() - started)
+
+    def _call(self, method: str, path: str, *, token: str | None, params: dict | None,
+              json: dict | None, data: dict | None) -> dict[str, Any]:
         token = self.access_token if token is None else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         params = dict(params or {})
@@ -98,11 +118,20 @@ class GraphClient:
 
     def debug_token(self, input_token: str) -> dict:
         """Token metadata (`is_valid`, `expires_at`, `granular_scopes`), via the app token."""
-        app_token = f"{settings.META_APP_ID}|{settings.META_APP_SECRET}"
         body = self._request("GET", "debug_token", token="", params={
-            "input_token": input_token, "access_token": app_token,
+            "input_token": input_token, "access_token": app_token(),
         })
         return body.get("data", {})
+
+    def app_token_info(self) -> dict:
+        """debug_token of the app token itself (`type: APP`, `is_valid`): proves that
+        META_APP_ID and META_APP_SECRET belong together."""
+        return self.debug_token(app_token())
+
+    def app_subscriptions(self) -> list[dict]:
+        """The app's webhook subscriptions, one per object, with their fields (app token)."""
+        body = self._request("GET", f"{settings.META_APP_ID}/subscriptions", token=app_token())
+        return list(body.get("data", []))
 
     def system_user_access_token(self, business_id: str) -> str:
         """Hosted ES: the customer's business token, fetched with our system user token."""
@@ -151,6 +180,10 @@ class GraphClient:
 
     def message_templates(self, waba_id: str) -> list[dict]:
         return list(self._request("GET", f"{waba_id}/message_templates").get("data", []))
+
+
+def app_token() -> str:
+    return f"{settings.META_APP_ID}|{settings.META_APP_SECRET}"
 
 
 def appsecret_proof(token: str) -> str:

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from whatsapp.conversations.routing import Parked
+from whatsapp.core import metrics
 from whatsapp.core.backoff import backoff
 from whatsapp.core.payloads import PayloadError, parse_delivery
 from whatsapp.models import WebhookLog
@@ -58,10 +59,12 @@ def webhook_process(log_id: int) -> str:
         # last is work (one query, on this rare path only).
         if _bury_abandoned(log_id):
             logger.error("Webhook %s is dead: abandoned after the last attempt", log_id)
+            metrics.delivery_outcome(WebhookLog.Status.DEAD, None)
             return WebhookLog.Status.DEAD
         return "skipped"
     try:
         delivery = parse_delivery(bytes(log.raw_body))
+        log.fields = delivery.fields  # the outcome's metric labels (core.metrics)
         ctx = Context(delivery)
         with transaction.atomic():
             for change in delivery.changes:
@@ -69,6 +72,7 @@ def webhook_process(log_id: int) -> str:
             if not log.mark_processed(fields=delivery.fields,
                                       organization_id=ctx.organization_id):
                 raise LeaseLost()
+        metrics.delivery_outcome(WebhookLog.Status.PROCESSED, log.fields, log.received_at)
         return WebhookLog.Status.PROCESSED
     except LeaseLost:
         # A slow attempt outlived its lease; the newer attempt owns the row (ours rolled back).
@@ -94,9 +98,13 @@ def _fail(log: WebhookLog, exc: Exception, *, dead: bool) -> str:
                               dead=dead, retry_in=retry_delay(log.attempts))
     if not updated:
         return "skipped"
+    metrics.delivery_outcome("dead" if dead else "failed", log.fields)
     return WebhookLog.Status.DEAD if dead else WebhookLog.Status.FAILED
 
 
 def _park(log: WebhookLog, exc: Parked) -> str:
     logger.info("Webhook %s parked: %s", log.pk, exc.reason)
-    return WebhookLog.Status.PARKED if log.park(exc.phone_number_id, exc.reason) else "skipped"
+    if not log.park(exc.phone_number_id, exc.reason):
+        return "skipped"
+    metrics.delivery_outcome(WebhookLog.Status.PARKED, log.fields)
+    return WebhookLog.Status.PARKED
