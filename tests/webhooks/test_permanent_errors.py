@@ -2,6 +2,7 @@
 transient ones keep the backoff (issue 15 §5). Through the real webhook URL, real signatures."""
 
 import copy
+
 import psycopg
 import pytest
 from django.db import connection
