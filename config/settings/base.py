@@ -272,6 +272,9 @@ WHATSAPP_WEBHOOK_MAX_ATTEMPTS = env.int("WHATSAPP_WEBHOOK_MAX_ATTEMPTS", default
 # renews it every quarter lease (whatsapp/webhooks/lease.py), so a long history import is never
 # taken from a worker that is still working on it.
 WHATSAPP_WEBHOOK_LEASE_SECONDS = env.int("WHATSAPP_WEBHOOK_LEASE_SECONDS", default=20)
+# Processed deliveries' raw bodies (leads' personal data) are removed after this many days;
+# the row, its metadata and body_sha256 stay (LGPD). Dead, failed and parked ones are kept.
+WHATSAPP_WEBHOOK_RETENTION_DAYS = env.int("WHATSAPP_WEBHOOK_RETENTION_DAYS", default=30)
 # Retry backoff: base × 2^(attempt-1) with jitter, capped below the broker visibility timeout.
 WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS", default=30)
 WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS", default=1800)

@@ -70,6 +70,8 @@ def webhook_process(log_id: int) -> str:
             return WebhookLog.Status.DEAD
         return "skipped"
     try:
+        if log.raw_body is None:
+            raise PayloadError("The raw body was purged (WHATSAPP_WEBHOOK_RETENTION_DAYS).")
         delivery = parse_delivery(bytes(log.raw_body))
         ctx = Context(delivery)
         with transaction.atomic():
