@@ -26,6 +26,9 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
     "redis health": ("ops.tasks.redis_health", 60, "Raises or clears the Redis-down alert."),
     "outbound send sweep": ("whatsapp.tasks.sweep_outbound", 30,
                             "Re-enqueues sends due for retry, never enqueued or abandoned."),
+    "webhook body retention": ("whatsapp.tasks.purge_webhook_bodies", {"minute": "23", "hour": "*"},
+                               "Removes processed deliveries' raw bodies older than "
+                               "WHATSAPP_WEBHOOK_RETENTION_DAYS (LGPD)."),
     "template sync": ("whatsapp.tasks.sync_templates", {"minute": "40", "hour": "*/6"},
                       "Reads every connected WABA's message templates from Meta."),
 }

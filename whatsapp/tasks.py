@@ -61,6 +61,20 @@ def sweep_webhooks() -> int:
     return webhooks_sweep()
 
 
+# One beat run purges at most this many batches of 1,000 (well inside the task time limit);
+# the next hourly run goes on where it stopped.
+PURGE_BATCHES_PER_RUN = 200
+
+
+@shared_task
+def purge_webhook_bodies() -> int:
+    """Retention (LGPD): removes processed deliveries' raw bodies older than
+    WHATSAPP_WEBHOOK_RETENTION_DAYS (whatsapp/webhooks/retention.py)."""
+    from whatsapp.webhooks.retention import webhook_bodies_purge
+
+    return webhook_bodies_purge(max_batches=PURGE_BATCHES_PER_RUN).purged
+
+
 @shared_task
 def expire_onboardings() -> int:
     from whatsapp.models import Onboarding

@@ -269,10 +269,14 @@ WHATSAPP_ONBOARDING_TTL = env.int("WHATSAPP_ONBOARDING_TTL", default=86400)
 WHATSAPP_DEFAULT_REDIRECT_PATH = "/dashboard/settings/whatsapp"
 # Processing attempts for one webhook delivery before it is marked dead.
 WHATSAPP_WEBHOOK_MAX_ATTEMPTS = env.int("WHATSAPP_WEBHOOK_MAX_ATTEMPTS", default=8)
-# How long one attempt holds a row before the sweeper may retake it: above the hard time limit
-# so a slow but live attempt is never processed twice.
-WHATSAPP_WEBHOOK_LEASE_SECONDS = env.int("WHATSAPP_WEBHOOK_LEASE_SECONDS",
-                                         default=CELERY_TASK_TIME_LIMIT + 60)
+# How long one attempt holds a row before the sweeper may retake it. Short, so a delivery whose
+# worker died is taken again within seconds (lease + the 30 s sweep < 60 s); a live attempt
+# renews it every quarter lease (whatsapp/webhooks/lease.py), so a long history import is never
+# taken from a worker that is still working on it.
+WHATSAPP_WEBHOOK_LEASE_SECONDS = env.int("WHATSAPP_WEBHOOK_LEASE_SECONDS", default=20)
+# Processed deliveries' raw bodies (leads' personal data) are removed after this many days;
+# the row, its metadata and body_sha256 stay (LGPD). Dead, failed and parked ones are kept.
+WHATSAPP_WEBHOOK_RETENTION_DAYS = env.int("WHATSAPP_WEBHOOK_RETENTION_DAYS", default=30)
 # Retry backoff: base × 2^(attempt-1) with jitter, capped below the broker visibility timeout.
 WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_BASE_SECONDS", default=30)
 WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS = env.float("WHATSAPP_WEBHOOK_RETRY_MAX_SECONDS", default=1800)

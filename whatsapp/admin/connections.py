@@ -1,10 +1,13 @@
 import json
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
@@ -225,7 +228,7 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
     readonly_fields = ["received_at", "status", "fields", "organization", "attempts",
                        "next_attempt_at", "processed_at", "parked_phone_number_id",
-                       "signature_valid", "body_sha256",
+                       "signature_valid", "body_sha256", "body_purged_at",
                        "headers", "last_error", "traceback", "pretty_body"]
     fields = readonly_fields
 
@@ -265,9 +268,20 @@ class WebhookLogAdmin(ReadOnlyAdmin):
             self.message_user(
                 request, _("%(n)d deliveries are being processed right now and were skipped.")
                 % {"n": len(result.skipped_in_progress)}, level=messages.WARNING)
+        if result.skipped_purged:
+            self.message_user(
+                request, _("%(n)d deliveries cannot be replayed: their raw body was removed by "
+                           "the retention (after %(days)d days). Ids: %(ids)s")
+                % {"n": len(result.skipped_purged), "ids": ", ".join(
+                    map(str, result.skipped_purged[:50])),
+                   "days": settings.WHATSAPP_WEBHOOK_RETENTION_DAYS}, level=messages.ERROR)
 
     @admin.display(description=_("body"))
     def pretty_body(self, obj: WebhookLog) -> str:
+        if obj.raw_body is None:
+            return _("Removed on %(date)s by the retention; the SHA-256 above identifies it.") % {
+                "date": date_format(timezone.localtime(obj.body_purged_at), "DATETIME_FORMAT")
+                if obj.body_purged_at else "?"}
         raw = bytes(obj.raw_body)
         try:
             text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)

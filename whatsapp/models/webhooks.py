@@ -53,7 +53,10 @@ class WebhookLog(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
-    raw_body = models.BinaryField(_("raw body"))
+    # NULL once purged by the retention (WHATSAPP_WEBHOOK_RETENTION_DAYS): leads' personal
+    # data; body_sha256 and the processing columns stay.
+    raw_body = models.BinaryField(_("raw body"), null=True)
+    body_purged_at = models.DateTimeField(_("body purged at"), null=True, blank=True)
     # Not indexed: every index is paid on the INSERT Meta waits for; support searches by it
     # rarely (exact match in the admin).
     body_sha256 = models.CharField(max_length=64)
@@ -90,6 +93,12 @@ class WebhookLog(models.Model):
             models.Index(
                 fields=["status", "next_attempt_at"], name="webhook_unfinished_idx",
                 condition=~Q(status="processed"),
+            ),
+            # The retention purge: processed rows that still have a body, oldest first. A new
+            # delivery (status received) is never in it, so Meta's INSERT does not pay for it.
+            models.Index(
+                fields=["received_at"], name="webhook_body_kept_idx",
+                condition=Q(status="processed", raw_body__isnull=False),
             ),
             # webhooks_unpark: only parked rows, so a new delivery's INSERT never touches it.
             models.Index(

@@ -6,7 +6,7 @@ import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, transaction
 from django.utils import timezone
 
 from whatsapp.conversations.routing import Parked
@@ -16,8 +16,17 @@ from whatsapp.core.payloads import PayloadError, parse_delivery
 from whatsapp.models import WebhookLog
 
 from .dispatch import Context, dispatch
+from .lease import LeaseHeartbeat
 
 logger = logging.getLogger(__name__)
+
+
+# Errors another attempt cannot fix: a body we cannot read (PayloadError is a ValueError), data
+# PostgreSQL refuses (DataError: too long, out of range, invalid text), invalid values, nesting
+# too deep. The delivery is dead on its first attempt, with its error, for a replay after the fix.
+# Everything else (OperationalError: connection, deadlock, lock or statement timeout;
+# InterfaceError; an unknown bug) keeps the backoff.
+PERMANENT_ERRORS = (ValueError, OverflowError, RecursionError, DataError)
 
 
 class LeaseLost(Exception):
@@ -63,12 +72,17 @@ def webhook_process(log_id: int) -> str:
             return WebhookLog.Status.DEAD
         return "skipped"
     try:
+        if log.raw_body is None:
+            raise PayloadError("The raw body was purged (WHATSAPP_WEBHOOK_RETENTION_DAYS).")
         delivery = parse_delivery(bytes(log.raw_body))
         log.fields = delivery.fields  # the outcome's metric labels (core.metrics)
         ctx = Context(delivery)
         with transaction.atomic():
-            for change in delivery.changes:
-                dispatch(change, ctx)
+            # The lease is renewed while the changes run (a long history import outlives
+            # many leases); stopped before the fenced mark_processed reads it.
+            with LeaseHeartbeat(log, lease=lease()):
+                for change in delivery.changes:
+                    dispatch(change, ctx)
             if not log.mark_processed(fields=delivery.fields,
                                       organization_id=ctx.organization_id):
                 raise LeaseLost()
@@ -81,9 +95,8 @@ def webhook_process(log_id: int) -> str:
     except Parked as exc:
         # Its number is not configured yet (or owned by nobody): wait for it to be.
         return _park(log, exc)
-    except (PayloadError, RecursionError) as exc:
-        # A signed body we cannot read (or nested too deep to parse) will not improve with
-        # retries.
+    except PERMANENT_ERRORS as exc:
+        # Will not improve with retries: dead now, replayable after a fix.
         return _fail(log, exc, dead=True)
     except Exception as exc:
         logger.exception("Webhook %s failed (attempt %s)", log.pk, log.attempts)

@@ -42,6 +42,8 @@ def webhooks_for_replay(*, ids: list[int] | None = None, failed: bool = False,
 class ReplayResult:
     replayed: list[int] = field(default_factory=list)
     skipped_in_progress: list[int] = field(default_factory=list)
+    # Bodies removed by the retention: nothing left to process, refused.
+    skipped_purged: list[int] = field(default_factory=list)
 
 
 def webhooks_replay(*, logs: QuerySet[WebhookLog], actor=None, actor_label: str = "",
@@ -50,7 +52,8 @@ def webhooks_replay(*, logs: QuerySet[WebhookLog], actor=None, actor_label: str 
 
     Only the processing columns are reset; `raw_body` is never touched. Handlers are
     idempotent, so replaying a processed delivery changes nothing it already did. A row held by
-    a live attempt is skipped: resetting it would let two attempts run at once.
+    a live attempt is skipped: resetting it would let two attempts run at once; so is one
+    whose body the retention removed (there is nothing left to process).
     """
     result = ReplayResult()
     ids = list(logs.values_list("pk", flat=True))
@@ -58,8 +61,10 @@ def webhooks_replay(*, logs: QuerySet[WebhookLog], actor=None, actor_label: str 
         chunk = ids[start:start + batch_size]
         now = timezone.now()
         with transaction.atomic():
-            rows = (WebhookLog.objects.filter(pk__in=chunk)
+            rows = (WebhookLog.objects.filter(pk__in=chunk, raw_body__isnull=False)
                     .exclude(status=WebhookLog.Status.PROCESSING, locked_until__gt=now))
+            purged = set(WebhookLog.objects.filter(pk__in=chunk, raw_body__isnull=True)
+                         .values_list("pk", flat=True))
             by_org: dict[object, list[int]] = defaultdict(list)
             for pk, org_id in rows.values_list("pk", "organization_id"):
                 by_org[org_id].append(pk)
@@ -74,7 +79,8 @@ def webhooks_replay(*, logs: QuerySet[WebhookLog], actor=None, actor_label: str 
             for pk in reset_ids:
                 transaction.on_commit(lambda pk=pk: webhook_enqueue(pk))
         result.replayed.extend(reset_ids)
-        result.skipped_in_progress.extend(sorted(set(chunk) - set(reset_ids)))
+        result.skipped_purged.extend(sorted(purged))
+        result.skipped_in_progress.extend(sorted(set(chunk) - set(reset_ids) - purged))
         if progress:
             progress(min(start + batch_size, len(ids)), len(ids))
     return result

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Change, _str
+from .base import Change, _str, graph_id
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,11 @@ class AccountUpdate:
         )
         if waba_info is not None:
             # PARTNER_* events: entry.id is our own business portfolio, never the WABA.
-            waba_id = str(waba_info.get("waba_id") or "")
-            owner = str(waba_info.get("owner_business_id") or "")
-            partner = change.entry_id
+            waba_id = graph_id(waba_info.get("waba_id"), "waba_info.waba_id")
+            owner = graph_id(waba_info.get("owner_business_id"), "waba_info.owner_business_id")
+            partner = graph_id(change.entry_id, "entry.id")
         else:
-            waba_id, owner, partner = change.entry_id, "", ""
+            waba_id, owner, partner = graph_id(change.entry_id, "entry.id"), "", ""
         return cls(
             event=str(value.get("event") or ""),
             waba_id=waba_id,

@@ -29,11 +29,46 @@ class Delivery:
         return sorted({c.field for c in self.changes})
 
 
+# Graph object ids (WABA, business portfolio, phone number) are numeric strings, 15–17 digits
+# today; Meta documents no maximum, so we accept up to our columns' width (64) and refuse a
+# longer one at this boundary, by name, instead of letting PostgreSQL (DataError) or a slice
+# cut real data silently.
+MAX_ID_LENGTH = 64
+
+
+def graph_id(value: Any, name: str) -> str:
+    """An id from the payload as text; PayloadError when it cannot be one of Meta's ids."""
+    text = _str(value)
+    if len(text) > MAX_ID_LENGTH:
+        raise PayloadError(f"{name} has {len(text)} characters; Meta ids fit in "
+                           f"{MAX_ID_LENGTH}.")
+    return text
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
 def parse_delivery(body: bytes) -> Delivery:
+    """The typed envelope of a raw body.
+
+    U+0000 is stripped from every string: PostgreSQL text and jsonb cannot hold it (psycopg
+    refuses it before the query), it carries nothing a person can see, and refusing the whole
+    delivery would lose a lead's message for an invisible character. The raw body keeps the
+    original bytes. JSON can only carry it escaped, so bodies without `\\u0000` skip the walk.
+    """
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"Body is not JSON: {exc}") from exc
+    if b"\\u0000" in body:
+        data = _without_nul(data)
     if not isinstance(data, dict) or not isinstance(data.get("entry"), list):
         raise PayloadError("Body has no entry[] list.")
     changes = []
@@ -79,7 +114,8 @@ PHONE_ROUTED_FIELDS = frozenset(
 
 
 def _phone_number_id(value: dict[str, Any]) -> str:
-    return _str(_dict(value.get("metadata")).get("phone_number_id"))
+    return graph_id(_dict(value.get("metadata")).get("phone_number_id"),
+                    "metadata.phone_number_id")
 
 
 def phone_number_ids(changes: list[Change]) -> list[str]:

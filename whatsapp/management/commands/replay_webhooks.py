@@ -1,6 +1,7 @@
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from whatsapp.models import WebhookLog
 from whatsapp.webhooks.replay import webhooks_for_replay, webhooks_replay
@@ -59,9 +60,15 @@ class Command(BaseCommand):
         result = webhooks_replay(logs=logs, actor_label=o["actor"], progress=progress)
         if show_progress:
             sys.stderr.write("\n")
+        if result.skipped_purged:
+            refusal = purged_refusal(result.skipped_purged)
+            if not result.replayed and not result.skipped_in_progress:
+                raise CommandError(refusal)
+            self.stderr.write(refusal)
         self._out(o, {"dry_run": False, "matched": len(matched),
                       "replayed": len(result.replayed),
                       "skipped_in_progress": result.skipped_in_progress,
+                      "skipped_purged": result.skipped_purged,
                       "ids": result.replayed},
                   f"Replayed {len(result.replayed)} deliveries"
                   + (f"; skipped {len(result.skipped_in_progress)} being processed right now"
@@ -75,3 +82,9 @@ class Command(BaseCommand):
 
     def _out(self, options: dict, data: dict, text: str) -> None:
         self.stdout.write(dump(data) if options["json"] else text)
+
+
+def purged_refusal(ids: list[int]) -> str:
+    return _("%(n)d deliveries cannot be replayed: their raw body was removed by the retention "
+             "(WHATSAPP_WEBHOOK_RETENTION_DAYS). Ids: %(ids)s") % {
+        "n": len(ids), "ids": ", ".join(map(str, ids[:50]))}
