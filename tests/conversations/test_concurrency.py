@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from tests.webhooks.test_concurrency import process_concurrently
 from tests.factories import PhoneNumberFactory, fixture_numbers
 from tests.meta import change_value, load, post_signed
+from tests.webhooks.test_concurrency import process_concurrently
 from whatsapp.models import Contact, Message, PhoneNumber, WebhookLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
