@@ -28,11 +28,11 @@ class AuditLog(models.Model):
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="audit_logs",
+        related_name="audit_logs", verbose_name=_("organization"),
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+",
+        related_name="+", verbose_name=_("user"),
     )
     # Who acted when there is no user: "meta-webhook", "system", "manage.py".
     actor_label = models.CharField(_("actor"), max_length=100, blank=True)
@@ -52,7 +52,7 @@ class AuditLog(models.Model):
         verbose_name_plural = _("audit log")
 
     def __str__(self) -> str:
-        return f"{self.action} {self.target}"
+        return f"{self.get_action_display()} · {self.target}"
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None:

@@ -16,7 +16,7 @@ class Heartbeat(models.Model):
         verbose_name_plural = _("heartbeats")
 
     def __str__(self) -> str:
-        return f"{self.name} @ {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} @ {timezone.localtime(self.at):%d/%m/%Y %H:%M:%S}"
 
     @classmethod
     def beat(cls, name: str) -> None:
@@ -41,4 +41,4 @@ class AlertState(models.Model):
         verbose_name_plural = _("alerts")
 
     def __str__(self) -> str:
-        return f"{self.key} ({'active' if self.active else 'ok'})"
+        return f"{self.key} ({_('active') if self.active else _('ok')})"

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from audit.models import AuditLog
@@ -116,6 +117,11 @@ class ThrottledLoginMixin:
     checked, and counts every failure."""
 
     throttled_message = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # People log in with their e-mail (it is their username).
+        self.fields["username"].label = _("E-mail")
 
     def clean(self):
         username = self.cleaned_data.get("username")

@@ -47,6 +47,8 @@ def plural_entries() -> list[tuple[str, list[str]]]:
     for block in PO.read_text().split("\n\n"):
         if "msgid_plural" not in block or block.lstrip().startswith("#~"):
             continue
+        # makemessages wraps long strings over several "…" lines: join them first.
+        block = re.sub(r'"\n"', "", block)
         msgid = ast.literal_eval(re.search(r'^msgid (".*")$', block, re.M).group(1))
         forms = [ast.literal_eval(s) for s in re.findall(r'^msgstr\[\d\] (".*")$', block, re.M)]
         result.append((msgid, forms))

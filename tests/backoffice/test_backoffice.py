@@ -47,7 +47,9 @@ def test_dashboard_shows_the_funnel(support, org):
     assert 'data-kpi="started">4<' in html
     assert 'data-kpi="completed">1<' in html
     assert "25,0%" in html  # 1 of 4, pt-BR decimal comma
-    assert "PHONE_NUMBER_SETUP" in html and "2655093" in html
+    # Meta's step by its pt-BR name; Meta's error codes stay codes (support searches them).
+    assert "Adicionando o número de telefone" in html and "PHONE_NUMBER_SETUP" not in html
+    assert "2655093" in html
     assert "Funil de onboarding" in html
 
 

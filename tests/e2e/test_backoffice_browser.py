@@ -41,7 +41,7 @@ def test_support_reads_the_onboarding_dashboard(support_page):
     page.reload()
     page.get_by_role("heading", name="Funil de onboarding").wait_for()
     assert page.locator("[data-kpi=started]").inner_text() == "2"
-    assert page.get_by_text("PHONE_NUMBER_SETUP").is_visible()
+    assert page.get_by_text("Adicionando o número de telefone").is_visible()
     assert page.locator("canvas.chart").count() == 2
     shot(page, "20-admin-dashboard")
     page.select_option("select[name=org]", label="Imobiliária Sol")

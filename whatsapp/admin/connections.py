@@ -16,7 +16,7 @@ from audit.models import AuditLog
 from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from organizations.models import Organization
 from organizations.services import organization_by_id
-from whatsapp.backoffice import dashboard
+from whatsapp.backoffice import dashboard, labels
 from whatsapp.models import (
     AnalyticsEvent,
     Connection,
@@ -33,6 +33,8 @@ from whatsapp.onboarding.signup import OnboardingError
 from whatsapp.onboarding.token_health import connection_check_token
 from whatsapp.webhooks.replay import webhooks_replay
 
+from .coded import coded
+
 
 @admin.register(Onboarding)
 class OnboardingAdmin(ReadOnlyAdmin):
@@ -41,12 +43,18 @@ class OnboardingAdmin(ReadOnlyAdmin):
     list_filter = ["status", "organization"]
     search_fields = ["tracking_code", "waba_id", "organization__name"]
     date_hierarchy = "created_at"
+    exclude = ["current_step", "finish_event", "webhook_payload"]
+    readonly_fields = ["step", "signup_event"]
+    step = coded("current_step", labels.SIGNUP_STEP, _("step"))
+    signup_event = coded("finish_event", labels.SIGNUP_EVENT, _("finish event"))
 
 
 class PhoneNumberInline(ReadOnlyInline):
     model = PhoneNumber
     fields = ["phone_number_id", "display_phone_number", "verified_name", "status",
-              "quality_rating", "is_on_biz_app"]
+              "quality", "is_on_biz_app"]
+    readonly_fields = ["quality"]
+    quality = coded("quality_rating", labels.QUALITY_RATING, _("quality rating"))
 
 
 @admin.register(Connection)
@@ -62,30 +70,39 @@ class ConnectionAdmin(ReadOnlyAdmin):
     # The token itself is never shown: only whether one is stored and its health.
     readonly_fields = ["organization", "status", "waba_id", "owner_business_id",
                        "owner_business_source", "partner_business_id", "business_name",
-                       "is_coexistence", "finish_event",
-                       "onboarding", "tracking_code_used", "attributed_by", "has_token",
-                       "token_source", "token_status", "token_expires_at", "token_checked_at",
-                       "subscribed_at", "pipeline_step", "pipeline_error", "sync_progress",
-                       "connected_at", "disconnected_at", "disconnect_reason",
+                       "is_coexistence", "signup_event",
+                       "onboarding", "tracking_code_used", "attribution", "has_token",
+                       "token_origin", "token_status", "token_expires_at", "token_checked_at",
+                       "subscribed_at", "step", "pipeline_error", "sync_progress",
+                       "connected_at", "disconnected_at", "disconnection_reason",
                        "last_webhook_at", "error_message", "recent_audit", "created_at",
                        "updated_at"]
     fieldsets = [
         (None, {"fields": ["organization", "status", "waba_id", "owner_business_id",
                            "owner_business_source", "partner_business_id", "business_name",
-                           "is_coexistence", "finish_event", "error_message"]}),
-        (_("Token"), {"fields": ["has_token", "token_source", "token_status",
+                           "is_coexistence", "signup_event", "error_message"]}),
+        (_("Token"), {"fields": ["has_token", "token_origin", "token_status",
                                  "token_expires_at", "token_checked_at"]}),
         (_("Onboarding pipeline"), {"fields": ["onboarding", "tracking_code_used",
-                                               "attributed_by", "subscribed_at",
-                                               "pipeline_step", "pipeline_error",
+                                               "attribution", "subscribed_at",
+                                               "step", "pipeline_error",
                                                "sync_progress"]}),
-        (_("History"), {"fields": ["connected_at", "disconnected_at", "disconnect_reason",
+        (_("History"), {"fields": ["connected_at", "disconnected_at", "disconnection_reason",
                                    "last_webhook_at", "recent_audit", "created_at",
                                    "updated_at"]}),
     ]
 
+    signup_event = coded("finish_event", labels.SIGNUP_EVENT, _("finish event"))
+    attribution = coded("attributed_by", labels.ATTRIBUTED_BY, _("attributed by"))
+    token_origin = coded("token_source", labels.TOKEN_SOURCE, _("token source"))
+    step = coded("pipeline_step", labels.PIPELINE_STEP, _("pipeline step"))
+
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("whatsapp.operate_connection")
+
+    @admin.display(description=_("disconnect reason"))
+    def disconnection_reason(self, obj: Connection) -> str:
+        return labels.disconnect_reason(obj.disconnect_reason)
 
     @admin.display(description=_("token stored"), boolean=True)
     def has_token(self, obj: Connection) -> bool:
@@ -111,7 +128,8 @@ class ConnectionAdmin(ReadOnlyAdmin):
     def recent_audit(self, obj: Connection) -> str:
         entries = AuditLog.objects.filter(target=f"waba:{obj.waba_id}")[:10]
         rows = format_html_join("", "<li>{} · {} · {}</li>", (
-            (e.created_at.strftime("%d/%m/%Y %H:%M"), e.get_action_display(), e.actor_label)
+            (date_format(timezone.localtime(e.created_at), "DATETIME_FORMAT"),
+             e.get_action_display(), e.actor_label)
             for e in entries
         ))
         return format_html("<ul>{}</ul>", rows) if rows else "—"
@@ -150,12 +168,15 @@ class ConnectionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OrphanConnection)
-class OrphanConnectionAdmin(ReadOnlyAdmin):
-    """WABAs that arrived without a matching organization, waiting for support to claim."""
+class OrphanConnectionAdmin(ConnectionAdmin):
+    """WABAs that arrived without a matching organization, waiting for support to claim.
+    Their page is the connection page (same fields, in words); the action is the claim."""
 
     list_display = ["waba_id", "owner_business_id", "created_at", "claim_link"]
+    list_filter = []
     search_fields = ["waba_id", "owner_business_id"]
     ordering = ["-created_at"]
+    actions = []
 
     @admin.display(description=_("action"))
     def claim_link(self, obj: Connection) -> str:
@@ -203,18 +224,28 @@ class OrphanConnectionAdmin(ReadOnlyAdmin):
 @admin.register(PhoneNumber)
 class PhoneNumberAdmin(ReadOnlyAdmin):
     list_display = ["display_phone_number", "phone_number_id", "organization", "status",
-                    "quality_rating", "is_on_biz_app"]
-    list_filter = ["status", "is_on_biz_app", "quality_rating"]
+                    "quality", "is_on_biz_app"]
+    list_filter = ["status", "is_on_biz_app"]
     search_fields = ["phone_number_id", "display_phone_number", "organization__name"]
-    exclude = ["registration_pin_encrypted"]
+    exclude = ["registration_pin_encrypted", "quality_rating", "messaging_limit",
+               "quality_event"]
+    readonly_fields = ["quality", "limit", "last_quality_event"]
+    quality = coded("quality_rating", labels.QUALITY_RATING, _("quality rating"))
+    limit = coded("messaging_limit", labels.MESSAGING_LIMIT, _("messaging limit"))
+    last_quality_event = coded("quality_event", labels.QUALITY_EVENT, _("last quality event"))
 
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ["wamid", "organization", "contact", "direction", "source", "type", "status",
-                    "timestamp"]
-    list_filter = ["direction", "source", "type", "status"]
+    list_display = ["wamid", "organization", "contact", "direction", "origin", "kind",
+                    "meta_status", "timestamp"]
+    list_filter = ["direction"]
     search_fields = ["wamid", "contact__wa_id", "contact__user_id"]
+    exclude = ["source", "type", "status"]
+    readonly_fields = ["origin", "kind", "meta_status"]
+    meta_status = coded("status", labels.MESSAGE_STATUS, _("status"))
+    origin = coded("source", dict(Message.Source.choices), _("source"))
+    kind = coded("type", labels.MESSAGE_TYPE, _("type"))
 
 
 @admin.register(WebhookLog)

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from whatsapp.backoffice import labels
 from whatsapp.models import (
     Contact,
     ContactIdentity,
@@ -15,6 +16,8 @@ from whatsapp.models import (
     MessageStatus,
     TemplateStatusEvent,
 )
+
+from .coded import coded
 
 
 class ContactIdentityInline(ReadOnlyInline):
@@ -38,9 +41,11 @@ class ContactAdmin(ReadOnlyAdmin):
 
 @admin.register(MessageStatus)
 class MessageStatusAdmin(ReadOnlyAdmin):
-    list_display = ["wamid", "status", "timestamp", "organization", "recipient_id",
+    list_display = ["wamid", "meta_status", "timestamp", "organization", "recipient_id",
                     "recipient_user_id"]
-    list_filter = ["status"]
+    exclude = ["status"]
+    readonly_fields = ["meta_status"]
+    meta_status = coded("status", labels.MESSAGE_STATUS, _("status"))
     search_fields = ["wamid", "recipient_id", "recipient_user_id", "biz_opaque_callback_data"]
     date_hierarchy = "timestamp"
 
@@ -67,7 +72,10 @@ class HistoryChunkAdmin(ReadOnlyAdmin):
 
 @admin.register(TemplateStatusEvent)
 class TemplateStatusEventAdmin(ReadOnlyAdmin):
-    list_display = ["template_name", "language", "event", "reason", "category", "organization",
-                    "event_at"]
-    list_filter = ["event", "category"]
+    list_display = ["template_name", "language", "template_event", "reason", "template_category",
+                    "organization", "event_at"]
+    exclude = ["event", "category"]
+    readonly_fields = ["template_event", "template_category"]
+    template_event = coded("event", labels.TEMPLATE_STATUS, _("event"))
+    template_category = coded("category", labels.TEMPLATE_CATEGORY, _("category"))
     search_fields = ["template_name", "template_id", "waba_id"]

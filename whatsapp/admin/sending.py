@@ -6,23 +6,29 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
 from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from whatsapp.backoffice import labels
 from whatsapp.models import Connection, MessageTemplate, OutboundEvent, OutboundMessage, SendPolicy
 from whatsapp.tasks import sync_templates
+
+from .coded import coded
 
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(ModelAdmin):
-    list_display = ["name", "language", "organization", "status", "category", "use",
-                    "body_parameter_count", "status_at", "synced_at"]
-    list_filter = ["status", "category", "language"]
+    list_display = ["name", "language", "organization", "template_status", "template_category",
+                    "use", "body_parameter_count", "status_at", "synced_at"]
+    list_filter = ["language"]
     search_fields = ["name", "waba_id", "template_id", "organization__name"]
     # Meta owns everything but the mapping to a use.
     readonly_fields = ["organization", "connection", "waba_id", "template_id", "name",
-                       "language", "category", "status", "status_at", "status_reason",
+                       "language", "template_category", "template_status", "status_at",
+                       "status_reason",
                        "components", "body_parameter_count", "header_parameter_count",
                        "synced_at", "created_at", "updated_at"]
     fields = ["use", *readonly_fields]
     actions = ["resync_selected"]
+    template_status = coded("status", labels.TEMPLATE_STATUS, _("status"))
+    template_category = coded("category", labels.TEMPLATE_CATEGORY, _("category"))
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -51,7 +57,9 @@ class SendPolicyAdmin(ModelAdmin):
 
 class OutboundEventInline(ReadOnlyInline):
     model = OutboundEvent
-    fields = ["at", "event", "detail"]
+    fields = ["at", "what", "detail"]
+    readonly_fields = ["what"]
+    what = coded("event", labels.OUTBOUND_EVENT, _("event"))
 
 
 @admin.register(OutboundMessage)

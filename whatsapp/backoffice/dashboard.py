@@ -12,6 +12,8 @@ from organizations.models import Organization
 from organizations.services import organization_by_id
 from whatsapp.models import Connection, Onboarding, WebhookLog
 
+from . import labels
+
 PERIODS = {"7": 7, "30": 30, "90": 90}
 
 
@@ -142,7 +144,8 @@ def dashboard_context(*, period: Period, organization=None) -> dict:
             "datasets": [{"label": _("Active connections"), "data": [n for _d, n in series]}],
         }),
         "cancel_table": {"headers": [_("Step"), _("Cancellations")],
-                         "rows": numbers["cancellations_by_step"]},
+                         "rows": [(labels.label(labels.SIGNUP_STEP, step), n)
+                                  for step, n in numbers["cancellations_by_step"]]},
         "error_table": {"headers": [_("Error code"), _("Failures")],
                         "rows": numbers["errors_by_code"]},
     }

@@ -144,7 +144,7 @@ class Connection(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"WABA {self.waba_id} ({self.status})"
+        return f"WABA {self.waba_id} ({self.get_status_display()})"
 
     @property
     def owner_business_proven(self) -> bool:

@@ -23,19 +23,19 @@ class Message(models.Model):
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="whatsapp_messages",
+        related_name="whatsapp_messages", verbose_name=_("organization"),
     )
     config = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="messages")
-    wamid = models.CharField(max_length=255, unique=True)
-    direction = models.CharField(max_length=10, choices=Direction)
+                               related_name="messages", verbose_name=_("phone number"))
+    wamid = models.CharField(_("WhatsApp message id"), max_length=255, unique=True)
+    direction = models.CharField(_("direction"), max_length=10, choices=Direction)
     # cloud_api, phone_app (smb echo) or history.
-    source = models.CharField(max_length=20, default="cloud_api")
-    type = models.CharField(max_length=32)
-    timestamp = models.DateTimeField()
-    status = models.CharField(max_length=16, blank=True)
-    raw = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(_("source"), max_length=20, default="cloud_api")
+    type = models.CharField(_("type"), max_length=32)
+    timestamp = models.DateTimeField(_("time"))
+    status = models.CharField(_("status"), max_length=16, blank=True)
+    raw = models.JSONField(_("raw payload"), default=dict)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     # Filled by webhook ingestion (whatsapp/ingestion.py).
     contact = models.ForeignKey("Contact", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="messages", verbose_name=_("contact"))
@@ -78,18 +78,18 @@ class Contact(models.Model):
     wa_id = models.CharField(_("phone"), max_length=32, blank=True)
     username = models.CharField(_("username"), max_length=128, blank=True)
     profile_name = models.CharField(_("profile name"), max_length=200, blank=True)
-    profile_name_at = models.DateTimeField(null=True, blank=True)
+    profile_name_at = models.DateTimeField(_("profile name at"), null=True, blank=True)
     # The name in the business's phone address book (smb_app_state_sync).
     saved_name = models.CharField(_("saved name"), max_length=200, blank=True)
     in_address_book = models.BooleanField(_("in the phone's address book"), null=True, blank=True)
-    address_book_at = models.DateTimeField(null=True, blank=True)
+    address_book_at = models.DateTimeField(_("address book at"), null=True, blank=True)
     # Inbound Cloud API messages open the 24 h customer-service window; echoes never do.
     last_inbound_at = models.DateTimeField(_("last inbound message at"), null=True, blank=True)
     # A person answered from the phone app: automation must stay quiet.
     human_takeover_at = models.DateTimeField(_("answered by a person at"), null=True, blank=True)
     # Click-to-WhatsApp ad that brought the lead (earliest referral seen).
     referral = models.JSONField(_("ad referral"), null=True, blank=True)
-    referral_at = models.DateTimeField(null=True, blank=True)
+    referral_at = models.DateTimeField(_("referral at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -165,14 +165,15 @@ class ContactIdentity(models.Model):
         PHONE = "phone", _("Phone")
 
     organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE,
-                                     related_name="+")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
-    kind = models.CharField(max_length=16, choices=Kind)
-    value = models.CharField(max_length=160)
+                                     related_name="+", verbose_name=_("organization"))
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities",
+                                verbose_name=_("contact"))
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    value = models.CharField(_("value"), max_length=160)
     # Earliest message time that carried it: the newest BSUID is the current one.
-    first_seen_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen at"), null=True, blank=True)
     # Set by user_id_update / user_changed_user_id: kept so late messages still match.
-    superseded_at = models.DateTimeField(null=True, blank=True)
+    superseded_at = models.DateTimeField(_("superseded at"), null=True, blank=True)
 
     class Meta:
         db_table = "whatsapp_contact_identities"
@@ -184,7 +185,7 @@ class ContactIdentity(models.Model):
         verbose_name_plural = _("contact identities")
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.value}"
+        return f"{self.get_kind_display()}: {self.value}"
 
 
 class MessageStatus(models.Model):
@@ -195,20 +196,21 @@ class MessageStatus(models.Model):
     """
 
     organization = models.ForeignKey("organizations.Organization", null=True, blank=True,
-                                     on_delete=models.SET_NULL, related_name="+")
+                                     on_delete=models.SET_NULL, related_name="+",
+                                     verbose_name=_("organization"))
     config = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
-    wamid = models.CharField(max_length=255)
+                               related_name="+", verbose_name=_("phone number"))
+    wamid = models.CharField(_("WhatsApp message id"), max_length=255)
     status = models.CharField(_("status"), max_length=16)
     timestamp = models.DateTimeField(_("time"))
-    recipient_id = models.CharField(max_length=32, blank=True)
-    recipient_user_id = models.CharField(max_length=160, blank=True)
+    recipient_id = models.CharField(_("recipient"), max_length=32, blank=True)
+    recipient_user_id = models.CharField(_("recipient user id"), max_length=160, blank=True)
     errors = models.JSONField(_("errors"), default=list, blank=True)
     pricing = models.JSONField(_("pricing"), null=True, blank=True)
-    conversation = models.JSONField(null=True, blank=True)
-    biz_opaque_callback_data = models.CharField(max_length=512, blank=True)
-    raw = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
+    conversation = models.JSONField(_("conversation"), null=True, blank=True)
+    biz_opaque_callback_data = models.CharField(_("callback data"), max_length=512, blank=True)
+    raw = models.JSONField(_("raw payload"), default=dict)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         db_table = "whatsapp_message_statuses"
@@ -220,7 +222,7 @@ class MessageStatus(models.Model):
         verbose_name_plural = _("message statuses")
 
     def __str__(self) -> str:
-        return f"{self.wamid} {self.status}"
+        return self.wamid
 
 
 class HistorySync(models.Model):
@@ -255,19 +257,20 @@ class HistorySync(models.Model):
         verbose_name_plural = _("history syncs")
 
     def __str__(self) -> str:
-        return f"{self.config} {self.status} {self.progress}%"
+        return f"{self.config} · {self.get_status_display()} · {self.progress}%"
 
 
 class HistoryChunk(models.Model):
     """One `history` chunk received, per (phone number, phase, chunk_order)."""
 
-    config = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="history_chunks")
-    phone_number_id = models.CharField(max_length=64)
+    config = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="history_chunks",
+                               verbose_name=_("phone number"))
+    phone_number_id = models.CharField(_("phone number id"), max_length=64)
     phase = models.PositiveSmallIntegerField(_("phase"))
     chunk_order = models.PositiveIntegerField(_("chunk order"))
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
-    thread_count = models.PositiveIntegerField(default=0)
-    message_count = models.PositiveIntegerField(default=0)
+    thread_count = models.PositiveIntegerField(_("threads"), default=0)
+    message_count = models.PositiveIntegerField(_("messages"), default=0)
     received_at = models.DateTimeField(_("received at"), auto_now_add=True)
 
     class Meta:
@@ -282,4 +285,5 @@ class HistoryChunk(models.Model):
         verbose_name_plural = _("history chunks")
 
     def __str__(self) -> str:
-        return f"{self.phone_number_id} phase {self.phase} chunk {self.chunk_order}"
+        return _("%(number)s, phase %(phase)s, chunk %(chunk)s") % {
+            "number": self.phone_number_id, "phase": self.phase, "chunk": self.chunk_order}

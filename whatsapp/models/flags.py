@@ -14,12 +14,12 @@ class AnalyticsEvent(models.Model):
     """Product analytics (seed 001 table), stored first and forwarded when a service is set."""
 
     class Name(models.TextChoices):
-        SETUP_SCREEN_VIEWED = "WhatsApp Setup Screen Viewed"
-        SIGNUP_STARTED = "Embedded Signup Started"
-        SIGNUP_COMPLETED = "Embedded Signup Completed"
-        SIGNUP_FAILED = "Embedded Signup Failed"
-        SIGNUP_CANCELLED = "Embedded Signup Cancelled"
-        DISCONNECTED = "WhatsApp Disconnected"
+        SETUP_SCREEN_VIEWED = "WhatsApp Setup Screen Viewed", _("WhatsApp setup screen viewed")
+        SIGNUP_STARTED = "Embedded Signup Started", _("Embedded Signup started")
+        SIGNUP_COMPLETED = "Embedded Signup Completed", _("Embedded Signup completed")
+        SIGNUP_FAILED = "Embedded Signup Failed", _("Embedded Signup failed")
+        SIGNUP_CANCELLED = "Embedded Signup Cancelled", _("Embedded Signup cancelled")
+        DISCONNECTED = "WhatsApp Disconnected", _("WhatsApp disconnected")
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
@@ -30,10 +30,10 @@ class AnalyticsEvent(models.Model):
     name = models.CharField(_("event"), max_length=64, choices=Name, db_index=True)
     properties = models.JSONField(_("properties"), default=dict, blank=True)
     # Makes "recorded once" a database fact: e.g. one Completed per onboarding.
-    dedupe_key = models.CharField(max_length=200, unique=True)
+    dedupe_key = models.CharField(_("deduplication key"), max_length=200, unique=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     forwarded_at = models.DateTimeField(_("forwarded at"), null=True, blank=True)
-    forward_error = models.TextField(blank=True)
+    forward_error = models.TextField(_("forwarding error"), blank=True)
 
     class Meta:
         db_table = "whatsapp_analytics_events"
@@ -42,7 +42,7 @@ class AnalyticsEvent(models.Model):
         verbose_name_plural = _("analytics events")
 
     def __str__(self) -> str:
-        return self.name
+        return self.get_name_display()
 
 
 class FeatureFlag(models.Model):
@@ -86,7 +86,7 @@ class FeatureFlagOverride(models.Model):
         verbose_name_plural = _("overrides")
 
     def __str__(self) -> str:
-        return f"{self.flag} · {self.organization}: {self.enabled}"
+        return f"{self.flag} · {self.organization}: {_('on') if self.enabled else _('off')}"
 
 SIGNUP_ENABLED = "whatsapp_embedded_signup_enabled"
 # v2 = the hosted link with a tracking code (seed 000) as the primary path instead of the

@@ -55,7 +55,8 @@ class PhoneNumber(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.PENDING)
     quality_rating = models.CharField(_("quality rating"), max_length=16, blank=True)
     platform_type = models.CharField(_("platform type"), max_length=32, blank=True)
-    code_verification_status = models.CharField(max_length=32, blank=True)
+    code_verification_status = models.CharField(
+        _("code verification status"), max_length=32, blank=True)
     is_on_biz_app = models.BooleanField(_("WhatsApp Business app (coexistence)"), default=False)
     registration_pin_encrypted = models.TextField(blank=True, editable=False)
     registration_status = models.CharField(
@@ -71,13 +72,17 @@ class PhoneNumber(models.Model):
     contacts_sync_status = models.CharField(
         _("contacts sync"), max_length=16, choices=SyncStatus, default=SyncStatus.NOT_NEEDED
     )
-    contacts_sync_request_id = models.CharField(max_length=128, blank=True)
-    contacts_sync_requested_at = models.DateTimeField(null=True, blank=True)
+    contacts_sync_request_id = models.CharField(
+        _("contacts sync request id"), max_length=128, blank=True)
+    contacts_sync_requested_at = models.DateTimeField(
+        _("contacts sync requested at"), null=True, blank=True)
     history_sync_status = models.CharField(
         _("history sync"), max_length=16, choices=SyncStatus, default=SyncStatus.NOT_NEEDED
     )
-    history_sync_request_id = models.CharField(max_length=128, blank=True)
-    history_sync_requested_at = models.DateTimeField(null=True, blank=True)
+    history_sync_request_id = models.CharField(
+        _("history sync request id"), max_length=128, blank=True)
+    history_sync_requested_at = models.DateTimeField(
+        _("history sync requested at"), null=True, blank=True)
     sync_error = models.TextField(_("sync error"), blank=True)
     # Kept current by webhook ingestion (whatsapp/ingestion.py).
     messages_in_count = models.PositiveBigIntegerField(_("messages received"), default=0)

@@ -62,7 +62,7 @@ class Onboarding(models.Model):
         verbose_name_plural = _("onboardings")
 
     def __str__(self) -> str:
-        return f"{self.tracking_code} ({self.status})"
+        return f"{self.tracking_code} ({self.get_status_display()})"
 
     @property
     def is_expired(self) -> bool:

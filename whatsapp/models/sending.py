@@ -15,9 +15,11 @@ class TemplateStatusEvent(models.Model):
     """One `message_template_status_update` (APPROVED, REJECTED, PAUSED…) of a WABA's template."""
 
     connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="template_events")
+                                   related_name="template_events",
+                                   verbose_name=_("connection"))
     organization = models.ForeignKey("organizations.Organization", null=True, blank=True,
-                                     on_delete=models.SET_NULL, related_name="+")
+                                     on_delete=models.SET_NULL, related_name="+",
+                                     verbose_name=_("organization"))
     waba_id = models.CharField(_("WABA id"), max_length=64)
     template_id = models.CharField(_("template id"), max_length=64)
     template_name = models.CharField(_("template"), max_length=512, blank=True)
@@ -28,7 +30,7 @@ class TemplateStatusEvent(models.Model):
     # rejection_info / disable_info / other_info as Meta sent them.
     info = models.JSONField(_("details"), default=dict, blank=True)
     event_at = models.DateTimeField(_("event time"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         db_table = "whatsapp_template_events"
@@ -41,7 +43,7 @@ class TemplateStatusEvent(models.Model):
         verbose_name_plural = _("template status events")
 
     def __str__(self) -> str:
-        return f"{self.template_name} {self.event}"
+        return f"{self.template_name} ({self.language})"
 
 
 class MessageTemplate(models.Model):
@@ -94,7 +96,7 @@ class MessageTemplate(models.Model):
         verbose_name_plural = _("message templates")
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.language}) {self.status}"
+        return f"{self.name} ({self.language})"
 
     @property
     def is_sendable(self) -> bool:
@@ -131,7 +133,7 @@ class SendPolicy(models.Model):
         verbose_name_plural = _("sending policies")
 
     def __str__(self) -> str:
-        return f"{self.organization}: {self.mode}"
+        return f"{self.organization}: {self.get_mode_display()}"
 
 
 class OutboundMessage(models.Model):
@@ -264,7 +266,7 @@ class OutboundMessage(models.Model):
         verbose_name_plural = _("outbound messages")
 
     def __str__(self) -> str:
-        return f"{self.kind} → {self.to} ({self.status})"
+        return f"{self.get_kind_display()} → {self.to} ({self.get_status_display()})"
 
     @property
     def callback_data(self) -> str:
@@ -292,4 +294,4 @@ class OutboundEvent(models.Model):
         verbose_name_plural = _("outbound message events")
 
     def __str__(self) -> str:
-        return f"{self.event} @ {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{timezone.localtime(self.at):%d/%m/%Y %H:%M:%S}"

@@ -59,7 +59,7 @@ class WebhookLog(models.Model):
     body_purged_at = models.DateTimeField(_("body purged at"), null=True, blank=True)
     # Not indexed: every index is paid on the INSERT Meta waits for; support searches by it
     # rarely (exact match in the admin).
-    body_sha256 = models.CharField(max_length=64)
+    body_sha256 = models.CharField(_("body SHA-256"), max_length=64)
     headers = models.JSONField(_("headers"), default=dict)
     signature_valid = models.BooleanField(_("signature valid"), default=True)
     # The processing columns below also have database defaults (db_default): the webhook's
@@ -74,9 +74,9 @@ class WebhookLog(models.Model):
                               default=Status.RECEIVED, db_default=Status.RECEIVED)
     attempts = models.PositiveIntegerField(_("attempts"), default=0, db_default=0)
     last_error = models.TextField(_("last error"), blank=True, default="", db_default="")
-    traceback = models.TextField(blank=True, default="", db_default="")
+    traceback = models.TextField(_("traceback"), blank=True, default="", db_default="")
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
-    locked_until = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     parked_phone_number_id = models.CharField(_("parked for phone number id"), max_length=64,
                                               blank=True, default="", db_default="")
@@ -111,7 +111,7 @@ class WebhookLog(models.Model):
         permissions = [("replay_webhooklog", _("Can replay webhook deliveries"))]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.status}"
+        return f"#{self.pk} · {self.get_status_display()}"
 
     def claim(self, *, lease: timedelta) -> bool:
         """Takes this row for processing; False if someone else holds it or it is finished."""

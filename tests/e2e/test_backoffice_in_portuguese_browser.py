@@ -1,0 +1,41 @@
+"""Issue 18 §1 in a real browser: support's dashboard and a list read in pt-BR (screenshots)."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from tests.e2e.conftest import PASSWORD, shot
+from tests.factories import ConnectionFactory, OnboardingFactory, PhoneNumberFactory, UserFactory
+from whatsapp.backoffice.support import SUPPORT_GROUP
+from whatsapp.models import Connection, Onboarding
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+
+
+def test_support_reads_the_dashboard_and_a_list_in_portuguese(browser, live_server):
+    user = UserFactory(email="suporte@qualifica.test", is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
+    connection = ConnectionFactory(organization__name="Imobiliária Sol",
+                                   status=Connection.Status.AWAITING_PHONE_SELECTION,
+                                   pipeline_step="awaiting_phone_selection")
+    PhoneNumberFactory(connection=connection, quality_rating="GREEN")
+    OnboardingFactory(organization=connection.organization, status=Onboarding.Status.CANCELLED,
+                      current_step="PHONE_NUMBER_SETUP")
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="pt-BR")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.get_by_label("E-mail").fill(user.username)
+    page.get_by_label("Senha").fill(PASSWORD)
+    page.locator("button[type=submit]").click()
+    page.get_by_role("heading", name="Funil de onboarding").wait_for()
+    assert page.get_by_text("Adicionando o número de telefone").is_visible()
+    assert page.get_by_text("Webhooks com falha").first.is_visible()
+    shot(page, "30-admin-dashboard-pt-br")
+
+    page.goto(f"{live_server.url}/admin/whatsapp/connection/")
+    row = page.locator("#result_list tbody tr").first
+    assert "Aguardando escolha do número" in row.inner_text()
+    assert "awaiting_phone_selection" not in page.locator("#result_list").inner_text()
+    assert page.get_by_placeholder("Digite para buscar").count() >= 1  # list and command search
+    shot(page, "31-admin-connections-list-pt-br")
+    context.close()
