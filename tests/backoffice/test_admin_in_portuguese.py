@@ -81,8 +81,9 @@ ENGLISH = [
     "Signature", "Fields", "Attempts", "Config", "Event", "Reason", "Category", "Language",
 ]
 
-# Codes that are also words of our pt-BR text ("token", "template", "Navegador (user agent)").
-NOT_CODES = {"admin", "error", "token", "waba", "template", "user"}
+# Codes that are also words of our pt-BR text ("token", "template", "Navegador (user agent)",
+# "Webhooks com falha").
+NOT_CODES = {"admin", "error", "token", "waba", "template", "user", "webhook"}
 
 # Months as pt-BR writes them, never capitalised inside a date.
 CAPITALISED_MONTHS = re.compile(
