@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from config.cache import redis_client
 from whatsapp.models import Connection, Onboarding, WebhookLog
+from whatsapp.onboarding.attribution import orphans_confirm
 
 from .models import AlertState
 
@@ -89,7 +90,9 @@ def _unprocessed_deliveries(now) -> None:
 
 
 def _orphans(now) -> None:
-    wabas = list(Connection.objects.orphans().values_list("waba_id", flat=True)[:50])
+    # WABAs that awaited the browser past the grace period become orphans first (audited).
+    orphans_confirm(now=now)
+    wabas = list(Connection.objects.confirmed_orphans().values_list("waba_id", flat=True)[:50])
     alert_set("orphan_waba", active=bool(wabas),
               message=f"{len(wabas)} WABA(s) without an organization: {', '.join(wabas)}",
               details={"waba_ids": wabas})

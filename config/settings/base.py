@@ -266,6 +266,9 @@ TOKEN_ENCRYPTION_KEY = env("TOKEN_ENCRYPTION_KEY", default="") or hashlib.sha256
 TOKEN_ENCRYPTION_OLD_KEYS = env.list("TOKEN_ENCRYPTION_OLD_KEYS", default=[])
 
 WHATSAPP_ONBOARDING_TTL = env.int("WHATSAPP_ONBOARDING_TTL", default=86400)
+# An unattributed PARTNER_ADDED that came while a signup was pending awaits the browser's proof
+# this long before it is an orphan (audited and alerted; checked with the 5-minute alerts).
+WHATSAPP_ORPHAN_GRACE_SECONDS = env.int("WHATSAPP_ORPHAN_GRACE_SECONDS", default=600)
 WHATSAPP_DEFAULT_REDIRECT_PATH = "/dashboard/settings/whatsapp"
 # Processing attempts for one webhook delivery before it is marked dead.
 WHATSAPP_WEBHOOK_MAX_ATTEMPTS = env.int("WHATSAPP_WEBHOOK_MAX_ATTEMPTS", default=8)
