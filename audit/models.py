@@ -19,6 +19,8 @@ class AuditLog(models.Model):
         WHATSAPP_CONNECTED = "WHATSAPP_CONNECTED", _("WhatsApp connected")
         WHATSAPP_DISCONNECTED = "WHATSAPP_DISCONNECTED", _("WhatsApp disconnected")
         WABA_ORPHANED = "WABA_ORPHANED", _("WABA received without an organization")
+        WABA_AWAITING_BROWSER = "WABA_AWAITING_BROWSER", _(
+            "WABA received, awaiting the browser's confirmation")
         WABA_CLAIMED = "WABA_CLAIMED", _("Orphan WABA claimed")
         TOKEN_INVALIDATED = "TOKEN_INVALIDATED", _("Token invalidated")
         WEBHOOK_REPLAYED = "WEBHOOK_REPLAYED", _("Webhook replayed")

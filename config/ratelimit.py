@@ -4,6 +4,8 @@ Counters live in Redis so they hold across gunicorn workers and hosts (SPEC §8.
 outage allows every request, because refusing real traffic is worse than letting a burst in.
 Two users: the org-facing API (`OrganizationRateThrottle`, per organization and view) and
 invalid-signature webhook traffic per IP (`whatsapp.webhooks.count_invalid_signature`).
+Each activation (an identity's first refusal in a window) is counted per minute in Redis
+(`ratelimit:activations:<epoch minute>`, kept 2 h) for the ops alert.
 """
 
 import logging
@@ -47,7 +49,37 @@ def hit(scope: str, ident: str, *, limit: int, window: int) -> Hit:
         # Redis down: fail open.
         logger.warning("Rate limiter unavailable; allowing %s", scope)
         return Hit(True, 0, 0)
+    if count == limit + 1:
+        _activation_record(scope, ident, now)
     return Hit(count <= limit, count, retry_after)
+
+
+ACTIVATIONS_KEY = "ratelimit:activations:{minute}"
+ACTIVATIONS_TTL = 2 * 3600
+
+
+def _activation_record(scope: str, ident: str, now: float) -> None:
+    """A limit started refusing `ident` (its first refusal in the window): one more in this
+    minute's Redis counter, which ops reads (`activations`)."""
+    logger.warning("Rate limit activated: %s for %s", scope, ident)
+    try:
+        key = ACTIVATIONS_KEY.format(minute=int(now // 60))
+        pipe = redis_client().pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, ACTIVATIONS_TTL)
+        pipe.execute()
+    except Exception:
+        logger.warning("Rate limit activation not counted (Redis unavailable)")
+
+
+def activations(*, minutes: int, now: float | None = None) -> int:
+    """Rate-limit activations in the last `minutes` minutes (this one included), any scope."""
+    minute = int((now or time.time()) // 60)
+    keys = [ACTIVATIONS_KEY.format(minute=m) for m in range(minute - minutes + 1, minute + 1)]
+    try:
+        return sum(int(v) for v in redis_client().mget(keys) if v)
+    except NotImplementedError:
+        return 0
 
 
 class RateLimited(exceptions.Throttled):

@@ -1,32 +1,31 @@
-"""SPEC §7 alerts, to Sentry and the logs, each reported once per change of its condition.
+"""SPEC §7 alerts, each reported once per change of its condition: to Sentry and the logs,
+and when configured by e-mail to ADMINS and to a Slack-compatible webhook (ops/notify.py).
 
 `alert_set` stores each condition's current state (`AlertState`): raising an already active
 alert or clearing an inactive one is silent, so a 5-minute evaluation never floods anyone.
+Conditions about one thing (a WABA, a number) have one key each (`orphan_waba:<waba>`), so a
+second one is announced while the first is still open. Messages are pt-BR (LANGUAGE_CODE).
 """
 
 import logging
 from datetime import timedelta
 
-import sentry_sdk
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import Min, Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
+from config import ratelimit
 from config.cache import redis_client
-from whatsapp.models import Connection, Onboarding, WebhookLog
+from whatsapp.models import Connection, Onboarding, PhoneNumber, WebhookLog
+from whatsapp.onboarding.attribution import orphans_confirm
+from whatsapp.webhooks.intake import invalid_signatures_today
 
 from .models import AlertState
+from .notify import notify
 
 logger = logging.getLogger("ops.alerts")
-
-
-def _notify(key: str, active: bool, message: str) -> None:
-    text = f"ALERT {key}: {message}" if active else f"RESOLVED {key}"
-    (logger.error if active else logger.info)(text)
-    try:
-        sentry_sdk.capture_message(text, level="error" if active else "info")
-    except Exception:  # Sentry is optional; the log line above is the record
-        pass
 
 
 def alert_set(key: str, *, active: bool, message: str = "", details: dict | None = None) -> bool:
@@ -45,7 +44,7 @@ def alert_set(key: str, *, active: bool, message: str = "", details: dict | None
             state.message, state.details = message, details or state.details
         state.save()
     if changed:
-        _notify(key, active, message or state.message)
+        notify(key, active, message or state.message)
     return changed
 
 
@@ -57,7 +56,8 @@ def _signup_error_rate(now) -> None:
     # At least 5 finished attempts, so one failure out of two is not an incident.
     rate = failed / finished if finished else 0.0
     alert_set("signup_error_rate", active=finished >= 5 and rate > 0.2,
-              message=f"{rate:.0%} of {finished} Embedded Signup attempts failed in the last hour",
+              message=_("%(rate)s of %(finished)d Embedded Signup attempts failed in the last "
+                        "hour") % {"rate": f"{rate:.0%}", "finished": finished},
               details={"failed": failed, "finished": finished})
 
 
@@ -73,7 +73,7 @@ def _no_completed_connections(now) -> None:
     completed = Onboarding.objects.filter(status=Onboarding.Status.COMPLETED,
                                           completed_at__gte=now - timedelta(hours=24)).count()
     alert_set("no_completed_connections_24h", active=completed == 0,
-              message="No WhatsApp connection was completed in the last 24 hours")
+              message=_("No WhatsApp connection was completed in the last 24 hours"))
 
 
 def _unprocessed_deliveries(now) -> None:
@@ -84,15 +84,88 @@ def _unprocessed_deliveries(now) -> None:
     stuck = WebhookLog.objects.backlog().filter(
         received_at__gte=hour, received_at__lte=now - timedelta(minutes=5)).count()
     alert_set("unprocessed_deliveries", active=dead + stuck > 5,
-              message=f"{dead} dead and {stuck} unprocessed webhook deliveries in the last hour",
+              message=_("%(dead)d dead and %(stuck)d unprocessed webhook deliveries in the last "
+                        "hour") % {"dead": dead, "stuck": stuck},
               details={"dead": dead, "stuck": stuck})
 
 
 def _orphans(now) -> None:
-    wabas = list(Connection.objects.orphans().values_list("waba_id", flat=True)[:50])
-    alert_set("orphan_waba", active=bool(wabas),
-              message=f"{len(wabas)} WABA(s) without an organization: {', '.join(wabas)}",
-              details={"waba_ids": wabas})
+    # WABAs that awaited the browser past the grace period become orphans first (audited).
+    orphans_confirm(now=now)
+    wabas = Connection.objects.confirmed_orphans().values_list("waba_id", flat=True)
+    # Prefix without the colon: also clears the single `orphan_waba` key of older versions.
+    _alert_each("orphan_waba", {
+        f"orphan_waba:{waba}": _("WABA %(waba)s has no organization: claim it in the back-office "
+                                 "(orphan WABAs)") % {"waba": waba}
+        for waba in wabas})
+
+
+def _stalled_pipelines(now) -> None:
+    """A tenant's connection still `connecting` with no saved progress (updated_at) for
+    ALERTS_PIPELINE_STALLED_MINUTES: the pipeline is stuck or stopped retrying."""
+    minutes = settings.ALERTS_PIPELINE_STALLED_MINUTES
+    stalled = (Connection.objects.filter(status=Connection.Status.CONNECTING,
+                                         organization__isnull=False,
+                                         updated_at__lte=now - timedelta(minutes=minutes))
+               .select_related("organization"))
+    _alert_each("pipeline_stalled:", {
+        f"pipeline_stalled:{c.waba_id}": _(
+            "Connection of WABA %(waba)s (%(organization)s) has made no progress for more than "
+            "%(minutes)d minutes (step: %(step)s)") % {
+            "waba": c.waba_id, "organization": c.organization.name, "minutes": minutes,
+            "step": c.pipeline_step or "-"}
+        for c in stalled})
+
+
+def _failed_syncs(now) -> None:
+    failed = PhoneNumber.SyncStatus.FAILED
+    numbers = PhoneNumber.objects.filter(
+        Q(contacts_sync_status=failed) | Q(history_sync_status=failed),
+        connection__status__in=[Connection.Status.CONNECTING, Connection.Status.CONNECTED,
+                                Connection.Status.AWAITING_PHONE_SELECTION])
+    _alert_each("sync_failed:", {
+        f"sync_failed:{n.phone_number_id}": _(
+            "Coexistence sync failed for number %(number)s (contacts: %(contacts)s, history: "
+            "%(history)s)") % {"number": n.display_phone_number or n.phone_number_id,
+                               "contacts": n.get_contacts_sync_status_display(),
+                               "history": n.get_history_sync_status_display()}
+        for n in numbers})
+
+
+def _parked_backlog_age(now) -> None:
+    parked = WebhookLog.objects.filter(status=WebhookLog.Status.PARKED).aggregate(
+        oldest=Min("received_at"))["oldest"]
+    minutes = int((now - parked).total_seconds() // 60) if parked else 0
+    alert_set("parked_backlog_age", active=minutes > settings.ALERTS_PARKED_MAX_AGE_MINUTES,
+              message=_("The oldest parked webhook delivery has waited %(minutes)d minutes")
+              % {"minutes": minutes}, details={"oldest_minutes": minutes})
+
+
+def _forged_signatures(now) -> None:
+    """Today's count of webhook requests with a missing or invalid signature (the daily
+    counter of whatsapp.webhooks.intake); resolves when the day's count starts again."""
+    count = invalid_signatures_today(now)
+    alert_set("forged_signatures", active=count >= settings.ALERTS_INVALID_SIGNATURES_PER_DAY,
+              message=_("%(count)d webhook requests with an invalid signature today")
+              % {"count": count}, details={"count": count})
+
+
+def _rate_limit_activations(now) -> None:
+    minutes = settings.ALERTS_RATELIMIT_WINDOW_MINUTES
+    count = ratelimit.activations(minutes=minutes, now=now.timestamp())
+    alert_set("rate_limit_activations", active=count > 0,
+              message=_("Rate limits were activated %(count)d times in the last %(minutes)d "
+                        "minutes") % {"count": count, "minutes": minutes},
+              details={"count": count})
+
+
+def _alert_each(prefix: str, current: dict[str, str]) -> None:
+    """One alert per key in `current` (raised with its message); the prefix's other active
+    alerts are resolved."""
+    for key, message in current.items():
+        alert_set(key, active=True, message=message)
+    for key in _active_keys(prefix) - current.keys():
+        alert_set(key, active=False)
 
 
 def _tokens_expiring(now) -> None:
@@ -103,7 +176,8 @@ def _tokens_expiring(now) -> None:
         known = _active_keys(f"token_expiring_{days}d:")
         for waba in soon:
             alert_set(f"token_expiring_{days}d:{waba}", active=True,
-                      message=f"Token of WABA {waba} expires within {days} days")
+                      message=_("Token of WABA %(waba)s expires within %(days)d days")
+                      % {"waba": waba, "days": days})
         for key in known - {f"token_expiring_{days}d:{w}" for w in soon}:
             alert_set(key, active=False)
 
@@ -121,12 +195,14 @@ def redis_check() -> bool:
         return True  # no Redis configured (embedded default)
     except Exception:
         ok = False
-    alert_set("redis_down", active=not ok, message="Redis does not answer")
+    with translation.override(settings.LANGUAGE_CODE):
+        alert_set("redis_down", active=not ok, message=_("Redis does not answer"))
     return ok
 
 
 CONDITIONS = [_signup_error_rate, _no_completed_connections, _unprocessed_deliveries, _orphans,
-              _tokens_expiring]
+              _tokens_expiring, _stalled_pipelines, _failed_syncs, _parked_backlog_age,
+              _forged_signatures, _rate_limit_activations]
 
 
 def alerts_evaluate(*, now=None) -> list[dict]:
@@ -134,7 +210,8 @@ def alerts_evaluate(*, now=None) -> list[dict]:
     now = now or timezone.now()
     for condition in CONDITIONS:
         try:
-            condition(now)
+            with translation.override(settings.LANGUAGE_CODE):
+                condition(now)
         except Exception:
             # One broken check must not hide the others.
             logger.exception("Alert condition %s failed", condition.__name__)

@@ -3,6 +3,9 @@
 from collections import Counter
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from whatsapp.onboarding.subscriptions import subscriptions_reconcile
 from whatsapp.onboarding.token_health import tokens_check
@@ -27,9 +30,11 @@ def reconcile_subscriptions() -> dict:
     for check in checks:
         if check.was_missing is None:
             continue  # could not tell: keep the alert as it is
+        with translation.override(settings.LANGUAGE_CODE):
+            message = _("App was not subscribed to WABA %(waba)s: %(result)s") % {
+                "waba": check.waba_id, "result": check.result}
         alert_set(f"subscription_missing:{check.waba_id}", active=check.was_missing,
-                  message=f"App was not subscribed to WABA {check.waba_id}: {check.result}",
-                  details={"organization_id": check.organization_id})
+                  message=message, details={"organization_id": check.organization_id})
     return dict(Counter(c.result for c in checks))
 
 

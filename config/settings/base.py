@@ -8,6 +8,7 @@ make a production process refuse to start without its secrets.
 
 import hashlib
 import ipaddress
+from email.utils import getaddresses
 from pathlib import Path
 
 import environ
@@ -266,6 +267,8 @@ TOKEN_ENCRYPTION_KEY = env("TOKEN_ENCRYPTION_KEY", default="") or hashlib.sha256
 TOKEN_ENCRYPTION_OLD_KEYS = env.list("TOKEN_ENCRYPTION_OLD_KEYS", default=[])
 
 WHATSAPP_ONBOARDING_TTL = env.int("WHATSAPP_ONBOARDING_TTL", default=86400)
+# How long an unattributed PARTNER_ADDED during a pending signup awaits the browser (orphan after).
+WHATSAPP_ORPHAN_GRACE_SECONDS = env.int("WHATSAPP_ORPHAN_GRACE_SECONDS", default=600)
 WHATSAPP_DEFAULT_REDIRECT_PATH = "/dashboard/settings/whatsapp"
 # Processing attempts for one webhook delivery before it is marked dead.
 WHATSAPP_WEBHOOK_MAX_ATTEMPTS = env.int("WHATSAPP_WEBHOOK_MAX_ATTEMPTS", default=8)
@@ -333,6 +336,19 @@ HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=180
 HEALTH_CRITICAL = env.list("HEALTH_CRITICAL", default=["database", "beat"])
 # Business hours (America/Sao_Paulo) for the "no completed connection in 24 h" alert.
 ALERT_BUSINESS_HOURS = (8, 18)
+# Alerts beyond Sentry and the log (ops/notify.py, README "Alerts"): e-mail to ADMINS ("Name
+# <email>, …") over EMAIL_URL, a Slack-compatible webhook; empty = not sent. Then thresholds.
+ADMINS = [(n, a) for n, a in getaddresses([env("DJANGO_ADMINS", default="")]) if a]
+ALERTS_SLACK_WEBHOOK_URL = env("ALERTS_SLACK_WEBHOOK_URL", default="")
+ALERTS_SLACK_TIMEOUT_SECONDS = env.float("ALERTS_SLACK_TIMEOUT_SECONDS", default=5.0)
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default="alertas@localhost")
+EMAIL_SUBJECT_PREFIX = "[Qualifica Leads] "
+ALERTS_PIPELINE_STALLED_MINUTES = env.int("ALERTS_PIPELINE_STALLED_MINUTES", default=30)
+ALERTS_PARKED_MAX_AGE_MINUTES = env.int("ALERTS_PARKED_MAX_AGE_MINUTES", default=30)
+ALERTS_INVALID_SIGNATURES_PER_DAY = env.int("ALERTS_INVALID_SIGNATURES_PER_DAY", default=100)
+ALERTS_RATELIMIT_WINDOW_MINUTES = env.int("ALERTS_RATELIMIT_WINDOW_MINUTES", default=15)
 
 # --- Observability ----------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", default="")
@@ -364,6 +380,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # No mail_admins handler: ADMINS get alerts (ops/notify.py), not unscrubbed errors.
+        "django": {"handlers": [], "level": "INFO"},
     },
 }
 

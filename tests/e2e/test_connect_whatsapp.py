@@ -237,7 +237,9 @@ def test_webhook_before_callback_gives_one_connection(admin_page, sandbox, worke
     wait_status(page, "connected")
     assert Connection.objects.count() == 1
     assert Connection.objects.get().organization == page.organization
-    assert AuditLog.objects.filter(action=AuditLog.Action.WABA_ORPHANED).count() == 1
+    # The early PARTNER_ADDED awaited the browser: never announced as an orphan (issue 18 §2).
+    assert AuditLog.objects.filter(action=AuditLog.Action.WABA_ORPHANED).count() == 0
+    assert AuditLog.objects.filter(action=AuditLog.Action.WABA_AWAITING_BROWSER).count() == 1
     assert AuditLog.objects.filter(action=AuditLog.Action.WHATSAPP_CONNECTED).count() == 1
 
 

@@ -21,17 +21,17 @@ pytestmark = pytest.mark.django_db
 # --- alerts ---------------------------------------------------------------------------------
 def test_alert_is_reported_once_per_change():
     with mock.patch("sentry_sdk.capture_message") as capture:
-        assert alert_set("redis_down", active=True, message="Redis does not answer")
-        assert not alert_set("redis_down", active=True, message="Redis does not answer")
+        assert alert_set("redis_down", active=True, message="O Redis não responde")
+        assert not alert_set("redis_down", active=True, message="O Redis não responde")
         assert alert_set("redis_down", active=False)
         assert not alert_set("redis_down", active=False)
     assert [c.args[0] for c in capture.call_args_list] == [
-        "ALERT redis_down: Redis does not answer", "RESOLVED redis_down"]
+        "ALERT redis_down: O Redis não responde", "RESOLVED redis_down"]
 
 
 def test_alert_evaluation_covers_spec_conditions(settings):
     now = timezone.now()
-    ConnectionFactory(organization=None, status=Connection.Status.ERROR)  # orphan
+    orphan = ConnectionFactory(organization=None, status=Connection.Status.ERROR)
     expiring = ConnectionFactory(token_status="valid", token_expires_at=now + timedelta(days=5))
     for _ in range(6):
         OnboardingFactory(status="failed")
@@ -41,7 +41,7 @@ def test_alert_evaluation_covers_spec_conditions(settings):
     with mock.patch("sentry_sdk.capture_message") as capture:
         active = {a["key"] for a in alerts_evaluate(now=now)}
         alerts_evaluate(now=now)
-    assert {"orphan_waba", "signup_error_rate", "unprocessed_deliveries",
+    assert {f"orphan_waba:{orphan.waba_id}", "signup_error_rate", "unprocessed_deliveries",
             f"token_expiring_30d:{expiring.waba_id}",
             f"token_expiring_7d:{expiring.waba_id}"} <= active
     assert capture.call_count == len(active)  # second evaluation: no repeats

@@ -18,7 +18,17 @@ class ConnectionQuerySet(models.QuerySet):
         return self.exclude(status=Connection.Status.DISCONNECTED)
 
     def orphans(self) -> "ConnectionQuerySet":
+        """Every live connection without an organization, awaiting the browser or not."""
         return self.active().filter(organization__isnull=True)
+
+    def awaiting_browser(self) -> "ConnectionQuerySet":
+        """Unattributed WABAs whose PARTNER_ADDED came while a signup was pending: the
+        browser's proof may still bind them (whatsapp.onboarding.attribution)."""
+        return self.orphans().filter(error_message__startswith=Connection.AWAITING_BROWSER)
+
+    def confirmed_orphans(self) -> "ConnectionQuerySet":
+        """Orphans support must act on: not (or no longer) awaiting the browser."""
+        return self.orphans().exclude(error_message__startswith=Connection.AWAITING_BROWSER)
 
     def live_for_update(self, waba_id: str) -> "Connection | None":
         """The one live connection of a WABA, locked (the caller is in a transaction)."""
@@ -50,6 +60,8 @@ class Connection(models.Model):
     """A customer's WABA shared with our app; `organization` is empty while it is an orphan."""
 
     TOUCH_EVERY = timedelta(minutes=1)
+    # error_message prefix of an unattributed WABA still awaiting the browser's callback.
+    AWAITING_BROWSER = "awaiting_browser"
 
     class Status(models.TextChoices):
         CONNECTING = "connecting", _("Connecting")

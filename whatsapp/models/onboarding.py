@@ -14,6 +14,11 @@ class OnboardingQuerySet(models.QuerySet):
                            expires_at__lte=now or timezone.now()).update(
             status=Onboarding.Status.EXPIRED)
 
+    def pending_signups(self, *, now=None) -> "OnboardingQuerySet":
+        """Signups some organization has started and not finished, still within their TTL."""
+        return self.filter(status=Onboarding.Status.PENDING,
+                           expires_at__gt=now or timezone.now())
+
 
 class Onboarding(models.Model):
     """One attempt by an organization to connect WhatsApp (seed 000 §4.1, SPEC §3)."""

@@ -9,7 +9,9 @@ and Meta's value always replaces a stored one (SPEC §8.15, issue 14 §1)."""
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 WEBHOOK_ACTOR = "meta-webhook"
+_NO_MATCH = "no organization could be matched"
 
 
 @dataclass
@@ -129,15 +132,23 @@ def connection_partner_added(*, update: AccountUpdate, payload: dict | None = No
         onboarding_complete(attribution.onboarding, waba_id=update.waba_id, payload=payload)
 
     if connection.organization_id is None:
-        connection.error_message = "orphan: no organization could be matched"
-        if attribution.reason:
-            connection.error_message = f"orphan: {attribution.reason}"
+        reason = attribution.reason or "no_match"
+        metadata = {"owner_business_id": update.owner_business_id, "reason": reason}
+        # A popup signup's PARTNER_ADDED usually arrives seconds before the browser's proof:
+        # while some organization's onboarding is pending, the WABA awaits that proof, and only
+        # becomes an orphan once the grace period passes unattributed (`orphans_confirm`).
+        awaiting = created and Onboarding.objects.pending_signups().exists()
+        if awaiting:
+            connection.error_message = f"{Connection.AWAITING_BROWSER}: {reason}"
+        elif not connection.error_message.startswith(Connection.AWAITING_BROWSER):
+            connection.error_message = f"orphan: {attribution.reason or _NO_MATCH}"
         connection.save()
-        if created:
+        if awaiting:
+            audit_record(action=AuditLog.Action.WABA_AWAITING_BROWSER, actor_label=WEBHOOK_ACTOR,
+                         target=f"waba:{update.waba_id}", metadata=metadata)
+        elif created:
             audit_record(action=AuditLog.Action.WABA_ORPHANED, actor_label=WEBHOOK_ACTOR,
-                         target=f"waba:{update.waba_id}",
-                         metadata={"owner_business_id": update.owner_business_id,
-                                   "reason": attribution.reason or "no_match"})
+                         target=f"waba:{update.waba_id}", metadata=metadata)
         return connection
 
     connection.attributed_by = connection.attributed_by or attribution.via
@@ -147,6 +158,30 @@ def connection_partner_added(*, update: AccountUpdate, payload: dict | None = No
         connection_bind(connection, via=connection.attributed_by, actor_label=WEBHOOK_ACTOR)
     pipeline_enqueue(connection.pk)
     return connection
+
+
+def orphans_confirm(*, now=None) -> list[Connection]:
+    """WABAs that awaited the browser's proof for longer than WHATSAPP_ORPHAN_GRACE_SECONDS
+    without being attributed become real orphans: audited as such, for support to claim."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.WHATSAPP_ORPHAN_GRACE_SECONDS)
+    confirmed = []
+    with transaction.atomic():
+        for connection in (Connection.objects.awaiting_browser()
+                           .filter(created_at__lte=cutoff).select_for_update(skip_locked=True)):
+            reason = connection.error_message.partition(":")[2].strip() or "no_match"
+            connection.error_message = "orphan: " + (_NO_MATCH if reason == "no_match" else reason)
+            connection.save(update_fields=["error_message", "updated_at"])
+            audit_record(action=AuditLog.Action.WABA_ORPHANED, actor_label="system",
+                         target=f"waba:{connection.waba_id}",
+                         metadata={"owner_business_id": connection.owner_business_id,
+                                   "reason": reason,
+                                   "awaited_seconds": int((now - connection.created_at)
+                                                          .total_seconds())})
+            logger.error("WABA %s still unattributed after the grace period: orphan",
+                         connection.waba_id)
+            confirmed.append(connection)
+    return confirmed
 
 
 def _granted_wabas(debug: dict) -> set[str]:

@@ -89,13 +89,25 @@ def webhook_enqueue(log_id: int) -> bool:
     return jobs.enqueue_quietly("process_webhook", log_id)
 
 
+def _invalid_signature_key(day) -> str:
+    return f"whatsapp:webhook:invalid_signature:{day:%Y%m%d}"
+
+
+def invalid_signatures_today(now=None) -> int:
+    """Forged/unsigned requests counted today (UTC day of the cache key), for ops."""
+    try:
+        return int(cache.get(_invalid_signature_key(now or timezone.now())) or 0)
+    except Exception:
+        return 0
+
+
 def count_invalid_signature(remote_addr: str) -> bool:
     """Counts a forged/unsigned request; True when this IP is over its invalid-traffic limit.
 
     Only ever called for requests that failed the HMAC check, so a valid Meta delivery can
     never be refused for rate reasons (SPEC §8.4). Redis down: counted nowhere, never blocked.
     """
-    key = f"whatsapp:webhook:invalid_signature:{timezone.now():%Y%m%d}"
+    key = _invalid_signature_key(timezone.now())
     try:
         cache.add(key, 0, timeout=7 * 86400)
         cache.incr(key)
