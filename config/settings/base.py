@@ -267,6 +267,8 @@ TOKEN_ENCRYPTION_OLD_KEYS = env.list("TOKEN_ENCRYPTION_OLD_KEYS", default=[])
 
 WHATSAPP_ONBOARDING_TTL = env.int("WHATSAPP_ONBOARDING_TTL", default=86400)
 WHATSAPP_DEFAULT_REDIRECT_PATH = "/dashboard/settings/whatsapp"
+# A connection still `connecting` with no progress for this long is stalled (back-office tile).
+WHATSAPP_PIPELINE_STALL_SECONDS = env.int("WHATSAPP_PIPELINE_STALL_SECONDS", default=300)
 # Processing attempts for one webhook delivery before it is marked dead.
 WHATSAPP_WEBHOOK_MAX_ATTEMPTS = env.int("WHATSAPP_WEBHOOK_MAX_ATTEMPTS", default=8)
 # How long one attempt holds a row before the sweeper may retake it. Short, so a delivery whose
