@@ -173,7 +173,7 @@ def test_funnel_by_variant_with_success_rate_and_percentiles(support, world):
     assert listed(support, popup["completed_url"]) == pks(world["popup"][:3])
     assert listed(support, hosted["url"]) == pks(world["hosted"])
     html = page.content.decode()
-    assert "Funil de onboarding por variante do lançamento" in html
+    assert "Conexões por variante do lançamento" in html
     assert "meta: menos de 2 min" in html
 
 
