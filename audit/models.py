@@ -27,6 +27,9 @@ class AuditLog(models.Model):
         KEY_ROTATED = "KEY_ROTATED", _("Encryption key rotated")
         API_TOKENS_REVOKED = "API_TOKENS_REVOKED", _("API tokens revoked")
         LOGIN_LOCKED_OUT = "LOGIN_LOCKED_OUT", _("Login locked out")
+        ONBOARDING_CANCELLED = "ONBOARDING_CANCELLED", _("Onboarding cancelled by support")
+        PIPELINE_RESUMED = "PIPELINE_RESUMED", _("Pipeline resumed by support")
+        SYNC_REREQUESTED = "SYNC_REREQUESTED", _("Coexistence sync requested again")
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,

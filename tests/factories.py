@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from organizations.models import Membership, Organization
 from whatsapp.core import crypto
-from whatsapp.models import Connection, Onboarding, PhoneNumber
+from whatsapp.models import Connection, Onboarding, OutboundMessage, PhoneNumber, WebhookLog
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -78,6 +78,26 @@ class PhoneNumberFactory(factory.django.DjangoModelFactory):
     phone_number_id = factory.Sequence(lambda n: f"3040000{n:08d}")
     display_phone_number = "5511940001234"
     status = PhoneNumber.Status.CONFIGURED
+
+
+class OutboundMessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboundMessage
+
+    config = factory.SubFactory(PhoneNumberFactory)
+    organization = factory.SelfAttribute("config.organization")
+    to = "5511999990000"
+    kind = OutboundMessage.Kind.TEXT
+    text = "Olá"
+
+
+class WebhookLogFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookLog
+
+    raw_body = b"{}"
+    body_sha256 = factory.Sequence(lambda n: f"{n:064x}")
+    headers = factory.LazyFunction(dict)
 
 
 class ContactFactory(factory.django.DjangoModelFactory):

@@ -23,7 +23,6 @@ from whatsapp.models import (
     FeatureFlag,
     FeatureFlagOverride,
     Message,
-    Onboarding,
     OrphanConnection,
     PhoneNumber,
     WebhookLog,
@@ -34,19 +33,7 @@ from whatsapp.onboarding.token_health import connection_check_token
 from whatsapp.webhooks.replay import webhooks_replay
 
 from .coded import coded
-
-
-@admin.register(Onboarding)
-class OnboardingAdmin(ReadOnlyAdmin):
-    list_display = ["tracking_code", "organization", "status", "created_at", "expires_at",
-                    "completed_at", "waba_id"]
-    list_filter = ["status", "organization"]
-    search_fields = ["tracking_code", "waba_id", "organization__name"]
-    date_hierarchy = "created_at"
-    exclude = ["current_step", "finish_event", "webhook_payload"]
-    readonly_fields = ["step", "signup_event"]
-    step = coded("current_step", labels.SIGNUP_STEP, _("step"))
-    signup_event = coded("finish_event", labels.SIGNUP_EVENT, _("finish event"))
+from .filters import ConnectionAttentionFilter
 
 
 class PhoneNumberInline(ReadOnlyInline):
@@ -63,7 +50,7 @@ class ConnectionAdmin(ReadOnlyAdmin):
 
     list_display = ["waba_id", "organization", "status", "token_status", "token_expires_at",
                     "is_coexistence", "subscribed", "connected_at", "last_webhook_at"]
-    list_filter = ["status", "token_status", "is_coexistence"]
+    list_filter = [ConnectionAttentionFilter, "status", "token_status", "is_coexistence"]
     search_fields = ["waba_id", "owner_business_id", "organization__name"]
     inlines = [PhoneNumberInline]
     actions = ["check_token", "rerun_pipeline", "disconnect_selected"]
@@ -141,13 +128,24 @@ class ConnectionAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{connection.waba_id}: {check.result}"
                               + (f" ({check.detail})" if check.detail else ""))
 
-    @admin.action(description=_("Re-run the onboarding pipeline"), permissions=["operate"])
+    @admin.action(description=_("Resume the onboarding pipeline"), permissions=["operate"])
     def rerun_pipeline(self, request, queryset) -> None:
-        count = 0
-        for connection in queryset.active().filter(organization__isnull=False):
-            connections.pipeline_enqueue(connection.pk)
-            count += 1
-        self.message_user(request, _("Pipeline queued for %(n)d connection(s).") % {"n": count})
+        """Same room function as everywhere (connections.pipeline_resume): audited with the
+        staff user; refuses, per row, what cannot be resumed."""
+        resumed = []
+        for connection in queryset:
+            try:
+                connections.pipeline_resume(connection_id=connection.pk, actor=request.user,
+                                            request=request)
+            except OnboardingError as exc:
+                self.message_user(request, exc.message, level=messages.ERROR)
+            else:
+                resumed.append(connection.waba_id)
+        if resumed:
+            self.message_user(request, _(
+                "Pipeline resumed for %(n)d connection(s): %(wabas)s. It runs in the "
+                "background; this page shows its progress.")
+                % {"n": len(resumed), "wabas": ", ".join(resumed)})
 
     @admin.action(description=_("Disconnect selected connections"), permissions=["operate"])
     def disconnect_selected(self, request, queryset):
@@ -219,20 +217,6 @@ class OrphanConnectionAdmin(ConnectionAdmin):
             "organizations": Organization.objects.order_by("name"), "back_url": back_url,
         }
         return TemplateResponse(request, "admin/whatsapp/claim_orphan.html", context)
-
-
-@admin.register(PhoneNumber)
-class PhoneNumberAdmin(ReadOnlyAdmin):
-    list_display = ["display_phone_number", "phone_number_id", "organization", "status",
-                    "quality", "is_on_biz_app"]
-    list_filter = ["status", "is_on_biz_app"]
-    search_fields = ["phone_number_id", "display_phone_number", "organization__name"]
-    exclude = ["registration_pin_encrypted", "quality_rating", "messaging_limit",
-               "quality_event"]
-    readonly_fields = ["quality", "limit", "last_quality_event"]
-    quality = coded("quality_rating", labels.QUALITY_RATING, _("quality rating"))
-    limit = coded("messaging_limit", labels.MESSAGING_LIMIT, _("messaging limit"))
-    last_quality_event = coded("quality_event", labels.QUALITY_EVENT, _("last quality event"))
 
 
 @admin.register(Message)

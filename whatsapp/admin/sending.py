@@ -11,6 +11,7 @@ from whatsapp.models import Connection, MessageTemplate, OutboundEvent, Outbound
 from whatsapp.tasks import sync_templates
 
 from .coded import coded
+from .filters import PeriodFilter
 
 
 @admin.register(MessageTemplate)
@@ -66,7 +67,7 @@ class OutboundEventInline(ReadOnlyInline):
 class OutboundMessageAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "organization", "to", "kind", "template_name", "status",
                     "automated", "actor", "wamid", "attempts", "error_code"]
-    list_filter = ["status", "kind", "automated", "actor"]
+    list_filter = ["status", "kind", "automated", "actor", PeriodFilter, "organization"]
     search_fields = ["id", "wamid", "to", "idempotency_key", "organization__name"]
     date_hierarchy = "created_at"
     inlines = [OutboundEventInline]

@@ -12,7 +12,7 @@ from organizations.models import Organization
 from organizations.services import organization_by_id
 from whatsapp.models import Connection, Onboarding, WebhookLog
 
-from . import labels
+from . import labels, work
 
 PERIODS = {"7": 7, "30": 30, "90": 90}
 
@@ -128,6 +128,10 @@ def dashboard_context(*, period: Period, organization=None) -> dict:
         dead = dead.filter(organization=organization)
     return {
         "funnel": numbers,
+        "work_tiles": work.connection_tiles(),
+        "parked_by_number": work.parked_by_number(),
+        "sends": work.sends_summary(period=period, organization=organization),
+        "funnel_by_variant": work.funnel_by_variant(period=period, organization=organization),
         "orphans": orphans,
         "dead_letters": dead.count(),
         "backlog": WebhookLog.objects.backlog().count(),

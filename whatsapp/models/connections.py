@@ -30,6 +30,28 @@ class ConnectionQuerySet(models.QuerySet):
         """Orphans support must act on: not (or no longer) awaiting the browser."""
         return self.orphans().exclude(error_message__startswith=Connection.AWAITING_BROWSER)
 
+    def stalled(self, *, seconds: int, now=None) -> "ConnectionQuerySet":
+        """Tenants' connections still `connecting` with no progress for `seconds`."""
+        since = (now or timezone.now()) - timedelta(seconds=seconds)
+        return self.filter(organization__isnull=False, status=Connection.Status.CONNECTING,
+                           updated_at__lte=since)
+
+    def pipeline_errors(self) -> "ConnectionQuerySet":
+        """Tenants' connections in `error` (orphans, also `error`, are listed apart)."""
+        return self.filter(organization__isnull=False, status=Connection.Status.ERROR)
+
+    def token_invalid(self) -> "ConnectionQuerySet":
+        return self.active().filter(organization__isnull=False,
+                                    token_status=Connection.TokenStatus.INVALID)
+
+    def token_expiring(self, *, days: int, now=None) -> "ConnectionQuerySet":
+        """Live tokens that expire within `days` (tokens that never expire have no date)."""
+        now = now or timezone.now()
+        return self.active().filter(organization__isnull=False,
+                                    token_status=Connection.TokenStatus.VALID,
+                                    token_expires_at__gt=now,
+                                    token_expires_at__lte=now + timedelta(days=days))
+
     def live_for_update(self, waba_id: str) -> "Connection | None":
         """The one live connection of a WABA, locked (the caller is in a transaction)."""
         return self.active().select_for_update().filter(waba_id=waba_id).first()

@@ -1,11 +1,19 @@
 """Phone numbers of a connection (seed table `whatsapp_configs`)."""
 
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from whatsapp.core import crypto
 
 from .connections import Connection
+
+
+class PhoneNumberQuerySet(models.QuerySet):
+    def sync_failed(self) -> "PhoneNumberQuerySet":
+        """Numbers whose contacts or history sync Meta refused."""
+        failed = PhoneNumber.SyncStatus.FAILED
+        return self.filter(Q(contacts_sync_status=failed) | Q(history_sync_status=failed))
 
 
 class PhoneNumber(models.Model):
@@ -93,6 +101,8 @@ class PhoneNumber(models.Model):
     quality_event_at = models.DateTimeField(_("last quality event at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = PhoneNumberQuerySet.as_manager()
 
     class Meta:
         db_table = "whatsapp_configs"

@@ -23,6 +23,12 @@ class OnboardingQuerySet(models.QuerySet):
 class Onboarding(models.Model):
     """One attempt by an organization to connect WhatsApp (seed 000 §4.1, SPEC §3)."""
 
+    class Variant(models.TextChoices):
+        # The rollout arm of `whatsapp-v2-onboarding` when the onboarding started: the popup
+        # first (flag off), or the hosted link with a tracking code first (flag on).
+        POPUP = "popup", _("Popup (Embedded Signup)")
+        HOSTED_LINK = "hosted_link", _("Hosted link")
+
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
         COMPLETED = "completed", _("Completed")
@@ -57,6 +63,9 @@ class Onboarding(models.Model):
     session_id = models.CharField(_("Meta session id"), max_length=128, blank=True)
     # The browser's finish event (FINISH, FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING, …), if any.
     finish_event = models.CharField(_("finish event"), max_length=64, blank=True)
+    # Empty for onboardings started before the variant was recorded.
+    variant = models.CharField(_("rollout variant"), max_length=16, choices=Variant,
+                               blank=True, db_index=True)
 
     objects = OnboardingQuerySet.as_manager()
 
@@ -65,6 +74,9 @@ class Onboarding(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("onboarding")
         verbose_name_plural = _("onboardings")
+        permissions = [
+            ("operate_onboarding", _("Can cancel a pending onboarding")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.tracking_code} ({self.get_status_display()})"

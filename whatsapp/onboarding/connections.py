@@ -42,6 +42,33 @@ def pipeline_enqueue(connection_id) -> None:
         lambda: jobs.enqueue_quietly("run_connection_pipeline", str(connection_id)))
 
 
+RESUMABLE = (Connection.Status.CONNECTING, Connection.Status.ERROR)
+
+
+@transaction.atomic
+def pipeline_resume(*, connection_id, actor, request=None) -> Connection:
+    """Support runs what is left of a stalled (`connecting`) or failed (`error`) tenant
+    connection's pipeline again; the pipeline resumes from its markers. Audited."""
+    connection = (Connection.objects.select_for_update(of=("self",))
+                  .select_related("organization").filter(pk=connection_id).first())
+    if connection is None or connection.organization_id is None:
+        raise OnboardingError("connection_not_found", _(
+            "Connection not found, or still an orphan: claim it first."))
+    if connection.status not in RESUMABLE:
+        raise OnboardingError("not_resumable", _(
+            "WABA %(waba)s is %(status)s: only a connection that is connecting or in error "
+            "can be resumed.") % {"waba": connection.waba_id,
+                                  "status": connection.get_status_display()})
+    audit_record(
+        action=AuditLog.Action.PIPELINE_RESUMED, organization=connection.organization,
+        actor=actor, request=request, target=f"waba:{connection.waba_id}",
+        metadata={"waba_id": connection.waba_id, "status": connection.status,
+                  "step": connection.pipeline_step, "error": connection.pipeline_error[:500]},
+    )
+    pipeline_enqueue(connection.pk)
+    return connection
+
+
 def connection_token_invalidate(connection: Connection, *, reason: str,
                                 actor_label: str = "system") -> bool:
     """Marks the token invalid (the tenant is asked to reconnect); audits once per transition."""

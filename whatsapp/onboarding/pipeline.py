@@ -11,9 +11,13 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from audit.models import AuditLog
+from audit.services import audit_record
 from whatsapp.core.graph import GraphClient, GraphError
 from whatsapp.models import Connection, PhoneNumber
 
@@ -21,8 +25,9 @@ from .connections import (
     connection_mark_connected,
     connection_token_invalidate,
     number_configured,
+    pipeline_enqueue,
 )
-from .signup import COEXISTENCE_FINISH
+from .signup import COEXISTENCE_FINISH, OnboardingError
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +84,11 @@ def pipeline_run(connection_id) -> str:
 
 
 def _note(connection: Connection, *, step: str, error: str = "") -> None:
+    # updated_at too: a connection whose pipeline moves is not stalled (the dashboard's tile).
     connection.pipeline_step, connection.pipeline_error = step, error[:2000]
     Connection.objects.filter(pk=connection.pk).update(pipeline_step=step,
-                                                       pipeline_error=error[:2000])
+                                                       pipeline_error=error[:2000],
+                                                       updated_at=timezone.now())
 
 
 def _run(connection: Connection) -> str:
@@ -189,7 +196,7 @@ def _configure_number(connection: Connection, config: PhoneNumber, client: Graph
         # Coexistence numbers are already registered on the phone: never call /register.
         config.registration_status = PhoneNumber.RegistrationStatus.NOT_NEEDED
         _set_config_configured(config)
-        deadline = (connection.connected_at or connection.created_at) + SYNC_WINDOW
+        deadline = sync_deadline(connection)
         _request_sync(
             config, client, kind="contacts", sync_type="smb_app_state_sync", deadline=deadline
         )
@@ -249,6 +256,50 @@ def _request_sync(
     _set_sync(
         config, kind, S.REQUESTED, extra=[f"{kind}_sync_request_id", f"{kind}_sync_requested_at"]
     )
+
+
+def sync_deadline(connection: Connection):
+    """Meta accepts smb_app_data only within 24 h of the onboarding."""
+    return (connection.connected_at or connection.created_at) + SYNC_WINDOW
+
+
+@transaction.atomic
+def sync_rerequest(*, phone_number_id: int, actor, request=None) -> list[str]:
+    """Support asks again for a coexistence sync Meta refused (status `failed`), while Meta
+    still allows it: within the 24 h window and only if Meta never accepted a request of
+    that kind (no request id). The pipeline then makes the request. Returns the kinds."""
+    config = (PhoneNumber.objects.select_for_update(of=("self",))
+              .select_related("connection__organization").get(pk=phone_number_id))
+    connection, S = config.connection, PhoneNumber.SyncStatus
+    label = config.display_phone_number or config.phone_number_id
+    kinds = [k for k in ("contacts", "history") if getattr(config, f"{k}_sync_status") == S.FAILED]
+    if not kinds:
+        raise OnboardingError("sync_not_failed", _(
+            "%(number)s: no failed sync to request again.") % {"number": label})
+    if connection.status == Connection.Status.DISCONNECTED or connection.organization_id is None:
+        raise OnboardingError("connection_not_found", _(
+            "%(number)s: the connection is disconnected or has no organization.")
+            % {"number": label})
+    if any(getattr(config, f"{k}_sync_request_id") for k in kinds):
+        raise OnboardingError("sync_already_requested", _(
+            "%(number)s: Meta already accepted a request of this sync; it allows only one.")
+            % {"number": label})
+    if timezone.now() > sync_deadline(connection):
+        raise OnboardingError("sync_window_closed", _(
+            "%(number)s: Meta allows the sync only within 24 hours of the onboarding; the "
+            "window closed.") % {"number": label})
+    for kind in kinds:
+        setattr(config, f"{kind}_sync_status", S.PENDING)
+    config.sync_error = ""
+    config.save(update_fields=[*(f"{k}_sync_status" for k in kinds), "sync_error",
+                               "updated_at"])
+    audit_record(
+        action=AuditLog.Action.SYNC_REREQUESTED, organization=connection.organization,
+        actor=actor, request=request, target=f"waba:{connection.waba_id}",
+        metadata={"phone_number_id": config.phone_number_id, "kinds": kinds},
+    )
+    pipeline_enqueue(connection.pk)
+    return kinds
 
 
 def _set_sync(

@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.models import AuditLog
+from audit.services import audit_record
 from organizations.models import Organization
 from whatsapp.models import AnalyticsEvent, Onboarding, flags
 
@@ -33,6 +35,9 @@ def onboarding_start(*, organization: Organization, user, redirect_path: str) ->
         tracking_code=uuid.uuid4(),
         redirect_path=redirect_path,
         expires_at=timezone.now() + timedelta(seconds=ttl),
+        # The rollout arm this onboarding runs under (the funnel is split by it).
+        variant=Onboarding.Variant.HOSTED_LINK
+        if flags.flag_enabled(flags.V2_ONBOARDING, organization) else Onboarding.Variant.POPUP,
     )
     tracking.remember(
         code=onboarding.tracking_code,
@@ -166,6 +171,37 @@ def onboarding_browser_outcome(*, organization: Organization, state: str, event:
             properties={"step_cancelled": onboarding.current_step},
         )
     onboarding.save()
+    return onboarding
+
+
+@transaction.atomic
+def onboarding_cancel(*, onboarding_id, actor, request=None) -> Onboarding:
+    """Support cancels a pending onboarding: the tenant's page then offers to try again, and a
+    late Meta signal with its tracking code no longer attaches to it. Audited with the user."""
+    onboarding = (Onboarding.objects.select_for_update().select_related("organization")
+                  .filter(pk=onboarding_id).first())
+    if onboarding is None:
+        raise OnboardingError("unknown_session", _("Unknown onboarding session (state)."))
+    onboarding.expire_if_due()
+    if onboarding.status != Onboarding.Status.PENDING:
+        raise OnboardingError("session_finished", _(
+            "Onboarding %(code)s is %(status)s: only a pending onboarding can be cancelled."
+        ) % {"code": onboarding.tracking_code, "status": onboarding.get_status_display()})
+    onboarding.status = Onboarding.Status.CANCELLED
+    onboarding.save(update_fields=["status"])
+    analytics_record(
+        name=AnalyticsEvent.Name.SIGNUP_CANCELLED, dedupe_key=f"cancelled:{onboarding.pk}",
+        organization=onboarding.organization, user=onboarding.created_by,
+        properties={"step_cancelled": onboarding.current_step, "cancelled_by": "support"},
+    )
+    audit_record(
+        action=AuditLog.Action.ONBOARDING_CANCELLED, organization=onboarding.organization,
+        actor=actor, request=request, target=f"onboarding:{onboarding.tracking_code}",
+        metadata={"tracking_code": str(onboarding.tracking_code),
+                  "step": onboarding.current_step},
+    )
+    code = onboarding.tracking_code
+    transaction.on_commit(lambda: tracking.forget(code))
     return onboarding
 
 
