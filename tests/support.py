@@ -47,3 +47,22 @@ def chromium() -> Iterator:
             browser.close()
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def staff_client(*perms: str, group: str = "", superuser: bool = False, staff: bool = True):
+    """An APIClient logged in as a (staff) user holding `perms` ("app.codename") and `group`."""
+    from django.contrib.auth.models import Group, Permission
+    from rest_framework.test import APIClient
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=staff, is_superuser=superuser)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    client = APIClient()
+    client.force_login(user)
+    return client

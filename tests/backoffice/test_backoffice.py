@@ -3,26 +3,15 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from audit.models import AuditLog
 from tests.factories import ConnectionFactory, OnboardingFactory, OrganizationFactory, UserFactory
 from tests.meta import load, post_signed
-from whatsapp.backoffice.support import SUPPORT_GROUP
 from whatsapp.models import Connection, Onboarding, WebhookLog
 from whatsapp.webhooks.process import webhook_process
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def support(client):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
-    client.force_login(user)
-    client.user = user
-    return client
 
 
 @pytest.fixture

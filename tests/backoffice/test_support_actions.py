@@ -5,7 +5,6 @@ changes the right rows, is audited with the staff user, and refuses in pt-BR oth
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from audit.models import AuditLog
@@ -15,22 +14,12 @@ from tests.factories import (
     PhoneNumberFactory,
     UserFactory,
 )
-from whatsapp.backoffice.support import SUPPORT_GROUP
 from whatsapp.models import Connection, Onboarding, PhoneNumber
 from whatsapp.onboarding import tracking
 
 pytestmark = pytest.mark.django_db
 
 S = PhoneNumber.SyncStatus
-
-
-@pytest.fixture
-def support(client):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
-    client.force_login(user)
-    client.user = user
-    return client
 
 
 def act(client, model: str, action: str, *rows):

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from organizations.models import ApiToken, Membership
 from organizations.permissions import required_permissions
 from tests.factories import MembershipFactory, UserFactory
+from tests.support import staff_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.security.views")]
 
@@ -74,14 +75,7 @@ def test_templates_see_the_role():
 
 
 def staff(*perms: str):
-    user = UserFactory(is_staff=True)
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    client = APIClient()
-    client.force_login(user)
-    return client
+    return staff_client(*perms)
 
 
 def test_staff_endpoint_requires_the_listed_permission():

@@ -3,10 +3,10 @@ answer: failed webhooks need `whatsapp.view_webhooklog` (the failed-webhooks das
 status needs `whatsapp.view_connection` (the connection pages)."""
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
-from tests.factories import OrganizationFactory, UserFactory
+from tests.factories import OrganizationFactory
+from tests.support import staff_client
 from whatsapp.backoffice.support import SUPPORT_GROUP
 
 pytestmark = pytest.mark.django_db
@@ -20,16 +20,7 @@ REFUSED = {"error": "Você não tem permissão para fazer isso."}
 
 def client_for(*, staff: bool = True, superuser: bool = False, group: str = "",
                perms: tuple[str, ...] = ()) -> APIClient:
-    user = UserFactory(is_staff=staff, is_superuser=superuser)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    client = APIClient()
-    client.force_login(user)
-    return client
+    return staff_client(*perms, group=group, superuser=superuser, staff=staff)
 
 
 @pytest.fixture
