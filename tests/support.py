@@ -66,3 +66,31 @@ def staff_client(*perms: str, group: str = "", superuser: bool = False, staff: b
     client = APIClient()
     client.force_login(user)
     return client
+
+
+@contextmanager
+def solo_worker(env: dict, log: Path, cwd: Path) -> Iterator:
+    """A real `celery -A config worker -P solo` with `env`, ready when this yields; stopped
+    (TERM, then KILL after 15 s) on exit. Its output goes to `log`."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
+         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: "ready." in log.read_text() or proc.poll() is not None, timeout=60,
+                 message="the Celery worker to start")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

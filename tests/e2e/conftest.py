@@ -2,9 +2,7 @@
 sandbox over HTTP, and a real Celery worker process running the onboarding pipeline."""
 
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from django.db import connection
 from organizations.models import Membership
 from tests.factories import MembershipFactory
 from tests.sandbox.conftest import Sandbox, _wait_for_request_threads
-from tests.support import chromium, wait_for
+from tests.support import chromium, solo_worker
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 PASSWORD = "senha-forte-123"
@@ -54,22 +52,8 @@ def worker(live_server, e2e_settings, tmp_path) -> Iterator[subprocess.Popen]:
         "META_SYSTEM_USER_TOKEN": SYSTEM_USER_TOKEN,
     }
     log = tmp_path / "worker.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_for(lambda: "ready." in log.read_text() or proc.poll() is not None, timeout=60,
-             message="the Celery worker to start")
-    assert proc.poll() is None, log.read_text()[-3000:]
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with solo_worker(env, log, settings.BASE_DIR) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ webhook URL."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from django.db import connection
 from ops.models import Heartbeat
 from ops.selfcheck import REQUIRED_FIELDS
 from tests.sandbox.conftest import Sandbox, _wait_for_request_threads
-from tests.support import wait_for
+from tests.support import solo_worker
 from whatsapp.models import WebhookLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,22 +51,8 @@ def deployment_env(live_server) -> dict[str, str]:
 def worker(deployment_env, tmp_path) -> Iterator[subprocess.Popen]:
     """A real `celery worker` on the test database and Redis: it drains the webhook inbox."""
     log = tmp_path / "worker.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        cwd=settings.BASE_DIR, env=deployment_env, stdout=log.open("w"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    wait_for(lambda: "ready." in log.read_text() or proc.poll() is not None, timeout=60,
-             message="the Celery worker to start")
-    assert proc.poll() is None, log.read_text()[-3000:]
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with solo_worker(deployment_env, log, settings.BASE_DIR) as proc:
+        yield proc
 
 
 def selfcheck(env: dict, sandbox: Sandbox, *args: str) -> tuple[int, dict, str]:

@@ -1,4 +1,3 @@
-import json
 import subprocess
 import sys
 
@@ -8,20 +7,14 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from organizations.models import ApiToken, Membership, Organization
+from tests.ingest_support import run_command
 
 pytestmark = pytest.mark.django_db
 
 
-def run_json(*args) -> dict:
-    from io import StringIO
-
-    out = StringIO()
-    call_command(*args, "--json", stdout=out)
-    return json.loads(out.getvalue())
-
 
 def test_create_organization_prints_json_and_the_token_works():
-    result = run_json("create_organization", "Imobiliária Sol", "--admin-email", "a@sol.com.br",
+    result = run_command("create_organization", "Imobiliária Sol", "--admin-email", "a@sol.com.br",
                       "--password", "s3nha-forte")
 
     org = Organization.objects.get(pk=result["organization_id"])
@@ -39,11 +32,11 @@ def test_create_organization_prints_json_and_the_token_works():
 
 
 def test_create_api_token_by_slug_and_by_id():
-    created = run_json("create_organization", "Casa Azul", "--admin-email", "b@azul.com.br",
+    created = run_command("create_organization", "Casa Azul", "--admin-email", "b@azul.com.br",
                        "--password", "x-senha-123")
-    by_slug = run_json("create_api_token", "--email", "b@azul.com.br",
+    by_slug = run_command("create_api_token", "--email", "b@azul.com.br",
                        "--organization", "casa-azul")
-    by_id = run_json("create_api_token", "--email", "b@azul.com.br",
+    by_id = run_command("create_api_token", "--email", "b@azul.com.br",
                      "--organization", created["organization_id"])
     assert by_slug["organization_id"] == by_id["organization_id"] == created["organization_id"]
     assert by_slug["token"] != by_id["token"]
@@ -55,7 +48,7 @@ def test_create_api_token_by_slug_and_by_id():
     (["--email", "b@azul.com.br", "--organization", "missing"], "No organization"),
 ])
 def test_create_api_token_errors_are_clear(args, message):
-    run_json("create_organization", "Casa Azul", "--admin-email", "b@azul.com.br")
+    run_command("create_organization", "Casa Azul", "--admin-email", "b@azul.com.br")
     with pytest.raises(CommandError, match=message):
         call_command("create_api_token", *args)
 
@@ -67,8 +60,8 @@ def test_create_organization_rejects_a_bad_email():
 
 
 def test_same_name_gets_a_distinct_slug():
-    a = run_json("create_organization", "Sol", "--admin-email", "a@sol.com.br")
-    b = run_json("create_organization", "Sol", "--admin-email", "c@sol.com.br")
+    a = run_command("create_organization", "Sol", "--admin-email", "a@sol.com.br")
+    b = run_command("create_organization", "Sol", "--admin-email", "c@sol.com.br")
     assert a["organization_slug"] == "sol" and b["organization_slug"] == "sol-2"
 
 
