@@ -16,8 +16,3 @@ def coded(field: str, mapping: dict, description) -> Callable:
         return labels.label(mapping, getattr(obj, field))
 
     return show
-
-
-def choice_of(field: str, choices, description) -> Callable:
-    """For a plain CharField holding the value of a TextChoices class it does not declare."""
-    return coded(field, dict(choices.choices), description)

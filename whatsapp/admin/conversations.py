@@ -50,11 +50,6 @@ class MessageStatusAdmin(ReadOnlyAdmin):
     date_hierarchy = "timestamp"
 
 
-class HistoryChunkInline(ReadOnlyInline):
-    model = HistoryChunk
-    fields = ["phase", "chunk_order", "progress", "thread_count", "message_count", "received_at"]
-
-
 @admin.register(HistorySync)
 class HistorySyncAdmin(ReadOnlyAdmin):
     list_display = ["config", "status", "progress", "phase", "chunks_received",
