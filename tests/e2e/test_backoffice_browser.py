@@ -4,9 +4,10 @@ import pytest
 from django.contrib.auth.models import Group
 
 from audit.models import AuditLog
-from tests.e2e.conftest import PASSWORD, shot, wait_for
+from tests.e2e.conftest import PASSWORD, shot
 from tests.factories import OnboardingFactory, OrganizationFactory, UserFactory
 from tests.meta import load, post_signed
+from tests.support import wait_for
 from whatsapp.backoffice.support import SUPPORT_GROUP
 from whatsapp.models import Connection, WebhookLog
 from whatsapp.webhooks.process import webhook_process

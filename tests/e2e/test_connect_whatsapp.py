@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditLog
-from tests.e2e.conftest import shot, wait_for
+from tests.e2e.conftest import shot
+from tests.support import wait_for
 from whatsapp.models import (
     Connection,
     FeatureFlag,

@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from tests.e2e import test_backoffice_browser
-from tests.e2e.conftest import shot, wait_for
+from tests.e2e.conftest import shot
 from tests.factories import ConnectionFactory, OrganizationFactory
+from tests.support import wait_for
 from whatsapp.models import Connection, PhoneNumber
 
 support_page = test_backoffice_browser.support_page  # the logged-in *suporte* fixture
