@@ -1,10 +1,21 @@
 """What the tenant's pages and the JSON API show about a connection: one status, its pt-BR
 message, and the details (never a token)."""
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from organizations.models import Organization
 from whatsapp.models import Connection, Onboarding, PhoneNumber
+
+from .failures import disconnect_code, disconnect_message, failure_message
+
+# States in which the admin may start a (new) onboarding: all but these two. A new one
+# supersedes a pending onboarding, whose tracking code still attributes to the organization.
+NO_START_STATES = ("connected", "awaiting_phone_selection")
 
 STATUS_MESSAGES = {
     "not_connected": lambda c: _("WhatsApp is not connected."),
@@ -12,12 +23,14 @@ STATUS_MESSAGES = {
     "connected": lambda c: _("WhatsApp connected"),
     "awaiting_phone_selection": lambda c: _("Choose the phone number to use."),
     "cancelled": lambda c: _("Connection cancelled. Click to try again."),
-    "error": lambda c: _(
-        "Could not connect. Error: %(message)s. Please contact support."
-    ) % {"message": (c.get("errorMessage") or _("unknown")).rstrip(". ")},
+    "error": lambda c: failure_message(c.get("errorCode", "")),
+    "stalled": lambda c: _(
+        "We did not hear back from Meta. If you finished the steps there, WhatsApp connects "
+        "as soon as Meta confirms; otherwise, try again."),
     "expired": lambda c: _("Session expired, please try again."),
     "token_invalid": lambda c: _("Session expired. Click to reconnect."),
-    "disconnected": lambda c: _("WhatsApp disconnected."),
+    "disconnected": lambda c: disconnect_message(
+        (c.get("connection") or {}).get("disconnectReason", "")),
 }
 
 
@@ -42,21 +55,77 @@ def connection_status_for(organization: Organization) -> dict:
             Onboarding.Status.EXPIRED: "expired",
             Onboarding.Status.COMPLETED: "connecting",
         }[onboarding.effective_status]
+        if status == "connecting" and onboarding_is_idle(onboarding):
+            status = "stalled"
     elif connection is not None:
         status = "disconnected"
     else:
         status = "not_connected"
 
+    error_code = ""
+    if live and status == "connecting":
+        error_code = number_failure_code(connection)
+        status = "error" if error_code else status
+    elif status == "error":
+        error_code = (("pipeline_failed" if live else onboarding.error_code) or "unknown")
     body = {
         "connected": status == "connected",
         "status": status,
-        "errorMessage": (connection.error_message if live and connection else "")
-        or (onboarding.error_message if onboarding else ""),
+        "canStart": status not in NO_START_STATES,
+        "errorCode": error_code,
         "connection": _connection_json(connection) if connection else None,
         "onboarding": _onboarding_json(onboarding) if onboarding else None,
     }
     body["message"] = str(STATUS_MESSAGES[status](body))
+    # Never Meta's raw text: the pt-BR failure (what happened, what to do, the code).
+    body["errorMessage"] = body["message"] if status == "error" else ""
+    if status == "disconnected":
+        body["disconnectCode"] = disconnect_code(connection.disconnect_reason)
+    body["reconnectBy"] = token_reconnect_by(connection if live else None)
+    body["notice"] = token_expiry_notice(body["reconnectBy"])
     return body
+
+
+def onboarding_is_idle(onboarding: Onboarding, *, now=None) -> bool:
+    """A pending onboarding with no signal from Meta or the browser for
+    WHATSAPP_ONBOARDING_IDLE_SECONDS: the person left, or Meta never told us."""
+    now = now or timezone.now()
+    idle = timedelta(seconds=settings.WHATSAPP_ONBOARDING_IDLE_SECONDS)
+    last_signal = max(filter(None, [onboarding.created_at, onboarding.webhook_received_at]))
+    return onboarding.effective_status == Onboarding.Status.PENDING and now - last_signal >= idle
+
+
+def number_failure_code(connection: Connection) -> str:
+    """A chosen number Meta refused to register keeps the connection from ever connecting:
+    133016 (blocked for 72 h) or a definitive refusal."""
+    R = PhoneNumber.RegistrationStatus
+    statuses = {n.registration_status for n in connection.phone_numbers.all()
+                if n.status != PhoneNumber.Status.PENDING}
+    if R.BLOCKED in statuses:
+        return "133016"
+    if R.FAILED in statuses:
+        return "registration_failed"
+    return ""
+
+
+def token_reconnect_by(connection: Connection | None, *, now=None) -> str:
+    """The date (DD/MM, São Paulo) to reconnect by, when the live token expires within
+    the largest WHATSAPP_TOKEN_EXPIRY_NOTICE_DAYS; empty otherwise (tokens that never expire have no date)."""
+    if (connection is None or connection.token_status != Connection.TokenStatus.VALID
+            or connection.token_expires_at is None):
+        return ""
+    now = now or timezone.now()
+    days = max(settings.WHATSAPP_TOKEN_EXPIRY_NOTICE_DAYS, default=0)
+    if not now < connection.token_expires_at <= now + timedelta(days=days):
+        return ""
+    return date_format(timezone.localtime(connection.token_expires_at), "d/m")
+
+
+def token_expiry_notice(reconnect_by: str) -> str:
+    if not reconnect_by:
+        return ""
+    return _("Reconnect your WhatsApp by %(date)s: Meta's access expires then and messages "
+             "stop arriving.") % {"date": reconnect_by}
 
 
 def _connection_json(connection: Connection) -> dict:

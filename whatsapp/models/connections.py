@@ -235,3 +235,26 @@ class OrphanConnection(Connection):
         proxy = True
         verbose_name = _("orphan WABA")
         verbose_name_plural = _("orphan WABAs")
+
+
+class TokenExpiryNotice(models.Model):
+    """An e-mail sent to an organization's admins because its token expires within
+    `threshold_days`: the durable "sent" marker, so each threshold is mailed once per token."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE,
+                                   related_name="token_expiry_notices",
+                                   verbose_name=_("connection"))
+    threshold_days = models.PositiveSmallIntegerField(_("threshold (days)"))
+    # The expiry warned about: a new token (reconnect) with another date is warned again.
+    token_expires_at = models.DateTimeField(_("token expires at"))
+    recipients = models.PositiveIntegerField(_("recipients"), default=0)
+    sent_at = models.DateTimeField(_("sent at"), auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_token_expiry_notices"
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "threshold_days", "token_expires_at"],
+                                    name="uniq_token_expiry_notice"),
+        ]
+        verbose_name = _("token expiry notice")
+        verbose_name_plural = _("token expiry notices")

@@ -123,7 +123,11 @@ def _run(connection: Connection) -> str:
 
 
 def _ensure_token(connection: Connection) -> str:
-    if connection.access_token_encrypted:
+    # A token Meta refused (marked invalid) is not reused when a fresh one can be fetched: a
+    # re-authorization through the hosted link brings no code (issue 20 §5).
+    fetchable = bool(settings.META_SYSTEM_USER_TOKEN) and connection.owner_business_proven
+    if connection.access_token_encrypted and (
+            connection.token_status != Connection.TokenStatus.INVALID or not fetchable):
         return connection.get_access_token()
     # Hosted ES: no browser code, so fetch the business token with our system user token.
     if not settings.META_SYSTEM_USER_TOKEN:
