@@ -47,7 +47,8 @@
 
   function render(data) {
     statusBox.textContent = data.message;
-    statusBox.className = "status status-" + data.status;
+    statusBox.className = "status status-" + data.status + (
+      data.disconnectCode && data.disconnectCode !== "user_request" ? " status-alert" : "");
     statusBox.dataset.status = data.status;
     var panel = {connecting: "connecting", connected: "connected",
                  awaiting_phone_selection: "select"}[data.status] || "start";
