@@ -331,5 +331,6 @@ RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MI
 
 # Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
 from .operations import *  # noqa: E402,F403
+
 # What the tenant is told and when: stalled onboardings, token-expiry notices.
 from .tenant import *  # noqa: E402,F403

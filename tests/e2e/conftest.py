@@ -70,17 +70,24 @@ def admin_page(browser, live_server, transactional_db):
     membership = MembershipFactory(user__email="admin@sol.com.br",
                                    organization__name="Imobiliária Sol",
                                    role=Membership.Role.ADMIN)
+    page = settings_page(browser, live_server, "admin@sol.com.br")
+    page.organization = membership.organization
+    yield page
+    page.context.close()
+
+
+def settings_page(browser, live_server, email: str):
+    """A new browser context (a fresh browser, as far as the site knows) where `email` logs in
+    and opens Configurações › Conexão WhatsApp. The caller closes `page.context`."""
     context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="pt-BR")
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(f"{live_server.url}/login/")
-    page.get_by_label("E-mail").fill("admin@sol.com.br")
+    page.get_by_label("E-mail").fill(email)
     page.get_by_label("Senha").fill(PASSWORD)
     page.get_by_role("button", name="Entrar").click()
     page.goto(f"{live_server.url}/dashboard/settings/whatsapp")
-    page.organization = membership.organization
-    yield page
-    context.close()
+    return page
 
 
 def shot(page, name: str) -> Path:

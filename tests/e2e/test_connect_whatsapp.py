@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditLog
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import assert_accessible, shot
 from tests.support import wait_for
 from whatsapp.models import (
     Connection,
@@ -157,9 +157,13 @@ def test_meta_error(admin_page, sandbox):
     popup.click("#simulate-error")
 
     wait_status(page, "error")
-    text = page.locator("#wa-status").inner_text()
-    assert text.startswith("Não foi possível conectar. Erro: ")
-    assert text.endswith("Código para o suporte: 2655093.")  # never Meta's own text
+    # What happened, what to do, the code for support; never Meta's own text (issue 20 §3).
+    assert page.locator("#wa-status").inner_text() == (
+        "Não foi possível conectar. Erro: o número já está compartilhado com outro parceiro. No "
+        "app WhatsApp Business, abra Configurações › Plataforma comercial, desconecte o "
+        "parceiro atual e tente novamente. Código para o suporte: 2655093.")
+    assert page.get_by_role("button", name="Tentar novamente").is_visible()
+    assert_accessible(page, "error")
     shot(page, "07-meta-error")
     onboarding = Onboarding.objects.get()
     assert onboarding.error_code == "2655093" and onboarding.session_id
@@ -259,7 +263,9 @@ def test_disconnect_and_reconnect(admin_page, sandbox, worker):
     dialog.get_by_role("button", name="Desconectar").click()
 
     wait_status(page, "disconnected")
-    assert page.locator("#wa-status").inner_text() == "WhatsApp desconectado."
+    assert page.locator("#wa-status").inner_text() == (
+        "WhatsApp desconectado por um administrador da sua organização. Reconecte para voltar "
+        "a receber mensagens.")
     shot(page, "11-disconnected")
     old = Connection.objects.get()
     assert old.status == Connection.Status.DISCONNECTED and old.access_token_encrypted == ""

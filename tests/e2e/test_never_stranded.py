@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from tests.e2e.conftest import PASSWORD, assert_accessible, shot
+from tests.e2e.conftest import assert_accessible, settings_page, shot
 from tests.e2e.test_connect_whatsapp import CLOUD_ONE, COEXISTENCE, open_signup, wait_status, walk
 from tests.factories import ConnectionFactory, PhoneNumberFactory
 from tests.support import wait_for
@@ -77,14 +77,7 @@ def test_browser_closed_mid_signup_then_stalled(admin_page, browser, live_server
     popup.evaluate("() => { window.opener = null; }")
     page.context.close()  # the browser is closed mid-signup
 
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="pt-BR")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("E-mail").fill("admin@sol.com.br")
-    page.get_by_label("Senha").fill(PASSWORD)
-    page.get_by_role("button", name="Entrar").click()
-    page.goto(f"{live_server.url}/dashboard/settings/whatsapp")
+    page = settings_page(browser, live_server, "admin@sol.com.br")  # the browser reopened
     wait_status(page, "connecting")
 
     # Nothing heard from Meta or the browser for WHATSAPP_ONBOARDING_IDLE_SECONDS.
@@ -100,7 +93,7 @@ def test_browser_closed_mid_signup_then_stalled(admin_page, browser, live_server
     assert page.get_by_text("Não tivemos retorno da Meta.").is_visible()  # home checklist
     assert_accessible(page, "home, stalled")
     shot(page, "20-05-home-stalled")
-    context.close()
+    page.context.close()
 
 
 def test_the_persons_own_cancel_is_neutral(admin_page, sandbox):
@@ -118,23 +111,6 @@ def test_the_persons_own_cancel_is_neutral(admin_page, sandbox):
     assert page.get_by_role("button", name="Tentar novamente").is_visible()
     assert_accessible(page, "cancelled")
     shot(page, "20-06-cancelled-neutral")
-
-
-def test_a_meta_error_says_what_to_do_and_the_code(admin_page, sandbox):
-    page = admin_page
-    popup = open_signup(page)
-    popup.get_by_text("Simular um erro da Meta").click()
-    popup.select_option("#error_code", "2655093")
-    popup.click("#simulate-error")
-
-    wait_status(page, "error")
-    assert page.locator("#wa-status").inner_text() == (
-        "Não foi possível conectar. Erro: o número já está compartilhado com outro parceiro. No "
-        "app WhatsApp Business, abra Configurações › Plataforma comercial, desconecte o "
-        "parceiro atual e tente novamente. Código para o suporte: 2655093.")
-    assert page.get_by_role("button", name="Tentar novamente").is_visible()
-    assert_accessible(page, "error")
-    shot(page, "20-07-error-with-code")
 
 
 def test_token_expiring_shows_a_banner_and_mails_the_admins(admin_page, live_server):

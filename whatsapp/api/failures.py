@@ -9,6 +9,16 @@ an unknown Meta code reads as a generic Meta failure with its code.
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+_NOT_BUSINESS_APP = (
+    gettext_lazy("this number is not a WhatsApp Business app number"),
+    gettext_lazy("Move the number to the WhatsApp Business app, or choose to register a new "
+                 "number, then try again."))
+_OTHER_PLATFORM = (
+    gettext_lazy("the number is still connected to another business platform"),
+    gettext_lazy("Disconnect it in the WhatsApp Business app, wait 15 minutes, then try again."))
+_NO_ACCESS = gettext_lazy("we could not get access to your account from Meta")
+_RETRY_OR_SUPPORT = gettext_lazy("Try again; if it happens again, contact support.")
+
 # code → (what happened, what to do). Codes are Meta's numbers (the popup's error_code, Graph
 # error codes) or our own names (the callback's refusal codes, the pipeline's blocks).
 FAILURES = {
@@ -19,23 +29,15 @@ FAILURES = {
     "3441045": (gettext_lazy("this number is not eligible yet"),
                 gettext_lazy("Keep using it on the WhatsApp Business app for a few more days, "
                              "then try again.")),
-    "2655095": (gettext_lazy("this number is not a WhatsApp Business app number"),
-                gettext_lazy("Move the number to the WhatsApp Business app, or choose to "
-                             "register a new number, then try again.")),
-    "2655048": (gettext_lazy("this number is not a WhatsApp Business app number"),
-                gettext_lazy("Move the number to the WhatsApp Business app, or choose to "
-                             "register a new number, then try again.")),
+    "2655095": _NOT_BUSINESS_APP,
+    "2655048": _NOT_BUSINESS_APP,
     "3441042": (gettext_lazy("this option is not available in the number's region yet"),
                 gettext_lazy("Register a new number on the Cloud API instead.")),
     "2655093": (gettext_lazy("the number is already shared with another partner"),
                 gettext_lazy("In the WhatsApp Business app, open Settings › Business platform, "
                              "disconnect the current partner, then try again.")),
-    "3441049": (gettext_lazy("the number is still connected to another business platform"),
-                gettext_lazy("Disconnect it in the WhatsApp Business app, wait 15 minutes, "
-                             "then try again.")),
-    "2655094": (gettext_lazy("the number is still connected to another business platform"),
-                gettext_lazy("Disconnect it in the WhatsApp Business app, wait 15 minutes, "
-                             "then try again.")),
+    "3441049": _OTHER_PLATFORM,
+    "2655094": _OTHER_PLATFORM,
     "4563015": (gettext_lazy("your WhatsApp Business app is out of date"),
                 gettext_lazy("Update the WhatsApp Business app on your phone, then try again.")),
     # The callback's refusals (whatsapp.api.views.ONBOARDING_ERROR_STATUS).
@@ -52,14 +54,12 @@ FAILURES = {
     # The pipeline's blocks and failures after the WABA was shared.
     "no_phone_number": (gettext_lazy("the WhatsApp account has no phone number"),
                         gettext_lazy("Try again and add a number in Meta's window.")),
-    "no_system_user_token": (gettext_lazy("we could not get access to your account from Meta"),
+    "no_system_user_token": (_NO_ACCESS,
                              gettext_lazy("Try again: the window that opens grants it.")),
     "owner_business_unproven": (gettext_lazy("Meta did not confirm which business owns the "
                                              "account"),
-                                gettext_lazy("Try again; if it happens again, contact "
-                                             "support.")),
-    "token_fetch_failed": (gettext_lazy("we could not get access to your account from Meta"),
-                           gettext_lazy("Try again; if it happens again, contact support.")),
+                                _RETRY_OR_SUPPORT),
+    "token_fetch_failed": (_NO_ACCESS, _RETRY_OR_SUPPORT),
     "133016": (gettext_lazy("Meta blocked the number's registration for 72 hours after too "
                             "many attempts"),
                gettext_lazy("Wait 72 hours, then contact support to finish the registration.")),
@@ -67,13 +67,11 @@ FAILURES = {
                             gettext_lazy("Contact support.")),
     "token_invalid": (gettext_lazy("Meta no longer accepts our access to your account"),
                       gettext_lazy("Reconnect WhatsApp.")),
-    "pipeline_failed": (gettext_lazy("the setup could not be finished"),
-                        gettext_lazy("Try again; if it happens again, contact support.")),
+    "pipeline_failed": (gettext_lazy("the setup could not be finished"), _RETRY_OR_SUPPORT),
 }
 
 # A code nobody mapped (a new Meta error): still said plainly, with the code.
-UNKNOWN = (gettext_lazy("Meta reported an error"),
-           gettext_lazy("Try again; if it happens again, contact support."))
+UNKNOWN = (gettext_lazy("Meta reported an error"), _RETRY_OR_SUPPORT)
 
 
 def failure_message(code: str) -> str:

@@ -109,8 +109,9 @@ def number_failure_code(connection: Connection) -> str:
 
 
 def token_reconnect_by(connection: Connection | None, *, now=None) -> str:
-    """The date (DD/MM, São Paulo) to reconnect by, when the live token expires within
-    the largest WHATSAPP_TOKEN_EXPIRY_NOTICE_DAYS; empty otherwise (tokens that never expire have no date)."""
+    """The date (DD/MM, São Paulo) to reconnect by, when the live token expires within the
+    largest WHATSAPP_TOKEN_EXPIRY_NOTICE_DAYS; empty otherwise (a token that never expires has
+    no date)."""
     if (connection is None or connection.token_status != Connection.TokenStatus.VALID
             or connection.token_expires_at is None):
         return ""

@@ -258,3 +258,6 @@ class TokenExpiryNotice(models.Model):
         ]
         verbose_name = _("token expiry notice")
         verbose_name_plural = _("token expiry notices")
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.threshold_days} d, {self.token_expires_at:%Y-%m-%d}"
