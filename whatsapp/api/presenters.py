@@ -4,7 +4,9 @@ message, and the details (never a token)."""
 from django.utils.translation import gettext as _
 
 from organizations.models import Organization
-from whatsapp.models import Connection, Onboarding, PhoneNumber
+from whatsapp.models import Connection, HistorySync, Onboarding, PhoneNumber
+from whatsapp.onboarding.reconcile import orphan_under_review
+from whatsapp.onboarding.retries import error_text, max_attempts
 
 STATUS_MESSAGES = {
     "not_connected": lambda c: _("WhatsApp is not connected."),
@@ -23,10 +25,13 @@ STATUS_MESSAGES = {
 
 def connection_status_for(organization: Organization) -> dict:
     """What the settings page shows: one status, its pt-BR message, and the details."""
-    connection = (
-        Connection.objects.filter(organization=organization)
-        .prefetch_related("phone_numbers").order_by("-created_at").first()
-    )
+    connections = list(Connection.objects.filter(organization=organization)
+                       .prefetch_related("phone_numbers__history_sync")
+                       .order_by("-created_at"))
+    live_ones = [c for c in connections if c.status != Connection.Status.DISCONNECTED]
+    # Several numbers: the top-level fields describe the newest live connection (or, with
+    # none live, the newest one), as before; `connections` lists every live one.
+    connection = (live_ones or connections or [None])[0]
     onboarding = Onboarding.objects.filter(organization=organization).first()
     live = connection is not None and connection.status != Connection.Status.DISCONNECTED
 
@@ -50,13 +55,33 @@ def connection_status_for(organization: Organization) -> dict:
     body = {
         "connected": status == "connected",
         "status": status,
-        "errorMessage": (connection.error_message if live and connection else "")
+        "errorMessage": (_connection_error(connection) if live and connection else "")
         or (onboarding.error_message if onboarding else ""),
+        "errorCode": (connection.error_code if live and connection else "")
+        or (onboarding.error_code if onboarding and status != "connecting" else "") or "",
+        "retry": _retry_json(connection) if live and status == "connecting" else None,
+        # An unattributed WABA arrived after this organization's unfinished signup: support is
+        # confirming whose it is (the tenant need not start over).
+        "supportReviewing": status != "connected" and orphan_under_review(organization),
         "connection": _connection_json(connection) if connection else None,
+        "connections": [_connection_json(c) for c in live_ones],
         "onboarding": _onboarding_json(onboarding) if onboarding else None,
     }
     body["message"] = str(STATUS_MESSAGES[status](body))
     return body
+
+
+def _connection_error(connection: Connection) -> str:
+    """The tenant's pt-BR text for the connection's error: the code's, else what was stored."""
+    return error_text(connection.error_code) or connection.error_message
+
+
+def _retry_json(connection: Connection) -> dict | None:
+    """While automatic attempts go on: which one comes next, of how many, and when."""
+    if connection.pipeline_next_attempt_at is None:
+        return None
+    return {"attempt": connection.pipeline_attempts + 1, "maxAttempts": max_attempts(),
+            "nextAttemptAt": connection.pipeline_next_attempt_at}
 
 
 def _connection_json(connection: Connection) -> dict:
@@ -64,6 +89,9 @@ def _connection_json(connection: Connection) -> dict:
         "id": str(connection.pk),
         "wabaId": connection.waba_id,
         "status": connection.status,
+        "errorCode": connection.error_code,
+        "errorMessage": _connection_error(connection),
+        "retry": _retry_json(connection),
         "isCoexistence": connection.is_coexistence,
         "tokenStatus": connection.token_status,
         "tokenExpiresAt": connection.token_expires_at,
@@ -87,7 +115,33 @@ def phone_number_json(config: PhoneNumber) -> dict:
         "registrationStatus": config.registration_status,
         "contactsSyncStatus": config.contacts_sync_status,
         "historySyncStatus": config.history_sync_status,
+        "sync": sync_progress(config),
     }
+
+
+SYNC_STATES = {
+    PhoneNumber.SyncStatus.PENDING: "pending", PhoneNumber.SyncStatus.REQUESTING: "running",
+    PhoneNumber.SyncStatus.REQUESTED: "requested", PhoneNumber.SyncStatus.UNKNOWN: "failed",
+    PhoneNumber.SyncStatus.FAILED: "failed", PhoneNumber.SyncStatus.EXPIRED: "failed",
+}
+
+
+def sync_progress(config: PhoneNumber) -> dict | None:
+    """A coexistence number's syncs as the tenant follows them: each one pending, running,
+    requested (Meta accepted; its data arrives by webhook), done, declined or failed; the
+    history with Meta's percent once chunks arrive. None when not coexistence."""
+    if config.contacts_sync_status == PhoneNumber.SyncStatus.NOT_NEEDED and \
+            config.history_sync_status == PhoneNumber.SyncStatus.NOT_NEEDED:
+        return None
+    history = {"state": SYNC_STATES.get(config.history_sync_status, "pending"), "percent": 0}
+    record = getattr(config, "history_sync", None)
+    if record is not None:
+        history["percent"] = record.progress
+        history["state"] = {HistorySync.Status.COMPLETED: "done",
+                            HistorySync.Status.DECLINED: "declined"}.get(record.status,
+                                                                          "running")
+    return {"contacts": {"state": SYNC_STATES.get(config.contacts_sync_status, "pending")},
+            "history": history}
 
 
 def _onboarding_json(onboarding: Onboarding) -> dict:
