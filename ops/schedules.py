@@ -19,6 +19,9 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
                           "Marks pending onboardings past their expiry as expired."),
     "token health": ("ops.tasks.token_health", {"minute": "0", "hour": "2"},
                      "debug_token for every stored token, daily at 02:00 São Paulo."),
+    "token expiry notices": ("whatsapp.tasks.notify_token_expiry", {"minute": "5", "hour": "*"},
+                             "E-mails admins whose token expires within 30 / 7 days (once "
+                             "per threshold)."),
     "subscription reconciliation": ("ops.tasks.reconcile_subscriptions",
                                     {"minute": "17", "hour": "*"},
                                     "Re-subscribes our app to active WABAs that lost it."),

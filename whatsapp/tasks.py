@@ -80,6 +80,15 @@ def expire_onboardings() -> int:
     return Onboarding.objects.expire_due()
 
 
+@shared_task
+def notify_token_expiry() -> int:
+    """E-mails the admins of organizations whose token expires within 30 / 7 days, once per
+    threshold (whatsapp/onboarding/token_expiry.py)."""
+    from whatsapp.onboarding.token_expiry import token_expiry_notices_send
+
+    return len(token_expiry_notices_send())
+
+
 @shared_task(bind=True, max_retries=None)
 def run_connection_pipeline(self, connection_id: str, scheduled: bool = False) -> str:
     """Runs what is left of a connection's onboarding pipeline. A transient failure comes back

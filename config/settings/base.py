@@ -338,3 +338,5 @@ from .pipeline import *  # noqa: E402,F403
 
 # Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
 from .operations import *  # noqa: E402,F403
+# What the tenant is told and when: stalled onboardings, token-expiry notices.
+from .tenant import *  # noqa: E402,F403

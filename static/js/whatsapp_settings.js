@@ -1,6 +1,9 @@
 /* Settings › WhatsApp connection: Embedded Signup popup (Facebook JS SDK, or the Meta sandbox in
- * the demo), hosted-link fallback, status polling every 2 s for up to 5 min. A member's page has
- * the status only (no connect, number choice or disconnect controls): every control is optional. */
+ * the demo), hosted-link fallback, status polling every 2 s for up to cfg.pollSeconds. There is
+ * always a way forward: "Recomeçar" beside the spinner, "Tentar novamente" once polling gives up
+ * (the page then says so). Focus moves to the new state's heading when the state changes. A
+ * member's page has the status only (no connect, number choice or disconnect controls): every
+ * control is optional. */
 (function () {
   "use strict";
   var cfg = JSON.parse(document.getElementById("wa-config").textContent);
@@ -10,6 +13,9 @@
   var finish = null;           // the last WA_EMBEDDED_SIGNUP finish message
   var reported = false;        // a CANCEL/error was already relayed
   var pollTimer = null;
+  var relayedFinish = false;   // the FINISH of this session was relayed (never twice)
+  var ignoreCancelUntil = 0;   // a restart navigates the old popup: its CANCEL is not ours
+  var shownPanel = null;       // the panel on screen (focus follows a change)
 
   function csrf() {
     var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -23,7 +29,11 @@
       body: body ? JSON.stringify(body) : undefined
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) { throw new Error(data.error || cfg.texts.genericError); }
+        if (!r.ok) {
+          var err = new Error(data.error || cfg.texts.genericError);
+          err.code = data.code || ""; err.status = r.status;
+          throw err;
+        }
         return data;
       });
     });
@@ -37,17 +47,31 @@
 
   function render(data) {
     statusBox.textContent = data.message;
-    statusBox.className = "status status-" + data.status;
+    statusBox.className = "status status-" + data.status + (
+      data.disconnectCode && data.disconnectCode !== "user_request" ? " status-alert" : "");
     statusBox.dataset.status = data.status;
     var panel = {connecting: "connecting", connected: "connected",
                  awaiting_phone_selection: "select"}[data.status] || "start";
     document.querySelectorAll("[data-panel]").forEach(function (el) {
       el.hidden = el.dataset.panel !== panel;
     });
+    if (shownPanel !== null && shownPanel !== panel) {
+      var heading = document.querySelector("[data-panel=" + panel + "] [data-heading]");
+      if (heading) { heading.focus(); }
+    }
+    shownPanel = panel;
+    var notice = $("wa-notice");
+    if (data.notice !== undefined) {  // a status from the server (not the page's own guess)
+      notice.textContent = data.notice;
+      notice.hidden = !data.notice;
+    }
+    var restart = $("wa-restart");
+    if (restart) { restart.hidden = !data.canStart; restart.disabled = !cfg.signupEnabled; }
+    if (panel !== "connecting") { gaveUp(false); }
     var button = $("wa-connect");
     if (button) {
       button.textContent = {cancelled: button.dataset.labelRetry, expired: button.dataset.labelRetry,
-                            error: button.dataset.labelRetry,
+                            error: button.dataset.labelRetry, stalled: button.dataset.labelRetry,
                             token_invalid: button.dataset.labelReconnect,
                             disconnected: button.dataset.labelReconnect}[data.status] || cfg.texts.connect;
       button.disabled = !cfg.signupEnabled;
@@ -92,14 +116,31 @@
     return api("GET", "/api/v1/whatsapp/check-connection").then(render);
   }
 
+  // Polling stopped while still connecting: say so (no "updates by itself"), offer a retry.
+  function gaveUp(yes) {
+    if (!$("wa-autoupdate")) { return; }  // a member's page: no connecting panel
+    $("wa-autoupdate").hidden = yes;
+    $("wa-gaveup").hidden = !yes;
+    $("wa-spinner").hidden = yes;
+    var restart = $("wa-restart");
+    if (restart) {
+      if (!restart.dataset.labelStart) { restart.dataset.labelStart = restart.textContent; }
+      restart.textContent = yes ? restart.dataset.labelRetry : restart.dataset.labelStart;
+    }
+  }
+
   function poll() {
-    var deadline = Date.now() + 5 * 60 * 1000;
+    var deadline = Date.now() + cfg.pollSeconds * 1000;
     clearTimeout(pollTimer);
+    gaveUp(false);
     (function tick() {
+      function again(status) {
+        if (Date.now() < deadline) { pollTimer = setTimeout(tick, 2000); }
+        else if (status === "connecting") { gaveUp(true); }
+      }
       refresh().then(function (data) {
-        var busy = data.status === "connecting";
-        if (busy && Date.now() < deadline) { pollTimer = setTimeout(tick, 2000); }
-      }).catch(function () { if (Date.now() < deadline) { pollTimer = setTimeout(tick, 2000); } });
+        if (data.status === "connecting" || data.status === "stalled") { again(data.status); }
+      }).catch(function () { again(statusBox.dataset.status); });
     })();
   }
 
@@ -112,7 +153,10 @@
   function relay(body) {
     body.state = session.trackingCode;
     return api("POST", "/api/v1/whatsapp/embedded-signup/callback", body)
-      .catch(function (err) { showError(err.message); })
+      .catch(function (err) {
+        // 409 session_finished: an earlier relay of this session already did it (stored).
+        if (err.code !== "session_finished") { showError(err.message); }
+      })
       .then(poll);
   }
 
@@ -124,6 +168,8 @@
     if (!data || data.type !== "WA_EMBEDDED_SIGNUP") { return; }
     var info = data.data || {};
     if (data.event === "CANCEL" || data.event === "ERROR") {
+      var info0 = data.data || {};
+      if (Date.now() < ignoreCancelUntil && !info0.error_code && !info0.error_id) { return; }
       reported = true;
       relay({event: data.event, currentStep: info.current_step || "",
              errorCode: String(info.error_code || info.error_id || ""),
@@ -151,6 +197,8 @@
     }
     // The finish message usually arrives first; give it a moment, the server copes without it.
     waitForFinish(3000).then(function (msg) {
+      if (relayedFinish) { return; }  // the SDK may call back twice (a reused popup window)
+      relayedFinish = true;
       var info = (msg && msg.data) || {};
       relay({code: code, event: (msg && msg.event) || "FINISH", wabaId: info.waba_id || "",
              phoneNumberId: info.phone_number_id || "", businessId: info.business_id || ""});
@@ -159,12 +207,15 @@
 
   function start() {
     showError("");
-    finish = null; reported = false;
+    // A restart: the popup window of the superseded session is reused and navigated away,
+    // and it posts a CANCEL for its old step as it goes; that CANCEL is not the new session's.
+    if (session) { ignoreCancelUntil = Date.now() + 2500; }
+    finish = null; reported = false; relayedFinish = false;
     $("wa-connect").disabled = true;
     api("GET", "/api/v1/whatsapp/onboarding-url?redirectPath=" + encodeURIComponent(location.pathname))
       .then(function (data) {
         session = data;
-        render({status: "connecting", message: cfg.texts.connecting});
+        render({status: "connecting", message: cfg.texts.connecting, canStart: true});
         if (cfg.hostedFirst) {
           // v2 onboarding: Meta's hosted page; completion arrives as the PARTNER_ADDED webhook.
           showFallback();
@@ -184,6 +235,8 @@
 
   var connect = $("wa-connect");
   if (connect) { connect.addEventListener("click", start); }
+  var restartButton = $("wa-restart");
+  if (restartButton) { restartButton.addEventListener("click", start); }
 
   var select = $("wa-select");
   if (select) { select.addEventListener("submit", function (event) {
@@ -191,7 +244,7 @@
     var chosen = document.querySelector("input[name=phone]:checked");
     if (!chosen) { return; }
     api("POST", "/api/v1/whatsapp/select-phone", {wabaId: chosen.dataset.waba, phoneId: chosen.value})
-      .then(function () { render({status: "connecting", message: cfg.texts.connecting}); poll(); })
+      .then(function () { render({status: "connecting", message: cfg.texts.connecting, canStart: true}); poll(); })
       .catch(function (err) { showError(err.message); });
   }); }
 
@@ -218,5 +271,7 @@
     script.onload = window.fbAsyncInit;  // SDKs that do not call fbAsyncInit themselves
     document.head.appendChild(script);
   }
-  refresh().then(function (data) { if (data.status === "connecting") { poll(); } });
+  refresh().then(function (data) {
+    if (data.status === "connecting" || data.status === "stalled") { poll(); }
+  });
 })();

@@ -88,3 +88,30 @@ def shot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# axe-core's engine, fetched from the npm registry by bin/test (bin/ensure-axe), never committed.
+AXE_CORE_JS = Path(os.environ.get("AXE_CORE_JS")
+                   or Path(settings.BASE_DIR) / ".cache" / "axe-core-4.14.1" / "axe.min.js")
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def axe_violations(page) -> list[dict]:
+    """Runs axe-core (WCAG 2.x A/AA rules) on the page as it is now; returns the serious and
+    critical violations, each with the offending nodes' selectors."""
+    if not AXE_CORE_JS.exists():
+        pytest.fail(f"{AXE_CORE_JS} is missing: run the tests through bin/test (bin/ensure-axe "
+                    "fetches axe-core from the npm registry)")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=AXE_CORE_JS.read_text())
+    result = page.evaluate("""() => axe.run(document, {
+        runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+        resultTypes: ["violations"]})""")
+    return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+             "nodes": [n["target"] for n in v["nodes"]]}
+            for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS]
+
+
+def assert_accessible(page, state: str) -> None:
+    violations = axe_violations(page)
+    assert not violations, f"axe-core, state {state!r}: {violations}"

@@ -159,7 +159,7 @@ def test_meta_error(admin_page, sandbox):
     wait_status(page, "error")
     text = page.locator("#wa-status").inner_text()
     assert text.startswith("Não foi possível conectar. Erro: ")
-    assert text.endswith("Entre em contato com suporte.")
+    assert text.endswith("Código para o suporte: 2655093.")  # never Meta's own text
     shot(page, "07-meta-error")
     onboarding = Onboarding.objects.get()
     assert onboarding.error_code == "2655093" and onboarding.session_id

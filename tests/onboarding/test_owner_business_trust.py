@@ -132,7 +132,7 @@ def test_hosted_token_is_fetched_only_for_an_owner_meta_named(org, settings):
     assert not fetched
     connection.refresh_from_db()
     assert connection.access_token_encrypted == ""
-    assert (connection.status, connection.error_code) == ("error", "owner_unproven")
+    assert (connection.status, connection.error_code) == ("error", "owner_business_unproven")
 
 
 def test_a_number_of_another_waba_relayed_as_phone_number_id_is_never_picked(api, org,

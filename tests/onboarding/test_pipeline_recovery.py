@@ -71,8 +71,8 @@ def test_transient_failures_are_retried_on_schedule_then_end_in_error_with_code(
     assert connection.pipeline_next_attempt_at is None
     body = api.get(STATUS).json()
     assert (body["status"], body["errorCode"]) == ("error", "meta_unavailable")
-    assert body["errorMessage"] == ("A Meta não respondeu após várias tentativas. Clique em "
-                                    "Tentar novamente em alguns minutos.")
+    assert "Código para o suporte: meta_unavailable" in body["errorMessage"]
+    assert body["connection"]["errorCode"] == "meta_unavailable"
     assert body["retry"] is None
     assert AuditLog.objects.filter(action=AuditLog.Action.PIPELINE_FAILED).count() == 1
     failed = AnalyticsEvent.objects.get(name=AnalyticsEvent.Name.SIGNUP_FAILED)

@@ -1,12 +1,23 @@
 """What the tenant's pages and the JSON API show about a connection: one status, its pt-BR
 message, and the details (never a token)."""
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from organizations.models import Organization
 from whatsapp.models import Connection, HistorySync, Onboarding, PhoneNumber
 from whatsapp.onboarding.reconcile import orphan_under_review
-from whatsapp.onboarding.retries import error_text, max_attempts
+from whatsapp.onboarding.retries import max_attempts
+
+from .failures import disconnect_code, disconnect_message, failure_message
+
+# States in which the admin may start a (new) onboarding: all but these two. A new one
+# supersedes a pending onboarding, whose tracking code still attributes to the organization.
+NO_START_STATES = ("connected", "awaiting_phone_selection")
 
 STATUS_MESSAGES = {
     "not_connected": lambda c: _("WhatsApp is not connected."),
@@ -14,12 +25,14 @@ STATUS_MESSAGES = {
     "connected": lambda c: _("WhatsApp connected"),
     "awaiting_phone_selection": lambda c: _("Choose the phone number to use."),
     "cancelled": lambda c: _("Connection cancelled. Click to try again."),
-    "error": lambda c: _(
-        "Could not connect. Error: %(message)s. Please contact support."
-    ) % {"message": (c.get("errorMessage") or _("unknown")).rstrip(". ")},
+    "error": lambda c: failure_message(c.get("errorCode", "")),
+    "stalled": lambda c: _(
+        "We did not hear back from Meta. If you finished the steps there, WhatsApp connects "
+        "as soon as Meta confirms; otherwise, try again."),
     "expired": lambda c: _("Session expired, please try again."),
     "token_invalid": lambda c: _("Session expired. Click to reconnect."),
-    "disconnected": lambda c: _("WhatsApp disconnected."),
+    "disconnected": lambda c: disconnect_message(
+        (c.get("connection") or {}).get("disconnectReason", "")),
 }
 
 
@@ -47,37 +60,87 @@ def connection_status_for(organization: Organization) -> dict:
             Onboarding.Status.EXPIRED: "expired",
             Onboarding.Status.COMPLETED: "connecting",
         }[onboarding.effective_status]
+        if status == "connecting" and onboarding_is_idle(onboarding):
+            status = "stalled"
     elif connection is not None:
         status = "disconnected"
     else:
         status = "not_connected"
 
+    error_code = ""
+    if live and status == "connecting":
+        error_code = number_failure_code(connection)
+        status = "error" if error_code else status
+    elif status == "error":
+        error_code = ((connection.error_code or "pipeline_failed") if live
+                      else onboarding.error_code) or "unknown"
     body = {
         "connected": status == "connected",
         "status": status,
-        "errorMessage": (_connection_error(connection) if live and connection else "")
-        or (onboarding.error_message if onboarding else ""),
-        "errorCode": (connection.error_code if live and connection else "")
-        or (onboarding.error_code if onboarding and status != "connecting" else "") or "",
+        "canStart": status not in NO_START_STATES,
+        "errorCode": error_code,
+        # While automatic attempts go on: which one comes next, of how many, and when.
         "retry": _retry_json(connection) if live and status == "connecting" else None,
         # An unattributed WABA arrived after this organization's unfinished signup: support is
         # confirming whose it is (the tenant need not start over).
-        "supportReviewing": status != "connected" and orphan_under_review(organization),
+        "supportReviewing": status not in NO_START_STATES and orphan_under_review(organization),
         "connection": _connection_json(connection) if connection else None,
         "connections": [_connection_json(c) for c in live_ones],
         "onboarding": _onboarding_json(onboarding) if onboarding else None,
     }
     body["message"] = str(STATUS_MESSAGES[status](body))
+    # Never Meta's raw text: the pt-BR failure (what happened, what to do, the code).
+    body["errorMessage"] = body["message"] if status == "error" else ""
+    if status == "disconnected":
+        body["disconnectCode"] = disconnect_code(connection.disconnect_reason)
+    body["reconnectBy"] = token_reconnect_by(connection if live else None)
+    body["notice"] = token_expiry_notice(body["reconnectBy"])
     return body
 
 
-def _connection_error(connection: Connection) -> str:
-    """The tenant's pt-BR text for the connection's error: the code's, else what was stored."""
-    return error_text(connection.error_code) or connection.error_message
+def onboarding_is_idle(onboarding: Onboarding, *, now=None) -> bool:
+    """A pending onboarding with no signal from Meta or the browser for
+    WHATSAPP_ONBOARDING_IDLE_SECONDS: the person left, or Meta never told us."""
+    now = now or timezone.now()
+    idle = timedelta(seconds=settings.WHATSAPP_ONBOARDING_IDLE_SECONDS)
+    last_signal = max(filter(None, [onboarding.created_at, onboarding.webhook_received_at]))
+    return onboarding.effective_status == Onboarding.Status.PENDING and now - last_signal >= idle
+
+
+def number_failure_code(connection: Connection) -> str:
+    """A chosen number Meta refused to register keeps the connection from ever connecting:
+    133016 (blocked for 72 h) or a definitive refusal."""
+    R = PhoneNumber.RegistrationStatus
+    statuses = {n.registration_status for n in connection.phone_numbers.all()
+                if n.status != PhoneNumber.Status.PENDING}
+    if R.BLOCKED in statuses:
+        return "133016"
+    if R.FAILED in statuses:
+        return "registration_failed"
+    return ""
+
+
+def token_reconnect_by(connection: Connection | None, *, now=None) -> str:
+    """The date (DD/MM, São Paulo) to reconnect by, when the live token expires within
+    the largest WHATSAPP_TOKEN_EXPIRY_NOTICE_DAYS; empty otherwise (tokens that never expire have no date)."""
+    if (connection is None or connection.token_status != Connection.TokenStatus.VALID
+            or connection.token_expires_at is None):
+        return ""
+    now = now or timezone.now()
+    days = max(settings.WHATSAPP_TOKEN_EXPIRY_NOTICE_DAYS, default=0)
+    if not now < connection.token_expires_at <= now + timedelta(days=days):
+        return ""
+    return date_format(timezone.localtime(connection.token_expires_at), "d/m")
+
+
+def token_expiry_notice(reconnect_by: str) -> str:
+    if not reconnect_by:
+        return ""
+    return _("Reconnect your WhatsApp by %(date)s: Meta's access expires then and messages "
+             "stop arriving.") % {"date": reconnect_by}
 
 
 def _retry_json(connection: Connection) -> dict | None:
-    """While automatic attempts go on: which one comes next, of how many, and when."""
     if connection.pipeline_next_attempt_at is None:
         return None
     return {"attempt": connection.pipeline_attempts + 1, "maxAttempts": max_attempts(),
@@ -85,12 +148,14 @@ def _retry_json(connection: Connection) -> dict | None:
 
 
 def _connection_json(connection: Connection) -> dict:
+    failed = connection.status == Connection.Status.ERROR and connection.organization_id
     return {
         "id": str(connection.pk),
         "wabaId": connection.waba_id,
         "status": connection.status,
-        "errorCode": connection.error_code,
-        "errorMessage": _connection_error(connection),
+        "errorCode": (connection.error_code or "pipeline_failed") if failed else "",
+        "errorMessage": failure_message(connection.error_code or "pipeline_failed")
+        if failed else "",
         "retry": _retry_json(connection),
         "isCoexistence": connection.is_coexistence,
         "tokenStatus": connection.token_status,
@@ -130,8 +195,8 @@ def sync_progress(config: PhoneNumber) -> dict | None:
     """A coexistence number's syncs as the tenant follows them: each one pending, running,
     requested (Meta accepted; its data arrives by webhook), done, declined or failed; the
     history with Meta's percent once chunks arrive. None when not coexistence."""
-    if config.contacts_sync_status == PhoneNumber.SyncStatus.NOT_NEEDED and \
-            config.history_sync_status == PhoneNumber.SyncStatus.NOT_NEEDED:
+    S = PhoneNumber.SyncStatus
+    if config.contacts_sync_status == S.NOT_NEEDED and config.history_sync_status == S.NOT_NEEDED:
         return None
     history = {"state": SYNC_STATES.get(config.history_sync_status, "pending"), "percent": 0}
     record = getattr(config, "history_sync", None)

@@ -20,6 +20,7 @@ from whatsapp.onboarding.signup import OnboardingError
 from whatsapp.webhooks import intake
 from whatsapp.webhooks.signatures import is_valid_signature
 
+from .failures import FAILURES, failure_message
 from .presenters import connection_status_for, phone_number_json
 from .serializers import (
     ConnectionRetrySerializer,
@@ -90,6 +91,10 @@ def embedded_signup_callback(request: Request) -> Response:
                 session_id=data.get("sessionId", ""),
             )
             return Response({"success": True, "status": onboarding.status})
+        finished = signup.onboarding_finished_by_browser(organization=request.organization,
+                                                         state=str(data["state"]))
+        if finished is not None:
+            return _finished_answer(finished)
         connection = attribution.connection_from_browser_finish(
             organization=request.organization, user=request.user, state=str(data["state"]),
             code=data["code"], event=data["event"], waba_id=data.get("wabaId", ""),
@@ -97,6 +102,8 @@ def embedded_signup_callback(request: Request) -> Response:
             business_id=data.get("businessId", ""), request=request,
         )
     except OnboardingError as exc:
+        signup.onboarding_fail(organization=request.organization, state=str(data["state"]),
+                               error=exc)
         return _onboarding_error(exc)
     return Response({"success": True, "connection_id": str(connection.pk),
                      "status": connection.status})
@@ -188,8 +195,22 @@ ONBOARDING_ERROR_STATUS = {
 
 
 def _onboarding_error(exc: OnboardingError) -> Response:
-    return Response({"error": exc.message, "code": exc.code},
+    # A failure the tenant can act on reads as its pt-BR text with the code, never Meta's.
+    message = failure_message(exc.code) if exc.code in FAILURES else exc.message
+    return Response({"error": message, "code": exc.code},
                     status=ONBOARDING_ERROR_STATUS.get(exc.code, 400))
+
+
+def _finished_answer(onboarding) -> Response:
+    """409 (README: already finished), with the stored outcome: what the first relay did."""
+    connection = (Connection.objects.filter(onboarding=onboarding,
+                                            organization=onboarding.organization)
+                  .order_by("-created_at").first())
+    return Response({"error": _("This onboarding session is already finished."),
+                     "code": "session_finished",
+                     "connection_id": str(connection.pk) if connection else None,
+                     "status": connection.status if connection else onboarding.status},
+                    status=409)
 
 
 def _valid(serializer_class, data) -> dict:

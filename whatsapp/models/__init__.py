@@ -5,7 +5,7 @@ its siblings by module (`from .connections import Connection`), never this packa
 names are the seeds' (`db_table`), unchanged by the split.
 """
 
-from .connections import Connection, ConnectionQuerySet, OrphanConnection
+from .connections import Connection, ConnectionQuerySet, OrphanConnection, TokenExpiryNotice
 from .conversations import (
     Contact,
     ContactIdentity,
@@ -48,6 +48,7 @@ __all__ = [
     "SendMode",
     "SendPolicy",
     "TemplateStatusEvent",
+    "TokenExpiryNotice",
     "WebhookLog",
     "WebhookLogQuerySet",
 ]

@@ -153,7 +153,7 @@ class Connection(models.Model):
     pipeline_attempts = models.PositiveSmallIntegerField(_("pipeline attempts"), default=0)
     pipeline_next_attempt_at = models.DateTimeField(_("next pipeline attempt at"), null=True,
                                                     blank=True)
-    # Machine code of why the connection is in `error` (whatsapp.onboarding.pipeline.ERRORS),
+    # Machine code of why the connection is in `error` (whatsapp.onboarding.retries.ERROR_CODES),
     # for the tenant to quote to support; error_message is its pt-BR text.
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
@@ -243,3 +243,26 @@ class OrphanConnection(Connection):
         proxy = True
         verbose_name = _("orphan WABA")
         verbose_name_plural = _("orphan WABAs")
+
+
+class TokenExpiryNotice(models.Model):
+    """An e-mail sent to an organization's admins because its token expires within
+    `threshold_days`: the durable "sent" marker, so each threshold is mailed once per token."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE,
+                                   related_name="token_expiry_notices",
+                                   verbose_name=_("connection"))
+    threshold_days = models.PositiveSmallIntegerField(_("threshold (days)"))
+    # The expiry warned about: a new token (reconnect) with another date is warned again.
+    token_expires_at = models.DateTimeField(_("token expires at"))
+    recipients = models.PositiveIntegerField(_("recipients"), default=0)
+    sent_at = models.DateTimeField(_("sent at"), auto_now_add=True)
+
+    class Meta:
+        db_table = "whatsapp_token_expiry_notices"
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "threshold_days", "token_expires_at"],
+                                    name="uniq_token_expiry_notice"),
+        ]
+        verbose_name = _("token expiry notice")
+        verbose_name_plural = _("token expiry notices")

@@ -122,7 +122,11 @@ def _run(connection: Connection) -> str:
 
 
 def _ensure_token(connection: Connection) -> str:
-    if connection.access_token_encrypted:
+    # A token Meta refused (marked invalid) is not reused when a fresh one can be fetched: a
+    # re-authorization through the hosted link brings no code (issue 20 §5).
+    fetchable = bool(settings.META_SYSTEM_USER_TOKEN) and connection.owner_business_proven
+    if connection.access_token_encrypted and (
+            connection.token_status != Connection.TokenStatus.INVALID or not fetchable):
         return connection.get_access_token()
     # Hosted ES: no browser code, so fetch the business token with our system user token.
     if not settings.META_SYSTEM_USER_TOKEN:
@@ -130,7 +134,7 @@ def _ensure_token(connection: Connection) -> str:
                       "No token: META_SYSTEM_USER_TOKEN is not set (Hosted ES).")
     if not connection.owner_business_proven:
         # Only a business Meta named as the WABA's owner may get its token fetched for us.
-        raise Blocked("owner_unproven",
+        raise Blocked("owner_business_unproven",
                       "No owner business proven by Meta to fetch the customer's token for.")
     token = GraphClient().system_user_access_token(connection.owner_business_id)
     if not token:
@@ -211,7 +215,7 @@ def _registration_refused(chosen: list[PhoneNumber]) -> None:
     if not refused or len(refused) < len(chosen):
         return
     blocked = any(c.registration_status == R.BLOCKED for c in refused)
-    raise Blocked("registration_blocked" if blocked else "registration_failed",
+    raise Blocked("133016" if blocked else "registration_failed",
                   "; ".join(c.registration_error for c in refused if c.registration_error))
 
 

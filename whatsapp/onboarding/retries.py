@@ -3,7 +3,7 @@
 A transient failure (Meta unavailable, the network) is retried on WHATSAPP_PIPELINE_RETRY_DELAYS;
 the connection keeps `connecting` and says when the next attempt runs. After the last attempt,
 or at once when a person must act (no number, Meta refused the registration, …), the connection
-is `error` with a machine code (ERRORS) whose pt-BR text the tenant reads, an alert fires
+is `error` with a machine code (ERROR_CODES) whose pt-BR text the tenant reads, an alert fires
 (ops.alerts), support sees it on the dashboard, and the tenant's "Tentar novamente"
 (`POST connection/retry`) or support's action runs it again. A beat sweep resumes every
 connection whose pipeline made no progress for WHATSAPP_PIPELINE_STALL_SECONDS (a lost enqueue,
@@ -18,7 +18,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from audit.models import AuditLog
 from audit.services import audit_record
@@ -33,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 class PipelineStop(Exception):
-    """A step cannot go on; `code` names why (ERRORS), `detail` is the technical reason."""
+    """A step cannot go on; `code` names why (ERROR_CODES), `detail` is the technical reason."""
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(detail or code)
@@ -48,38 +47,11 @@ class Retry(PipelineStop):
     """A transient failure: run the pipeline again later (until the attempts run out)."""
 
 
-# What the tenant reads for each code, with what to do; the code is shown beside it to quote
-# to support. Technical details stay in pipeline_error (the back-office).
-ERRORS = {
-    "no_phone_number": gettext_lazy(
-        "Your WhatsApp Business account has no phone number yet. Add a number in Meta's "
-        "WhatsApp Manager, then click Try again."),
-    "no_system_user_token": gettext_lazy(
-        "We could not get access to your account through this link. Connect again with the "
-        "Connect WhatsApp button (Meta's window)."),
-    "owner_unproven": gettext_lazy(
-        "Meta did not confirm which business owns this account. Connect again with the "
-        "Connect WhatsApp button; if it happens again, contact support."),
-    "token_fetch_failed": gettext_lazy(
-        "Meta did not give us access to your account. Click Try again in a few minutes; if it "
-        "keeps failing, connect again with the Connect WhatsApp button."),
-    "registration_blocked": gettext_lazy(
-        "Meta temporarily blocked the registration of this number after too many attempts "
-        "(Meta code 133016). Wait 72 hours and click Try again, or contact support."),
-    "registration_failed": gettext_lazy(
-        "Meta did not accept the registration of this number. Contact support quoting the "
-        "code below."),
-    "meta_refused": gettext_lazy(
-        "Meta refused a step of the connection. Click Try again; if it happens again, contact "
-        "support quoting the code below."),
-    "meta_unavailable": gettext_lazy(
-        "Meta did not answer after several attempts. Click Try again in a few minutes."),
-}
-
-
-def error_text(code: str) -> str:
-    """The tenant's pt-BR text for a pipeline error code ("" for an unknown code)."""
-    return str(ERRORS[code]) if code in ERRORS else ""
+# The codes a failed pipeline leaves in Connection.error_code; the tenant reads each one's pt-BR
+# text with what to do (whatsapp.api.failures), the technical detail stays in pipeline_error.
+ERROR_CODES = ("no_phone_number", "no_system_user_token", "owner_business_unproven",
+               "token_fetch_failed", "133016", "registration_failed", "meta_refused",
+               "meta_unavailable")
 
 
 def max_attempts() -> int:
@@ -117,8 +89,8 @@ def pipeline_failed(connection: Connection, code: str, detail: str) -> str:
     with transaction.atomic():
         changed = Connection.objects.filter(pk=connection.pk).exclude(
             status__in=[Connection.Status.CONNECTED, Connection.Status.DISCONNECTED],
-        ).update(status=Connection.Status.ERROR, error_code=code,
-                 error_message=error_text(code), pipeline_next_attempt_at=None,
+        ).update(status=Connection.Status.ERROR, error_code=code, error_message="",
+                 pipeline_next_attempt_at=None,
                  pipeline_error=f"[{code}] {detail}"[:2000], updated_at=timezone.now())
         if not changed:
             return "skipped"

@@ -174,6 +174,46 @@ def onboarding_browser_outcome(*, organization: Organization, state: str, event:
     return onboarding
 
 
+# Callback refusals that end the signup on our side (the tenant sees them as errors, and the
+# funnel counts them as failed); an unknown, expired or finished session changes nothing.
+SERVER_FAILURES = ("code_refused", "waba_not_granted", "meta_unavailable", "waba_taken")
+
+
+@transaction.atomic
+def onboarding_fail(*, organization: Organization, state: str,
+                    error: OnboardingError) -> Onboarding | None:
+    """The callback refused what the popup relayed: the still-pending onboarding becomes
+    failed with the refusal's code (the page says what to do), and `Embedded Signup Failed`
+    is recorded as for the popup's own errors. Returns it, or None when nothing changed."""
+    if error.code not in SERVER_FAILURES:
+        return None
+    onboarding = onboarding_for_code(state, lock=True)
+    if (onboarding is None or onboarding.organization_id != organization.pk
+            or onboarding.status != Onboarding.Status.PENDING):
+        return None
+    onboarding.status = Onboarding.Status.FAILED
+    onboarding.error_code = error.code
+    onboarding.error_message = error.message[:2000]
+    onboarding.save(update_fields=["status", "error_code", "error_message"])
+    analytics_record(
+        name=AnalyticsEvent.Name.SIGNUP_FAILED, dedupe_key=f"failed:{onboarding.pk}",
+        organization=organization, user=onboarding.created_by,
+        properties={"error_code": error.code, "step_failed": "callback", "source": "server"},
+    )
+    return onboarding
+
+
+def onboarding_finished_by_browser(*, organization: Organization, state: str) -> Onboarding | None:
+    """The caller's onboarding for `state` when a FINISH relay already completed it: a second
+    relay (double submit, retried request) is answered from what is stored, never by a second
+    code exchange at Meta."""
+    onboarding = onboarding_for_code(state)
+    if (onboarding is not None and onboarding.organization_id == organization.pk
+            and onboarding.status == Onboarding.Status.COMPLETED and onboarding.finish_event):
+        return onboarding
+    return None
+
+
 @transaction.atomic
 def onboarding_cancel(*, onboarding_id, actor, request=None) -> Onboarding:
     """Support cancels a pending onboarding: the tenant's page then offers to try again, and a

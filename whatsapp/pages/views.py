@@ -18,7 +18,10 @@ from whatsapp.onboarding.analytics import analytics_record
 from whatsapp.onboarding.signup import signup_enabled_for
 
 # States in which the page shows the instructions and the connect button.
-START_STATES = ["not_connected", "cancelled", "expired", "error", "token_invalid", "disconnected"]
+START_STATES = ["not_connected", "cancelled", "stalled", "expired", "error", "token_invalid",
+                "disconnected"]
+RETRY_STATES = ["cancelled", "stalled", "expired", "error"]
+RECONNECT_STATES = ["token_invalid", "disconnected"]
 META_ORIGINS = ["https://www.facebook.com", "https://web.facebook.com",
                 "https://business.facebook.com"]
 
@@ -35,7 +38,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def whatsapp_settings(request: HttpRequest) -> HttpResponse:
     organization = organization_for_request(request)
-    context = {"organization": organization, "start_states": START_STATES}
+    context = {"organization": organization, "start_states": START_STATES,
+               "retry_states": RETRY_STATES, "reconnect_states": RECONNECT_STATES}
     if organization:
         analytics_record(
             name=AnalyticsEvent.Name.SETUP_SCREEN_VIEWED,
@@ -73,6 +77,8 @@ def _page_config(request: HttpRequest, organization, signup_enabled: bool, *,
         "signupEnabled": signup_enabled,
         "hostedFirst": flags.flag_enabled(flags.V2_ONBOARDING, organization),
         "csrfToken": get_token(request),
+        # Polling every 2 s gives up after this long (then the page says so, with a button).
+        "pollSeconds": 300,
         "texts": {
             "connect": _("Connect WhatsApp"),
             "connecting": _("Connecting…"),
