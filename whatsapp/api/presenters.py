@@ -48,8 +48,14 @@ def connection_status_for(organization: Organization) -> dict:
     onboarding = Onboarding.objects.filter(organization=organization).first()
     live = connection is not None and connection.status != Connection.Status.DISCONNECTED
 
+    # "Adicionar outro número": a signup started after the newest live connection was made.
+    adding = (live and connection.status == Connection.Status.CONNECTED and onboarding is not None
+              and onboarding.effective_status == Onboarding.Status.PENDING
+              and onboarding.created_at > connection.created_at)
     if live and connection.token_status == Connection.TokenStatus.INVALID:
         status = "token_invalid"
+    elif adding:
+        status = "stalled" if onboarding_is_idle(onboarding) else "connecting"
     elif live:
         status = connection.status
     elif onboarding and (connection is None or onboarding.created_at > connection.updated_at):
@@ -68,14 +74,15 @@ def connection_status_for(organization: Organization) -> dict:
         status = "not_connected"
 
     error_code = ""
-    if live and status == "connecting":
+    if live and status == "connecting" and not adding:
         error_code = number_failure_code(connection)
         status = "error" if error_code else status
     elif status == "error":
         error_code = ((connection.error_code or "pipeline_failed") if live
                       else onboarding.error_code) or "unknown"
     body = {
-        "connected": status == "connected",
+        # Adding another number: the ones already connected keep working.
+        "connected": status == "connected" or adding,
         "status": status,
         "canStart": status not in NO_START_STATES,
         "errorCode": error_code,
