@@ -137,7 +137,7 @@
             h.state === "running" && h.percent ? fill(t.historyPercent, {percent: h.percent})
               : fill(t.history, {state: t.syncStates[h.state]})].join(" · ")));
         }
-        if (index > 0 && $("wa-confirm")) {  // the newest one has the main Disconnect button
+        if (connected.length > 1 && $("wa-confirm")) {  // one button per number
           var button = document.createElement("button");
           button.type = "button"; button.className = "link"; button.textContent = t.disconnectThis;
           button.addEventListener("click", function () { confirmDisconnect(c.id, button); });
@@ -146,8 +146,11 @@
         list.appendChild(li);
       });
     });
-    var main = $("wa-disconnect");
-    if (main) { main.dataset.connection = connected.length ? connected[0].id : ""; }
+    var main = $("wa-disconnect");  // one number: the card's own Disconnect button
+    if (main) {
+      main.dataset.connection = connected.length ? connected[0].id : "";
+      main.hidden = connected.length > 1;
+    }
   }
 
   // A setup that failed (run again here), that is retrying by itself, or that support confirms.
