@@ -30,6 +30,11 @@ class AuditLog(models.Model):
         ONBOARDING_CANCELLED = "ONBOARDING_CANCELLED", _("Onboarding cancelled by support")
         PIPELINE_RESUMED = "PIPELINE_RESUMED", _("Pipeline resumed by support")
         SYNC_REREQUESTED = "SYNC_REREQUESTED", _("Coexistence sync requested again")
+        PIPELINE_FAILED = "PIPELINE_FAILED", _("Connection setup failed")
+        PIPELINE_RETRIED = "PIPELINE_RETRIED", _("Connection setup retried by the organization")
+        WABA_FOUND_BY_RECONCILIATION = "WABA_FOUND_BY_RECONCILIATION", _(
+            "WABA found by reconciliation with Meta")
+        WABA_NO_LONGER_SHARED = "WABA_NO_LONGER_SHARED", _("WABA no longer shared with us")
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,

@@ -117,6 +117,30 @@ def _stalled_pipelines(now) -> None:
         for c in stalled})
 
 
+def _pipeline_errors(now) -> None:
+    """A tenant's connection in `error`: its automatic attempts ran out or a person must act
+    (the code says why; the tenant sees it with "Tentar novamente")."""
+    _alert_each("pipeline_error:", {
+        f"pipeline_error:{c.waba_id}": _(
+            "Connection of WABA %(waba)s (%(organization)s) failed: %(code)s (step: %(step)s)")
+        % {"waba": c.waba_id, "organization": c.organization.name,
+           "code": c.error_code or "-", "step": c.pipeline_step or "-"}
+        for c in Connection.objects.pipeline_errors().select_related("organization")})
+
+
+def _no_longer_shared(now) -> None:
+    """Reconciliation found a connected WABA Meta no longer shares with us (last 24 h)."""
+    gone = (Connection.objects.filter(status=Connection.Status.DISCONNECTED,
+                                      disconnect_reason="no_longer_shared",
+                                      disconnected_at__gte=now - timedelta(hours=24))
+            .select_related("organization"))
+    _alert_each("waba_no_longer_shared:", {
+        f"waba_no_longer_shared:{c.waba_id}": _(
+            "WABA %(waba)s (%(organization)s) is no longer shared with us: disconnected")
+        % {"waba": c.waba_id, "organization": c.organization.name if c.organization else "-"}
+        for c in gone})
+
+
 def _failed_syncs(now) -> None:
     failed = PhoneNumber.SyncStatus.FAILED
     numbers = PhoneNumber.objects.filter(
@@ -201,8 +225,9 @@ def redis_check() -> bool:
 
 
 CONDITIONS = [_signup_error_rate, _no_completed_connections, _unprocessed_deliveries, _orphans,
-              _tokens_expiring, _stalled_pipelines, _failed_syncs, _parked_backlog_age,
-              _forged_signatures, _rate_limit_activations]
+              _tokens_expiring, _stalled_pipelines, _pipeline_errors, _failed_syncs,
+              _no_longer_shared, _parked_backlog_age, _forged_signatures,
+              _rate_limit_activations]
 
 
 def alerts_evaluate(*, now=None) -> list[dict]:

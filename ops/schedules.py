@@ -32,6 +32,12 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
     "webhook body retention": ("whatsapp.tasks.purge_webhook_bodies", {"minute": "23", "hour": "*"},
                                "Removes processed deliveries' raw bodies older than "
                                "WHATSAPP_WEBHOOK_RETENTION_DAYS (LGPD)."),
+    "pipeline sweep": ("whatsapp.tasks.sweep_pipelines", 60,
+                       "Resumes onboarding pipelines with no progress for "
+                       "WHATSAPP_PIPELINE_STALL_SECONDS (lost enqueue, dead worker)."),
+    "WABA reconciliation": ("whatsapp.tasks.reconcile_wabas", {"minute": "47", "hour": "*"},
+                            "Compares the WABAs shared with our partner business with our "
+                            "connections (orphans found, no longer shared)."),
     "template sync": ("whatsapp.tasks.sync_templates", {"minute": "40", "hour": "*/6"},
                       "Reads every connected WABA's message templates from Meta."),
 }

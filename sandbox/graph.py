@@ -32,7 +32,7 @@ from .graph_access import (
     request_param,
     waba_for,
 )
-from .graph_app import app_subscriptions, app_token_data, is_app_token
+from .graph_app import app_subscriptions, app_token_data, client_wabas, is_app_token
 from .models import (
     AuthCode,
     Business,
@@ -297,6 +297,7 @@ ROUTES: list[tuple[set[str], re.Pattern[str], Handler]] = [
     ({"POST"}, re.compile(r"^(\d+)/messages$"), messages),
     ({"GET"}, re.compile(r"^(\d+)/message_templates$"), message_templates),
     ({"GET"}, re.compile(r"^(\d+)/subscriptions$"), app_subscriptions),
+    ({"GET"}, re.compile(r"^(\d+)/client_whatsapp_business_accounts$"), client_wabas),
     ({"GET"}, re.compile(r"^(\d+)$"), node),
 ]
 

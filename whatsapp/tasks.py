@@ -14,8 +14,6 @@ from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_RETRY_LIMIT = 8
-
 
 def _retry_countdown(log_id: int) -> int:
     """Seconds until the failed row's next attempt (the row's next_attempt_at is the truth)."""
@@ -91,16 +89,27 @@ def notify_token_expiry() -> int:
     return len(token_expiry_notices_send())
 
 
-@shared_task(bind=True, max_retries=PIPELINE_RETRY_LIMIT)
-def run_connection_pipeline(self, connection_id: str) -> str:
-    """Runs what is left of a connection's onboarding pipeline; transient errors back off."""
+@shared_task(bind=True, max_retries=None)
+def run_connection_pipeline(self, connection_id: str, scheduled: bool = False) -> str:
+    """Runs what is left of a connection's onboarding pipeline. A transient failure comes back
+    on WHATSAPP_PIPELINE_RETRY_DELAYS (the connection row counts the attempts and says when;
+    sweep_pipelines runs it if this retry is lost)."""
     from whatsapp.onboarding.pipeline import pipeline_run
+    from whatsapp.onboarding.retries import next_attempt_countdown
 
-    outcome = pipeline_run(connection_id)
-    if outcome == "retry" and not settings.CELERY_TASK_ALWAYS_EAGER:
-        # 30 s, 1 min, 2 min … capped at 30 min (below the broker visibility timeout).
-        raise self.retry(countdown=min(1800, 30 * 2**self.request.retries))
+    outcome = pipeline_run(connection_id, scheduled=scheduled or self.request.retries > 0)
+    countdown = next_attempt_countdown(connection_id) if outcome == "retry" else None
+    if countdown is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
+        raise self.retry(countdown=countdown)
     return outcome
+
+
+@shared_task
+def sweep_pipelines() -> int:
+    """Resumes the pipelines that made no progress for WHATSAPP_PIPELINE_STALL_SECONDS."""
+    from whatsapp.onboarding.retries import pipelines_sweep
+
+    return len(pipelines_sweep())
 
 
 @shared_task(bind=True, max_retries=5)
@@ -141,3 +150,13 @@ def sync_templates(connection_id: str | None = None) -> int:
     if connection_id:
         return templates_sync(Connection.objects.get(pk=connection_id)).created
     return len(templates_sync_all())
+
+
+@shared_task
+def reconcile_wabas() -> int:
+    """Hourly: Meta's list of WABAs shared with us against our connections (findings)."""
+    from whatsapp.onboarding.reconcile import reconciliation_configured, wabas_reconcile
+
+    if not reconciliation_configured():
+        return 0
+    return len(wabas_reconcile().findings)

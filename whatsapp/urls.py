@@ -14,6 +14,7 @@ urlpatterns = [
          name="embedded-signup-callback"),
     path("connection/status", views.connection_status, name="connection-status"),
     path("connection/disconnect", views.connection_disconnect, name="connection-disconnect"),
+    path("connection/retry", views.connection_retry, name="connection-retry"),
     path("phone-numbers", views.phone_numbers, name="phone-numbers"),
     path("select-phone", views.select_phone, name="select-phone"),
     path("messages", sending_api.messages_create, name="messages"),

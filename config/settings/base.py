@@ -256,6 +256,10 @@ SANDBOX_WEBHOOK_URL = env(
     "SANDBOX_WEBHOOK_URL", default="http://127.0.0.1:8000/api/v1/whatsapp/webhook"
 )
 SANDBOX_PARTNER_BUSINESS_ID = env("SANDBOX_PARTNER_BUSINESS_ID", default="810000000000001")
+# Our own (partner) business portfolio: reconcile_wabas lists the WABAs shared with it. In the
+# sandbox it is the sandbox's partner; empty elsewhere = reconciliation off.
+META_PARTNER_BUSINESS_ID = env("META_PARTNER_BUSINESS_ID",
+                               default=SANDBOX_PARTNER_BUSINESS_ID if META_SANDBOX else "")
 
 # AES-256-GCM key for tokens and PINs: 64 hex characters. Without one (development only) a key
 # is derived from SECRET_KEY so the embedded default works out of the box.
@@ -328,6 +332,9 @@ API_RATE_LIMITS = {
 # 429. Valid signed deliveries are never limited.
 RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MINUTE",
                                                default=60)
+
+# The onboarding pipeline's lock, retry schedule and sweep; reconciliation with Meta.
+from .pipeline import *  # noqa: E402,F403
 
 # Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
 from .operations import *  # noqa: E402,F403

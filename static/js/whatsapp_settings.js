@@ -50,10 +50,15 @@
     statusBox.className = "status status-" + data.status + (
       data.disconnectCode && data.disconnectCode !== "user_request" ? " status-alert" : "");
     statusBox.dataset.status = data.status;
+    // "WhatsApp conectado" is said once: by the connected card's heading.
+    statusBox.hidden = data.status === "connected";
+    var connections = data.connections || (data.connection ? [data.connection] : []);
+    var connected = connections.filter(function (c) { return c.status === "connected"; });
     var panel = {connecting: "connecting", connected: "connected",
                  awaiting_phone_selection: "select"}[data.status] || "start";
     document.querySelectorAll("[data-panel]").forEach(function (el) {
-      el.hidden = el.dataset.panel !== panel;
+      // The connected numbers stay in view while another one is being added.
+      el.hidden = el.dataset.panel === "connected" ? !connected.length : el.dataset.panel !== panel;
     });
     if (shownPanel !== null && shownPanel !== panel) {
       var heading = document.querySelector("[data-panel=" + panel + "] [data-heading]");
@@ -77,13 +82,8 @@
       button.disabled = !cfg.signupEnabled;
     }
     var numbers = (data.connection && data.connection.phoneNumbers) || [];
-    var list = $("wa-connected-numbers");
-    list.replaceChildren();
-    numbers.filter(function (n) { return n.status === "configured"; }).forEach(function (n) {
-      var li = document.createElement("li");
-      li.textContent = numberLabel(n);
-      list.appendChild(li);
-    });
+    renderConnected(connected);
+    renderSetup(data);
     var choices = $("wa-numbers");
     if (choices && panel === "select" && !choices.dataset.rendered) {
       choices.replaceChildren();
@@ -100,6 +100,81 @@
       choices.dataset.rendered = "1";
     }
     return data;
+  }
+
+  function line(text, className) {
+    var el = document.createElement(className === "title" ? "strong" : "span");
+    el.className = className || "detail";
+    el.textContent = text;
+    return el;
+  }
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (_, key) { return values[key]; });
+  }
+
+  // Every connected number: quality, messaging limit, coexistence and its syncs' progress.
+  function renderConnected(connected) {
+    var list = $("wa-connected-numbers");
+    var t = cfg.texts;
+    list.replaceChildren();
+    connected.forEach(function (c, index) {
+      c.phoneNumbers.filter(function (n) { return n.status === "configured"; }).forEach(function (n) {
+        var li = document.createElement("li");
+        li.dataset.connection = c.id;
+        li.appendChild(line(numberLabel(n), "title"));
+        var facts = [];
+        if (n.qualityRating) {
+          facts.push(fill(t.quality, {quality: t.qualities[n.qualityRating] || n.qualityRating}));
+        }
+        if (n.messagingLimit) { facts.push(fill(t.limit, {limit: n.messagingLimit})); }
+        if (n.isOnBizApp) { facts.push(t.coexistence); }
+        if (facts.length) { li.appendChild(line(facts.join(" · "))); }
+        if (n.sync) {
+          var h = n.sync.history;
+          li.appendChild(line([
+            fill(t.contacts, {state: t.syncStates[n.sync.contacts.state]}),
+            h.state === "running" && h.percent ? fill(t.historyPercent, {percent: h.percent})
+              : fill(t.history, {state: t.syncStates[h.state]})].join(" · ")));
+        }
+        if (connected.length > 1 && $("wa-confirm")) {  // one button per number
+          var button = document.createElement("button");
+          button.type = "button"; button.className = "link"; button.textContent = t.disconnectThis;
+          button.addEventListener("click", function () { confirmDisconnect(c.id, button); });
+          li.appendChild(button);
+        }
+        list.appendChild(li);
+      });
+    });
+    var main = $("wa-disconnect");  // one number: the card's own Disconnect button
+    if (main) {
+      main.dataset.connection = connected.length ? connected[0].id : "";
+      main.hidden = connected.length > 1;
+    }
+  }
+
+  // A setup that failed (run again here), that is retrying by itself, or that support confirms.
+  function renderSetup(data) {
+    var failed = data.status === "error" && data.connection && data.connection.status === "error";
+    var retrySetup = $("wa-retry-setup");
+    if (retrySetup) {
+      retrySetup.hidden = !failed;
+      retrySetup.dataset.connection = failed ? data.connection.id : "";
+      var connect = $("wa-connect");
+      if (failed && connect) { connect.textContent = cfg.texts.connectAgain; connect.className = "secondary"; }
+      else if (connect) { connect.className = "primary"; }
+    }
+    var retrying = $("wa-retrying");
+    if (retrying) {
+      retrying.hidden = !data.retry;
+      if (data.retry) {
+        var at = new Date(data.retry.nextAttemptAt);
+        retrying.textContent = fill(cfg.texts.retrying, {
+          attempt: data.retry.attempt, max: data.retry.maxAttempts,
+          time: at.toLocaleTimeString("pt-BR", {hour: "2-digit", minute: "2-digit"})});
+      }
+    }
+    $("wa-support").hidden = !data.supportReviewing;
   }
 
   function formatNumber(raw) {
@@ -249,15 +324,38 @@
   }); }
 
   var dialog = $("wa-confirm");
+  var opener = null;
+  function confirmDisconnect(connectionId, from) {
+    dialog.dataset.connection = connectionId || "";
+    opener = from;
+    dialog.showModal(); $("wa-reason").focus();
+  }
   if (dialog && $("wa-disconnect")) {
-    $("wa-disconnect").addEventListener("click", function () { dialog.showModal(); $("wa-reason").focus(); });
+    $("wa-disconnect").addEventListener("click", function () {
+      confirmDisconnect($("wa-disconnect").dataset.connection, $("wa-disconnect"));
+    });
     dialog.addEventListener("close", function () {
-      if (dialog.returnValue !== "confirm") { $("wa-disconnect").focus(); return; }
-      api("POST", "/api/v1/whatsapp/connection/disconnect", {reason: $("wa-reason").value})
+      if (dialog.returnValue !== "confirm") { if (opener) { opener.focus(); } return; }
+      var body = {reason: $("wa-reason").value};
+      if (dialog.dataset.connection) { body.connectionId = dialog.dataset.connection; }
+      api("POST", "/api/v1/whatsapp/connection/disconnect", body)
         .then(refresh)
         .catch(function (err) { showError(err.message); });
     });
   }
+
+  var retrySetup = $("wa-retry-setup");
+  if (retrySetup) { retrySetup.addEventListener("click", function () {
+    showError("");
+    retrySetup.disabled = true;
+    var body = retrySetup.dataset.connection ? {connectionId: retrySetup.dataset.connection} : {};
+    api("POST", "/api/v1/whatsapp/connection/retry", body)
+      .then(function (data) { render(data); poll(); })
+      .catch(function (err) { showError(err.message); })
+      .then(function () { retrySetup.disabled = false; });
+  }); }
+  var addNumber = $("wa-add-number");
+  if (addNumber) { addNumber.addEventListener("click", start); }
 
   if (cfg.sdkUrl) {
     var initDone = false;

@@ -128,10 +128,11 @@ def test_hosted_token_is_fetched_only_for_an_owner_meta_named(org, settings):
         result = pipeline_run(connection.pk)
         fetched = [c for c in rsps.calls if "system_user_access_tokens" in c.request.url]
 
-    assert result == "blocked"
+    assert result == "error"
     assert not fetched
     connection.refresh_from_db()
     assert connection.access_token_encrypted == ""
+    assert (connection.status, connection.error_code) == ("error", "owner_business_unproven")
 
 
 def test_a_number_of_another_waba_relayed_as_phone_number_id_is_never_picked(api, org,

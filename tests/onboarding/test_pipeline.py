@@ -120,7 +120,10 @@ def test_sync_interrupted_mid_call_is_not_retried_blindly(api, onboarding, graph
     pipeline_run(connection_id)
     config = PhoneNumber.objects.get()
     assert config.contacts_sync_status == PhoneNumber.SyncStatus.UNKNOWN
-    assert len(calls(graph, "POST", "/smb_app_data$")) == 1
+    assert config.history_sync_status == PhoneNumber.SyncStatus.UNKNOWN
+    # Each kind asked once, the second run asks neither again (Meta may have accepted them).
+    assert [json.loads(c.request.body)["sync_type"]
+            for c in calls(graph, "POST", "/smb_app_data$")] == ["smb_app_state_sync", "history"]
 
 
 def test_two_numbers_wait_for_the_admin_to_choose(api, onboarding, graph):
@@ -160,13 +163,18 @@ def test_registration_limit_133016_is_never_retried(api, onboarding, graph):
         "message": "Too many attempts", "type": "OAuthException", "code": 133016}})
     connection_id = finish(api, onboarding).json()["connection_id"]
 
-    assert pipeline_run(connection_id) == "done"
-    assert pipeline_run(connection_id) == "done"
+    # A person must act: the connection is `error` at once (not `connecting` forever), with
+    # the code and a pt-BR reason the tenant reads; a second automatic run calls Meta no more.
+    assert pipeline_run(connection_id) == "error"
+    assert pipeline_run(connection_id) == "error"
 
     config = PhoneNumber.objects.get()
     assert config.registration_status == PhoneNumber.RegistrationStatus.BLOCKED
     assert "133016" in config.registration_error
     assert len(calls(graph, "POST", "/register$")) == 1
+    status = api.get("/api/v1/whatsapp/connection/status").json()
+    assert (status["status"], status["errorCode"]) == ("error", "133016")
+    assert "72 horas" in status["errorMessage"] and "133016" in status["errorMessage"]
 
 
 def test_transient_graph_error_is_retried_then_succeeds(api, onboarding, graph):

@@ -70,6 +70,11 @@ def awaiting_selection(world: World) -> None:
     world.things.update(connection=connection, first=first, second=second)
 
 
+def failed_connection(world: World) -> None:
+    world.things["connection"] = ConnectionFactory(
+        organization=world.org, status=Connection.Status.ERROR, error_code="meta_unavailable")
+
+
 def pending_onboarding(world: World) -> None:
     world.things["onboarding"] = OnboardingFactory(organization=world.org,
                                                    created_by=world.admin.user)
@@ -123,6 +128,9 @@ MATRIX = [
     Row("connection-disconnect", "POST", False, connected,
         lambda w: f"{API}connection/disconnect", lambda w: {"reason": "trocar número"}, 200,
         lambda w, body: Connection.objects.get().status == Connection.Status.DISCONNECTED),
+    Row("connection-retry", "POST", False, failed_connection,
+        lambda w: f"{API}connection/retry", lambda w: {}, 202,
+        lambda w, body: Connection.objects.get().status == Connection.Status.CONNECTING),
     Row("select-phone", "POST", False, awaiting_selection,
         lambda w: f"{API}select-phone",
         lambda w: {"wabaId": w.things["connection"].waba_id,

@@ -28,6 +28,7 @@ from whatsapp.models import (
     WebhookLog,
 )
 from whatsapp.onboarding import connections
+from whatsapp.onboarding.reconcile import orphan_suggestions
 from whatsapp.onboarding.signup import OnboardingError
 from whatsapp.onboarding.token_health import connection_check_token
 from whatsapp.webhooks.replay import webhooks_replay
@@ -195,7 +196,9 @@ class OrphanConnectionAdmin(ConnectionAdmin):
         back_url = reverse("admin:whatsapp_orphanconnection_changelist")
         organization = None
         if request.method == "POST":
-            organization = organization_by_id(request.POST.get("organization", ""))
+            # A suggested organization's button, or the one chosen in the list.
+            organization = organization_by_id(request.POST.get("suggested")
+                                              or request.POST.get("organization", ""))
             if organization and request.POST.get("confirm") == "1":
                 try:
                     connections.connection_claim(connection_id=connection.pk,
@@ -215,6 +218,7 @@ class OrphanConnectionAdmin(ConnectionAdmin):
             "title": _("Claim orphan WABA %(waba)s") % {"waba": connection.waba_id},
             "connection": connection, "organization": organization, "event_json": event,
             "organizations": Organization.objects.order_by("name"), "back_url": back_url,
+            "suggestions": orphan_suggestions(connection),
         }
         return TemplateResponse(request, "admin/whatsapp/claim_orphan.html", context)
 

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from config.admin import ReadOnlyAdmin
 from whatsapp.backoffice import labels
 from whatsapp.models import Onboarding, PhoneNumber
-from whatsapp.onboarding.pipeline import sync_rerequest
+from whatsapp.onboarding.coexistence import sync_rerequest
 from whatsapp.onboarding.signup import OnboardingError, onboarding_cancel
 
 from .coded import coded

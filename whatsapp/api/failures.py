@@ -67,6 +67,7 @@ FAILURES = {
                             gettext_lazy("Contact support.")),
     "token_invalid": (gettext_lazy("Meta no longer accepts our access to your account"),
                       gettext_lazy("Reconnect WhatsApp.")),
+    "meta_refused": (gettext_lazy("Meta refused a step of the setup"), _RETRY_OR_SUPPORT),
     "pipeline_failed": (gettext_lazy("the setup could not be finished"), _RETRY_OR_SUPPORT),
 }
 

@@ -9,7 +9,9 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from organizations.models import Organization
-from whatsapp.models import Connection, Onboarding, PhoneNumber
+from whatsapp.models import Connection, HistorySync, Onboarding, PhoneNumber
+from whatsapp.onboarding.reconcile import orphan_under_review
+from whatsapp.onboarding.retries import max_attempts
 
 from .failures import disconnect_code, disconnect_message, failure_message
 
@@ -36,15 +38,24 @@ STATUS_MESSAGES = {
 
 def connection_status_for(organization: Organization) -> dict:
     """What the settings page shows: one status, its pt-BR message, and the details."""
-    connection = (
-        Connection.objects.filter(organization=organization)
-        .prefetch_related("phone_numbers").order_by("-created_at").first()
-    )
+    connections = list(Connection.objects.filter(organization=organization)
+                       .prefetch_related("phone_numbers__history_sync")
+                       .order_by("-created_at"))
+    live_ones = [c for c in connections if c.status != Connection.Status.DISCONNECTED]
+    # Several numbers: the top-level fields describe the newest live connection (or, with
+    # none live, the newest one), as before; `connections` lists every live one.
+    connection = (live_ones or connections or [None])[0]
     onboarding = Onboarding.objects.filter(organization=organization).first()
     live = connection is not None and connection.status != Connection.Status.DISCONNECTED
 
+    # "Adicionar outro número": a signup started after the newest live connection was made.
+    adding = (live and connection.status == Connection.Status.CONNECTED and onboarding is not None
+              and onboarding.effective_status == Onboarding.Status.PENDING
+              and onboarding.created_at > connection.created_at)
     if live and connection.token_status == Connection.TokenStatus.INVALID:
         status = "token_invalid"
+    elif adding:
+        status = "stalled" if onboarding_is_idle(onboarding) else "connecting"
     elif live:
         status = connection.status
     elif onboarding and (connection is None or onboarding.created_at > connection.updated_at):
@@ -63,17 +74,25 @@ def connection_status_for(organization: Organization) -> dict:
         status = "not_connected"
 
     error_code = ""
-    if live and status == "connecting":
+    if live and status == "connecting" and not adding:
         error_code = number_failure_code(connection)
         status = "error" if error_code else status
     elif status == "error":
-        error_code = (("pipeline_failed" if live else onboarding.error_code) or "unknown")
+        error_code = ((connection.error_code or "pipeline_failed") if live
+                      else onboarding.error_code) or "unknown"
     body = {
-        "connected": status == "connected",
+        # Adding another number: the ones already connected keep working.
+        "connected": status == "connected" or adding,
         "status": status,
         "canStart": status not in NO_START_STATES,
         "errorCode": error_code,
+        # While automatic attempts go on: which one comes next, of how many, and when.
+        "retry": _retry_json(connection) if live and status == "connecting" else None,
+        # An unattributed WABA arrived after this organization's unfinished signup: support is
+        # confirming whose it is (the tenant need not start over).
+        "supportReviewing": status not in NO_START_STATES and orphan_under_review(organization),
         "connection": _connection_json(connection) if connection else None,
+        "connections": [_connection_json(c) for c in live_ones],
         "onboarding": _onboarding_json(onboarding) if onboarding else None,
     }
     body["message"] = str(STATUS_MESSAGES[status](body))
@@ -129,11 +148,23 @@ def token_expiry_notice(reconnect_by: str) -> str:
              "stop arriving.") % {"date": reconnect_by}
 
 
+def _retry_json(connection: Connection) -> dict | None:
+    if connection.pipeline_next_attempt_at is None:
+        return None
+    return {"attempt": connection.pipeline_attempts + 1, "maxAttempts": max_attempts(),
+            "nextAttemptAt": connection.pipeline_next_attempt_at}
+
+
 def _connection_json(connection: Connection) -> dict:
+    failed = connection.status == Connection.Status.ERROR and connection.organization_id
     return {
         "id": str(connection.pk),
         "wabaId": connection.waba_id,
         "status": connection.status,
+        "errorCode": (connection.error_code or "pipeline_failed") if failed else "",
+        "errorMessage": failure_message(connection.error_code or "pipeline_failed")
+        if failed else "",
+        "retry": _retry_json(connection),
         "isCoexistence": connection.is_coexistence,
         "tokenStatus": connection.token_status,
         "tokenExpiresAt": connection.token_expires_at,
@@ -157,7 +188,33 @@ def phone_number_json(config: PhoneNumber) -> dict:
         "registrationStatus": config.registration_status,
         "contactsSyncStatus": config.contacts_sync_status,
         "historySyncStatus": config.history_sync_status,
+        "sync": sync_progress(config),
     }
+
+
+SYNC_STATES = {
+    PhoneNumber.SyncStatus.PENDING: "pending", PhoneNumber.SyncStatus.REQUESTING: "running",
+    PhoneNumber.SyncStatus.REQUESTED: "requested", PhoneNumber.SyncStatus.UNKNOWN: "failed",
+    PhoneNumber.SyncStatus.FAILED: "failed", PhoneNumber.SyncStatus.EXPIRED: "failed",
+}
+
+
+def sync_progress(config: PhoneNumber) -> dict | None:
+    """A coexistence number's syncs as the tenant follows them: each one pending, running,
+    requested (Meta accepted; its data arrives by webhook), done, declined or failed; the
+    history with Meta's percent once chunks arrive. None when not coexistence."""
+    S = PhoneNumber.SyncStatus
+    if config.contacts_sync_status == S.NOT_NEEDED and config.history_sync_status == S.NOT_NEEDED:
+        return None
+    history = {"state": SYNC_STATES.get(config.history_sync_status, "pending"), "percent": 0}
+    record = getattr(config, "history_sync", None)
+    if record is not None:
+        history["percent"] = record.progress
+        history["state"] = {HistorySync.Status.COMPLETED: "done",
+                            HistorySync.Status.DECLINED: "declined"}.get(record.status,
+                                                                          "running")
+    return {"contacts": {"state": SYNC_STATES.get(config.contacts_sync_status, "pending")},
+            "history": history}
 
 
 def _onboarding_json(onboarding: Onboarding) -> dict:

@@ -67,3 +67,10 @@ class SelectPhoneSerializer(serializers.Serializer):
 class DisconnectSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=200,
                                    default="user_request")
+    # Which of the organization's connections (several numbers); empty = the newest live one.
+    connectionId = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+
+class ConnectionRetrySerializer(serializers.Serializer):
+    # Which connection to run again; empty = the newest one in error (or stalled).
+    connectionId = serializers.UUIDField(required=False, allow_null=True, default=None)

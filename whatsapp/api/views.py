@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from organizations.permissions import HasOrganization, IsOrganizationAdmin
 from whatsapp.core import metrics
 from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber
-from whatsapp.onboarding import attribution, connections, signup
+from whatsapp.onboarding import attribution, connections, retries, signup
 from whatsapp.onboarding.analytics import analytics_record
 from whatsapp.onboarding.signup import OnboardingError
 from whatsapp.webhooks import intake
@@ -23,6 +23,7 @@ from whatsapp.webhooks.signatures import is_valid_signature
 from .failures import FAILURES, failure_message
 from .presenters import connection_status_for, phone_number_json
 from .serializers import (
+    ConnectionRetrySerializer,
     DisconnectSerializer,
     EmbeddedSignupCallbackSerializer,
     OnboardingUrlQuerySerializer,
@@ -123,11 +124,26 @@ def connection_disconnect(request: Request) -> Response:
     try:
         connection = connections.connection_disconnect_by_user(
             organization=request.organization, reason=data["reason"] or "user_request",
-            request=request,
+            request=request, connection_id=data["connectionId"],
         )
     except OnboardingError as exc:
         return _onboarding_error(exc)
-    return Response({"success": True, "status": connection.status})
+    return Response({"success": True, "status": connection.status,
+                     "connectionId": str(connection.pk)})
+
+
+@extend_schema(request=ConnectionRetrySerializer,
+               summary="Run a failed (or stalled) connection's setup again")
+@api_view(["POST"])
+@permission_classes([IsOrganizationAdmin])
+def connection_retry(request: Request) -> Response:
+    data = _valid(ConnectionRetrySerializer, request.data)
+    try:
+        retries.pipeline_retry_by_tenant(organization=request.organization,
+                                         connection_id=data["connectionId"], request=request)
+    except OnboardingError as exc:
+        return _onboarding_error(exc)
+    return Response(connection_status_for(request.organization), status=202)
 
 
 @extend_schema(summary="The organization's phone numbers")
@@ -168,6 +184,7 @@ ONBOARDING_ERROR_STATUS = {
     "session_finished": 409,
     "waba_taken": 409,
     "not_orphan": 409,
+    "not_resumable": 409,
     # 400: Meta refused the authorization code the browser relayed (expired, reused).
     "code_refused": 400,
     # 403: Meta's token does not prove the caller owns the WABA it reported.

@@ -19,6 +19,8 @@ from . import metrics
 
 logger = logging.getLogger(__name__)
 TIMEOUT = (3.05, 15)
+# Pages followed on a paginated edge before giving up (100 rows a page: 50,000 rows).
+MAX_PAGES = 500
 
 # Graph error codes worth retrying: temporary/unknown errors, throttling, service unavailable.
 TRANSIENT_CODES = {1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131057, 133004}
@@ -141,6 +143,26 @@ class GraphClient:
                              data={"appsecret_proof": appsecret_proof(system_token),
                                    "fetch_only": "true"})
         return str(body.get("access_token", ""))
+
+    def client_wabas(self, business_id: str) -> list[dict]:
+        """Every WABA shared with our (partner) business portfolio, across all pages."""
+        return self.all_pages(f"{business_id}/client_whatsapp_business_accounts",
+                              {"fields": "id,name,owner_business_info", "limit": 100})
+
+    def all_pages(self, path: str, params: dict | None = None) -> list[dict]:
+        """A Graph edge's `data`, following the `after` cursor while Meta says there is a
+        `next` page (at most MAX_PAGES pages, so a looping cursor cannot hang a worker)."""
+        rows: list[dict] = []
+        query = dict(params or {})
+        for _page in range(MAX_PAGES):
+            body = self._request("GET", path, params=query)
+            rows.extend(row for row in body.get("data", []) if isinstance(row, dict))
+            paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next") or not after or after == query.get("after"):
+                break
+            query["after"] = after
+        return rows
 
     # --- WABA and numbers -------------------------------------------------------------------
     def subscribe_app(self, waba_id: str) -> bool:

@@ -148,6 +148,14 @@ class Connection(models.Model):
     pipeline_step = models.CharField(_("pipeline step"), max_length=32, blank=True)
     pipeline_error = models.TextField(_("pipeline error"), blank=True)
     pipeline_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Automatic retries of a transiently failing step (WHATSAPP_PIPELINE_RETRY_DELAYS): how
+    # many were spent, and when the next one runs (the sweep runs it if Celery's is lost).
+    pipeline_attempts = models.PositiveSmallIntegerField(_("pipeline attempts"), default=0)
+    pipeline_next_attempt_at = models.DateTimeField(_("next pipeline attempt at"), null=True,
+                                                    blank=True)
+    # Machine code of why the connection is in `error` (whatsapp.onboarding.retries.ERROR_CODES),
+    # for the tenant to quote to support; error_message is its pt-BR text.
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
     connected_at = models.DateTimeField(_("connected at"), null=True, blank=True)
     disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)

@@ -15,6 +15,7 @@ from whatsapp.core.graph import GraphClient, GraphError
 from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber, WebhookLog
 
 from .analytics import analytics_record
+from .retries import pipeline_restart
 from .signup import OnboardingError
 
 logger = logging.getLogger(__name__)
@@ -42,31 +43,17 @@ def pipeline_enqueue(connection_id) -> None:
         lambda: jobs.enqueue_quietly("run_connection_pipeline", str(connection_id)))
 
 
-RESUMABLE = (Connection.Status.CONNECTING, Connection.Status.ERROR)
-
-
 @transaction.atomic
 def pipeline_resume(*, connection_id, actor, request=None) -> Connection:
     """Support runs what is left of a stalled (`connecting`) or failed (`error`) tenant
-    connection's pipeline again; the pipeline resumes from its markers. Audited."""
+    connection's pipeline again, with fresh automatic attempts; it resumes from its markers.
+    Audited."""
     connection = (Connection.objects.select_for_update(of=("self",))
                   .select_related("organization").filter(pk=connection_id).first())
     if connection is None or connection.organization_id is None:
         raise OnboardingError("connection_not_found", _(
             "Connection not found, or still an orphan: claim it first."))
-    if connection.status not in RESUMABLE:
-        raise OnboardingError("not_resumable", _(
-            "WABA %(waba)s is %(status)s: only a connection that is connecting or in error "
-            "can be resumed.") % {"waba": connection.waba_id,
-                                  "status": connection.get_status_display()})
-    audit_record(
-        action=AuditLog.Action.PIPELINE_RESUMED, organization=connection.organization,
-        actor=actor, request=request, target=f"waba:{connection.waba_id}",
-        metadata={"waba_id": connection.waba_id, "status": connection.status,
-                  "step": connection.pipeline_step, "error": connection.pipeline_error[:500]},
-    )
-    pipeline_enqueue(connection.pk)
-    return connection
+    return pipeline_restart(connection, actor=actor, request=request)
 
 
 def connection_token_invalidate(connection: Connection, *, reason: str,
@@ -161,10 +148,14 @@ def connection_disconnect(
 
 
 def connection_disconnect_by_user(
-    *, organization: Organization, reason: str, request=None
+    *, organization: Organization, reason: str, request=None, connection_id=None
 ) -> Connection:
-    """The admin disconnects: unsubscribe our app from the WABA, wipe secrets, audit, record."""
-    connection = Connection.objects.active().filter(organization=organization).first()
+    """The admin disconnects one of the organization's connections (the newest live one when
+    no id is given): unsubscribe our app from the WABA, wipe secrets, audit, record."""
+    live = Connection.objects.active().filter(organization=organization)
+    if connection_id:
+        live = live.filter(pk=connection_id)
+    connection = live.first()
     if connection is None:
         raise OnboardingError("connection_not_found", _("There is no active WhatsApp connection."))
     unsubscribe_error = ""

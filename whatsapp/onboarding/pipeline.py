@@ -11,53 +11,47 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from audit.models import AuditLog
-from audit.services import audit_record
 from whatsapp.core.graph import GraphClient, GraphError
 from whatsapp.models import Connection, PhoneNumber
 
-from .connections import (
-    connection_mark_connected,
-    connection_token_invalidate,
-    number_configured,
-    pipeline_enqueue,
-)
-from .signup import COEXISTENCE_FINISH, OnboardingError
+from .coexistence import sync_both
+from .connections import connection_mark_connected, connection_token_invalidate, number_configured
+from .retries import Blocked, Retry, pipeline_failed, pipeline_retry_later, pipeline_settled
+from .signup import COEXISTENCE_FINISH
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)
-SYNC_WINDOW = timedelta(hours=24)
 # Meta allows 10 register calls per number per 72 h; we never spend more than 3 automatically.
 MAX_REGISTRATION_ATTEMPTS = 3
 
 
-class Blocked(Exception):
-    """The pipeline cannot go on without a person (support, or the admin choosing a number)."""
+def lock_seconds() -> int:
+    """A run's hold on the connection, renewed at every step; never longer than the stall
+    time, so the sweep is never held back by a dead worker's lock."""
+    return max(1, min(settings.WHATSAPP_PIPELINE_LOCK_SECONDS,
+                      settings.WHATSAPP_PIPELINE_STALL_SECONDS))
 
 
-class Retry(Exception):
-    """A transient failure: run the pipeline again later."""
-
-
-def _claim(connection_id) -> bool:
+def _claim(connection_id, *, scheduled: bool) -> bool:
     now = timezone.now()
-    return bool(
-        Connection.objects.filter(pk=connection_id)
-        .filter(Q(pipeline_locked_until__isnull=True) | Q(pipeline_locked_until__lte=now))
-        .update(pipeline_locked_until=now + LEASE)
-    )
+    claimable = Connection.objects.filter(pk=connection_id).filter(
+        Q(pipeline_locked_until__isnull=True) | Q(pipeline_locked_until__lte=now))
+    if scheduled:
+        # A sweep's or a retry's run waits for the attempt the schedule says (1 s of leeway
+        # for Celery's countdown); a person's or Meta's trigger runs at once.
+        claimable = claimable.filter(Q(pipeline_next_attempt_at__isnull=True)
+                                     | Q(pipeline_next_attempt_at__lte=now + timedelta(seconds=1)))
+    return bool(claimable.update(pipeline_locked_until=now + timedelta(seconds=lock_seconds())))
 
 
-def pipeline_run(connection_id) -> str:
+def pipeline_run(connection_id, *, scheduled: bool = False) -> str:
     """Runs what is left of a connection's pipeline. Returns done, awaiting_phone_selection,
-    retry, blocked, token_invalid, busy or skipped."""
-    if not _claim(connection_id):
+    retry (another attempt is scheduled), error (no attempt left, or a person must act),
+    token_invalid, busy or skipped."""
+    if not _claim(connection_id, scheduled=scheduled):
         return "busy"
     try:
         connection = Connection.objects.select_related("organization").get(pk=connection_id)
@@ -65,30 +59,33 @@ def pipeline_run(connection_id) -> str:
                 or connection.status == Connection.Status.DISCONNECTED):
             return "skipped"
         try:
-            return _run(connection)
+            outcome = _run(connection)
         except GraphError as exc:
             if exc.is_credential_error:
                 connection_token_invalidate(connection, reason=str(exc))
                 _note(connection, step=connection.pipeline_step, error=str(exc))
                 return "token_invalid"
-            _note(connection, step=connection.pipeline_step, error=str(exc))
-            return "retry" if exc.is_transient else "blocked"
+            if exc.is_transient:
+                return pipeline_retry_later(connection, "meta_unavailable", str(exc))
+            return pipeline_failed(connection, "meta_refused", str(exc))
         except Retry as exc:
-            _note(connection, step=connection.pipeline_step, error=str(exc))
-            return "retry"
+            return pipeline_retry_later(connection, exc.code, exc.detail)
         except Blocked as exc:
-            _note(connection, step=connection.pipeline_step, error=str(exc))
-            return "blocked"
+            return pipeline_failed(connection, exc.code, exc.detail)
+        pipeline_settled(connection)
+        return outcome
     finally:
         Connection.objects.filter(pk=connection_id).update(pipeline_locked_until=None)
 
 
 def _note(connection: Connection, *, step: str, error: str = "") -> None:
-    # updated_at too: a connection whose pipeline moves is not stalled (the dashboard's tile).
+    # updated_at too: a connection whose pipeline moves is not stalled (the sweep, the
+    # dashboard's tile); the lock is renewed, so only a dead run's lock ever runs out.
+    now = timezone.now()
     connection.pipeline_step, connection.pipeline_error = step, error[:2000]
-    Connection.objects.filter(pk=connection.pk).update(pipeline_step=step,
-                                                       pipeline_error=error[:2000],
-                                                       updated_at=timezone.now())
+    Connection.objects.filter(pk=connection.pk).update(
+        pipeline_step=step, pipeline_error=error[:2000], updated_at=now,
+        pipeline_locked_until=now + timedelta(seconds=lock_seconds()))
 
 
 def _run(connection: Connection) -> str:
@@ -106,7 +103,7 @@ def _run(connection: Connection) -> str:
                                                  PhoneNumber.Status.CONFIGURED)]
     if not chosen:
         if not phone_numbers:
-            raise Blocked("A WABA ainda não tem número de telefone.")
+            raise Blocked("no_phone_number", "The WABA has no phone number yet.")
         connection.status = Connection.Status.AWAITING_PHONE_SELECTION
         connection.save(update_fields=["status", "updated_at"])
         _note(connection, step="awaiting_phone_selection")
@@ -118,6 +115,8 @@ def _run(connection: Connection) -> str:
 
     if any(c.status == PhoneNumber.Status.CONFIGURED for c in chosen):
         connection_mark_connected(connection)
+    else:
+        _registration_refused(chosen)
     _note(connection, step="done")
     return "done"
 
@@ -131,14 +130,15 @@ def _ensure_token(connection: Connection) -> str:
         return connection.get_access_token()
     # Hosted ES: no browser code, so fetch the business token with our system user token.
     if not settings.META_SYSTEM_USER_TOKEN:
-        raise Blocked("Sem token: configure META_SYSTEM_USER_TOKEN ou reconecte pelo pop-up.")
+        raise Blocked("no_system_user_token",
+                      "No token: META_SYSTEM_USER_TOKEN is not set (Hosted ES).")
     if not connection.owner_business_proven:
         # Only a business Meta named as the WABA's owner may get its token fetched for us.
-        raise Blocked("Sem owner_business_id comprovado pela Meta para buscar o token do "
-                      "cliente.")
+        raise Blocked("owner_business_unproven",
+                      "No owner business proven by Meta to fetch the customer's token for.")
     token = GraphClient().system_user_access_token(connection.owner_business_id)
     if not token:
-        raise Retry("system_user_access_tokens returned no token")
+        raise Retry("token_fetch_failed", "system_user_access_tokens returned no token")
     connection.store_token(token, source="system_user")
     return token
 
@@ -200,16 +200,23 @@ def _configure_number(connection: Connection, config: PhoneNumber, client: Graph
         # Coexistence numbers are already registered on the phone: never call /register.
         config.registration_status = PhoneNumber.RegistrationStatus.NOT_NEEDED
         _set_config_configured(config)
-        deadline = sync_deadline(connection)
-        _request_sync(
-            config, client, kind="contacts", sync_type="smb_app_state_sync", deadline=deadline
-        )
-        if config.contacts_sync_status == PhoneNumber.SyncStatus.REQUESTED:
-            _request_sync(config, client, kind="history", sync_type="history", deadline=deadline)
+        sync_both(connection, config, client)
         return
     _register(config, client)
     if config.registration_status == PhoneNumber.RegistrationStatus.REGISTERED:
         _set_config_configured(config)
+
+
+def _registration_refused(chosen: list[PhoneNumber]) -> None:
+    """No chosen number could be registered and Meta said no (not a transient failure): a
+    person must act, so the connection goes to `error` instead of `connecting` forever."""
+    R = PhoneNumber.RegistrationStatus
+    refused = [c for c in chosen if c.registration_status in (R.BLOCKED, R.FAILED)]
+    if not refused or len(refused) < len(chosen):
+        return
+    blocked = any(c.registration_status == R.BLOCKED for c in refused)
+    raise Blocked("133016" if blocked else "registration_failed",
+                  "; ".join(c.registration_error for c in refused if c.registration_error))
 
 
 def _set_config_configured(config: PhoneNumber) -> None:
@@ -217,101 +224,6 @@ def _set_config_configured(config: PhoneNumber) -> None:
         config.status = PhoneNumber.Status.CONFIGURED
         config.save(update_fields=["status", "registration_status", "updated_at"])
         number_configured(config)
-
-
-def _request_sync(
-    config: PhoneNumber, client: GraphClient, *, kind: str, sync_type: str, deadline
-) -> None:
-    """Calls smb_app_data once. The row is marked `requesting` before the call, so a crash in
-    the middle leaves a visible `unknown` for support instead of a blind second request."""
-    status_field = f"{kind}_sync_status"
-    current = getattr(config, status_field)
-    S = PhoneNumber.SyncStatus
-    if current == S.REQUESTING:
-        _set_sync(
-            config, kind, S.UNKNOWN, error="Interrompido durante a chamada; confirme com a Meta."
-        )
-        return
-    if current not in (S.NOT_NEEDED, S.PENDING):
-        return
-    if timezone.now() > deadline:
-        _set_sync(config, kind, S.EXPIRED, error="Janela de 24 h para sincronizar expirou.")
-        return
-    claimed = PhoneNumber.objects.filter(
-        pk=config.pk, **{f"{status_field}__in": [S.NOT_NEEDED, S.PENDING]}
-    ).update(**{status_field: S.REQUESTING})
-    if not claimed:
-        config.refresh_from_db()
-        return
-    try:
-        request_id = client.smb_app_data(config.phone_number_id, sync_type)
-    except GraphError as exc:
-        if exc.status == 0:
-            _set_sync(config, kind, S.UNKNOWN, error=str(exc))
-            return
-        if exc.is_transient:
-            # Meta answered with an error, so it did not accept the request: safe to ask again.
-            _set_sync(config, kind, S.PENDING, error=str(exc))
-            raise
-        _set_sync(config, kind, S.FAILED, error=str(exc))
-        return
-    setattr(config, f"{kind}_sync_request_id", request_id)
-    setattr(config, f"{kind}_sync_requested_at", timezone.now())
-    _set_sync(
-        config, kind, S.REQUESTED, extra=[f"{kind}_sync_request_id", f"{kind}_sync_requested_at"]
-    )
-
-
-def sync_deadline(connection: Connection):
-    """Meta accepts smb_app_data only within 24 h of the onboarding."""
-    return (connection.connected_at or connection.created_at) + SYNC_WINDOW
-
-
-@transaction.atomic
-def sync_rerequest(*, phone_number_id: int, actor, request=None) -> list[str]:
-    """Support asks again for a coexistence sync Meta refused (status `failed`), while Meta
-    still allows it: within the 24 h window and only if Meta never accepted a request of
-    that kind (no request id). The pipeline then makes the request. Returns the kinds."""
-    config = (PhoneNumber.objects.select_for_update(of=("self",))
-              .select_related("connection__organization").get(pk=phone_number_id))
-    connection, S = config.connection, PhoneNumber.SyncStatus
-    label = config.display_phone_number or config.phone_number_id
-    kinds = [k for k in ("contacts", "history") if getattr(config, f"{k}_sync_status") == S.FAILED]
-    if not kinds:
-        raise OnboardingError("sync_not_failed", _(
-            "%(number)s: no failed sync to request again.") % {"number": label})
-    if connection.status == Connection.Status.DISCONNECTED or connection.organization_id is None:
-        raise OnboardingError("connection_not_found", _(
-            "%(number)s: the connection is disconnected or has no organization.")
-            % {"number": label})
-    if any(getattr(config, f"{k}_sync_request_id") for k in kinds):
-        raise OnboardingError("sync_already_requested", _(
-            "%(number)s: Meta already accepted a request of this sync; it allows only one.")
-            % {"number": label})
-    if timezone.now() > sync_deadline(connection):
-        raise OnboardingError("sync_window_closed", _(
-            "%(number)s: Meta allows the sync only within 24 hours of the onboarding; the "
-            "window closed.") % {"number": label})
-    for kind in kinds:
-        setattr(config, f"{kind}_sync_status", S.PENDING)
-    config.sync_error = ""
-    config.save(update_fields=[*(f"{k}_sync_status" for k in kinds), "sync_error",
-                               "updated_at"])
-    audit_record(
-        action=AuditLog.Action.SYNC_REREQUESTED, organization=connection.organization,
-        actor=actor, request=request, target=f"waba:{connection.waba_id}",
-        metadata={"phone_number_id": config.phone_number_id, "kinds": kinds},
-    )
-    pipeline_enqueue(connection.pk)
-    return kinds
-
-
-def _set_sync(
-    config: PhoneNumber, kind: str, status: str, *, error: str = "", extra: list[str] | None = None
-) -> None:
-    setattr(config, f"{kind}_sync_status", status)
-    config.sync_error = error[:2000]
-    config.save(update_fields=[f"{kind}_sync_status", "sync_error", "updated_at", *(extra or [])])
 
 
 def _register(config: PhoneNumber, client: GraphClient) -> None:

@@ -48,8 +48,10 @@ def whatsapp_settings(request: HttpRequest) -> HttpResponse:
             organization=organization, user=request.user,
         )
         signup_enabled = signup_enabled_for(organization)
+        status = connection_status_for(organization)
         context.update(
-            status=connection_status_for(organization),
+            status=status,
+            any_connected=any(c["status"] == "connected" for c in status["connections"]),
             signup_enabled=signup_enabled,
             page_config=_page_config(request, organization, signup_enabled,
                                      can_manage=is_org_admin(request)),
@@ -83,5 +85,21 @@ def _page_config(request: HttpRequest, organization, signup_enabled: bool, *,
             "connect": _("Connect WhatsApp"),
             "connecting": _("Connecting…"),
             "genericError": _("Something went wrong. Please try again."),
+            "connectAgain": _("Connect through Meta's window"),
+            # {attempt}, {max}, {time}: the next automatic attempt of a failing setup step.
+            "retrying": _("Meta did not answer. We try again by ourselves at {time} (attempt "
+                          "{attempt} of {max})."),
+            "quality": _("Quality: {quality}"),
+            "qualities": {"GREEN": _("high"), "YELLOW": _("medium"), "RED": _("low")},
+            "limit": _("Messaging limit: {limit}"),
+            "coexistence": _("WhatsApp Business app on the phone"),
+            "contacts": _("Contacts: {state}"),
+            "history": _("History: {state}"),
+            "historyPercent": _("History: {percent}% imported"),
+            "syncStates": {"pending": _("waiting"), "running": _("syncing"),
+                           "requested": _("requested from Meta"), "done": _("done"),
+                           "declined": _("not shared by the business"),
+                           "failed": _("failed (support was alerted)")},
+            "disconnectThis": _("Disconnect this number"),
         },
     }
