@@ -30,6 +30,13 @@ class AuditLog(models.Model):
         ONBOARDING_CANCELLED = "ONBOARDING_CANCELLED", _("Onboarding cancelled by support")
         PIPELINE_RESUMED = "PIPELINE_RESUMED", _("Pipeline resumed by support")
         SYNC_REREQUESTED = "SYNC_REREQUESTED", _("Coexistence sync requested again")
+        CONTACT_EXPORTED = "CONTACT_EXPORTED", _("Lead data exported")
+        CONTACT_ERASURE_REQUESTED = "CONTACT_ERASURE_REQUESTED", _("Lead erasure requested")
+        CONTACT_ERASED = "CONTACT_ERASED", _("Lead erased")
+        DATA_DELETION_REQUESTED = "DATA_DELETION_REQUESTED", _(
+            "Data deletion requested through Meta")
+        DATA_DELETION_COMPLETED = "DATA_DELETION_COMPLETED", _(
+            "Data deletion through Meta completed")
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,
