@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.http import HttpResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
@@ -95,6 +96,12 @@ class NumberUsageAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("organization")
+
+    def get_urls(self):
+        # A report: only the list (the number itself is under Números de telefone).
+        info = self.opts.app_label, self.opts.model_name
+        return [path("", self.admin_site.admin_view(self.changelist_view),
+                     name="%s_%s_changelist" % info)]
 
     @admin.display(description=_("free service tier used"))
     def free_tier_used(self, obj) -> str:
