@@ -17,7 +17,10 @@ from audit.models import AuditLog
 from tests.factories import MembershipFactory, OutboundMessageFactory, PhoneNumberFactory
 from tests.ingest_support import deliver
 from tests.meta import change_value, load
+from tests.support import staff_client
+from whatsapp.backoffice.support import SUPPORT_GROUP, support_group_ensure
 from whatsapp.conversations import privacy
+from whatsapp.core import jobs
 from whatsapp.models import (
     Contact,
     ContactIdentity,
@@ -253,3 +256,24 @@ def test_an_erasure_killed_midway_is_resumed_by_the_sweep(api, lead, broker, mon
     assert_lead_erased(lead.pk)
     erasure.refresh_from_db()
     assert erasure.attempts == 2 and erasure.state == "done"
+
+
+def test_support_exports_and_erases_a_lead_from_the_admin(client, lead, broker,
+                                                          django_capture_on_commit_callbacks):
+    support_group_ensure()
+    support = staff_client(group=SUPPORT_GROUP)
+    changelist = "/admin/whatsapp/contact/"
+    exported = support.post(changelist, {"action": "export_selected",
+                                         "_selected_action": [lead.pk]})
+    assert exported.status_code == 200
+    assert json.loads(exported.content)[0]["contact"]["userId"] == LEAD_BSUID
+    with django_capture_on_commit_callbacks(execute=True):
+        erased = support.post(changelist, {"action": "erase_selected",
+                                           "_selected_action": [lead.pk]}, follow=True)
+    assert "1 lead agendado para exclusão" in erased.content.decode()
+    erasure = ErasureRequest.objects.get(contact_id=lead.pk)
+    assert broker.of("erase_data") == [(erasure.pk,)]
+    entry = AuditLog.objects.get(action=AuditLog.Action.CONTACT_ERASURE_REQUESTED)
+    assert entry.actor == erasure.requested_by and entry.actor.is_staff
+    # The erase task survives a killed worker: the broker keeps it until it finished.
+    assert jobs.task("erase_data").acks_late is True

@@ -34,7 +34,8 @@ def number(org):
 
 
 def send(number, wamid: str) -> OutboundMessage:
-    return OutboundMessageFactory(config=number, wamid=wamid, status=OutboundMessage.Status.ACCEPTED)
+    return OutboundMessageFactory(config=number, wamid=wamid,
+                                  status=OutboundMessage.Status.ACCEPTED)
 
 
 def status_now(client, *, wamid: str, status: str = "delivered", pricing: dict | None = None):
@@ -83,7 +84,8 @@ def test_pricing_is_stored_in_columns_and_a_message_counts_once(client, api, num
 
 
 def test_usage_is_scoped_to_the_callers_organization(client, api, number):
-    other = PhoneNumberFactory(phone_number_id="304000000000202", connection__waba_id="102000000000202")
+    other = PhoneNumberFactory(phone_number_id="304000000000202",
+                               connection__waba_id="102000000000202")
     send(other, SERVICE_WAMID)
     body = copy.deepcopy(load("messages_status_delivered.json"))
     change_value(body)["metadata"]["phone_number_id"] = "304000000000202"

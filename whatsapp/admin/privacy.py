@@ -19,6 +19,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from config.admin import ReadOnlyAdmin
 from whatsapp.conversations import privacy
@@ -101,7 +102,7 @@ class NumberUsageAdmin(ReadOnlyAdmin):
         # A report: only the list (the number itself is under Números de telefone).
         info = self.opts.app_label, self.opts.model_name
         return [path("", self.admin_site.admin_view(self.changelist_view),
-                     name="%s_%s_changelist" % info)]
+                     name="{}_{}_changelist".format(*info))]
 
     @admin.display(description=_("free service tier used"))
     def free_tier_used(self, obj) -> str:
@@ -158,6 +159,7 @@ class LeadPrivacyActions:
     def erase_selected(self, request, queryset) -> None:
         requests = [privacy.erasure_request(c, user=request.user, request=request)
                     for c in queryset.select_related("organization")]
-        self.message_user(request, _("%(n)d leads scheduled for erasure; follow them under "
-                                     "data erasure requests.") % {"n": len(requests)},
-                          level=messages.INFO)
+        self.message_user(request, ngettext(
+            "%(n)d lead scheduled for erasure; follow it under data erasure requests.",
+            "%(n)d leads scheduled for erasure; follow them under data erasure requests.",
+            len(requests)) % {"n": len(requests)}, level=messages.INFO)
