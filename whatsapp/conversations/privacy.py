@@ -26,7 +26,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -92,12 +92,20 @@ def contact_export(contact: Contact, *, user=None, request=None) -> dict:
 
 def erasure_request(contact: Contact, *, user=None, request=None) -> ErasureRequest:
     """Records the request (with what identifies the lead) and enqueues it after commit; a
-    request already open for this contact is returned instead of a second one."""
+    request already open for this contact is returned instead of a second one (a unique
+    constraint settles two at once)."""
+    try:
+        return _erasure_create(contact, user=user, request=request)
+    except IntegrityError:
+        return ErasureRequest.objects.get(kind=ErasureRequest.Kind.CONTACT, contact_id=contact.pk,
+                                          state__in=[S.PENDING, S.RUNNING])
+
+
+def _erasure_create(contact: Contact, *, user, request) -> ErasureRequest:
     with transaction.atomic():
-        open_ = (ErasureRequest.objects.select_for_update()
-                 .filter(kind=ErasureRequest.Kind.CONTACT, contact_id=contact.pk,
-                         organization_id=contact.organization_id, state__in=[S.PENDING, S.RUNNING])
-                 .first())
+        open_ = ErasureRequest.objects.filter(kind=ErasureRequest.Kind.CONTACT,
+                                              contact_id=contact.pk,
+                                              state__in=[S.PENDING, S.RUNNING]).first()
         if open_ is not None:
             return open_
         identities = list(contact.identities.values_list("kind", "value"))

@@ -70,6 +70,11 @@ class ErasureRequest(models.Model):
     class Meta:
         db_table = "whatsapp_erasure_requests"
         ordering = ["-created_at"]
+        constraints = [
+            # One open erasure per lead: asking again while it waits returns that one.
+            models.UniqueConstraint(fields=["contact_id"], name="uniq_open_contact_erasure",
+                                    condition=Q(kind="contact", state__in=["pending", "running"])),
+        ]
         verbose_name = _("data erasure request")
         verbose_name_plural = _("data erasure requests")
 
