@@ -35,6 +35,13 @@ class AuditLog(models.Model):
         WABA_FOUND_BY_RECONCILIATION = "WABA_FOUND_BY_RECONCILIATION", _(
             "WABA found by reconciliation with Meta")
         WABA_NO_LONGER_SHARED = "WABA_NO_LONGER_SHARED", _("WABA no longer shared with us")
+        CONTACT_EXPORTED = "CONTACT_EXPORTED", _("Lead data exported")
+        CONTACT_ERASURE_REQUESTED = "CONTACT_ERASURE_REQUESTED", _("Lead erasure requested")
+        CONTACT_ERASED = "CONTACT_ERASED", _("Lead erased")
+        DATA_DELETION_REQUESTED = "DATA_DELETION_REQUESTED", _(
+            "Data deletion requested through Meta")
+        DATA_DELETION_COMPLETED = "DATA_DELETION_COMPLETED", _(
+            "Data deletion through Meta completed")
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,

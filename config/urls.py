@@ -7,7 +7,9 @@ from drf_spectacular.views import SpectacularAPIView
 from ops import health
 from ops.metrics import metrics_view
 from organizations.login import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
+from whatsapp.api import privacy as privacy_api
 from whatsapp.api import staff as admin_api
+from whatsapp.pages import privacy as privacy_pages
 from whatsapp.pages import views as pages
 
 # Failed logins are throttled per account and per IP on both login pages (organizations/login.py).
@@ -16,7 +18,11 @@ admin.site.login_form = ThrottledAdminAuthenticationForm
 urlpatterns = [
     # First: it holds the webhook, most of the traffic (patterns are tried in order).
     path("api/v1/whatsapp/", include("whatsapp.urls")),
+    path("api/v1/meta/data-deletion", privacy_api.meta_data_deletion, name="meta-data-deletion"),
     path("", pages.home, name="home"),
+    path("privacidade", privacy_pages.privacy_policy, name="privacy-policy"),
+    path("privacidade/exclusao/<str:code>", privacy_pages.deletion_status,
+         name="privacy-deletion-status"),
     path("dashboard/settings/whatsapp", pages.whatsapp_settings, name="whatsapp-settings"),
     path("login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
          name="login"),

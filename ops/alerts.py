@@ -20,6 +20,7 @@ from config import ratelimit
 from config.cache import redis_client
 from whatsapp.models import Connection, Onboarding, PhoneNumber, WebhookLog
 from whatsapp.onboarding.attribution import orphans_confirm
+from whatsapp.sending.usage import month_of, numbers_over_free_tier
 from whatsapp.webhooks.intake import invalid_signatures_today
 
 from .models import AlertState
@@ -183,6 +184,21 @@ def _rate_limit_activations(now) -> None:
               details={"count": count})
 
 
+def _free_service_tier(now) -> None:
+    """A number left its free service tier this month (Meta now bills its service messages).
+
+    One key per number and month, so each number is announced once a month; last month's keys
+    resolve when the month turns (the tier starts again)."""
+    month = month_of(now)
+    _alert_each("free_tier_exceeded:", {
+        f"free_tier_exceeded:{u.phone_number_id}:{month}": _(
+            "Number %(number)s left its free service tier in %(month)s: %(delivered)d service "
+            "messages delivered (free: %(size)d); Meta now bills its service messages") % {
+            "number": u.display_phone_number or u.phone_number_id, "month": month,
+            "delivered": u.service_delivered, "size": u.free_tier_size}
+        for u in numbers_over_free_tier(now=now)})
+
+
 def _alert_each(prefix: str, current: dict[str, str]) -> None:
     """One alert per key in `current` (raised with its message); the prefix's other active
     alerts are resolved."""
@@ -227,7 +243,7 @@ def redis_check() -> bool:
 CONDITIONS = [_signup_error_rate, _no_completed_connections, _unprocessed_deliveries, _orphans,
               _tokens_expiring, _stalled_pipelines, _pipeline_errors, _failed_syncs,
               _no_longer_shared, _parked_backlog_age, _forged_signatures,
-              _rate_limit_activations]
+              _rate_limit_activations, _free_service_tier]
 
 
 def alerts_evaluate(*, now=None) -> list[dict]:

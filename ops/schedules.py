@@ -40,6 +40,8 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
                             "connections (orphans found, no longer shared)."),
     "template sync": ("whatsapp.tasks.sync_templates", {"minute": "40", "hour": "*/6"},
                       "Reads every connected WABA's message templates from Meta."),
+    "erasure sweep": ("whatsapp.tasks.sweep_erasures", 60,
+                      "Re-enqueues data-erasure requests never taken or left by a dead worker."),
 }
 
 

@@ -160,3 +160,22 @@ def reconcile_wabas() -> int:
     if not reconciliation_configured():
         return 0
     return len(wabas_reconcile().findings)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def erase_data(request_id: int) -> str:
+    """Runs one data-erasure request (a lead's LGPD erasure or Meta's data-deletion callback).
+
+    acks_late: a worker killed mid-way leaves the message to the broker, and the request row
+    stays `running` until its lease runs out, when `sweep_erasures` enqueues it again; either
+    way the run is idempotent (whatsapp/conversations/privacy.py)."""
+    from whatsapp.conversations.privacy import erasure_run
+
+    return erasure_run(request_id)
+
+
+@shared_task
+def sweep_erasures() -> int:
+    from whatsapp.conversations.privacy import erasures_sweep
+
+    return erasures_sweep()

@@ -1,6 +1,8 @@
 from django.urls import path
 
+from .api import privacy as privacy_api
 from .api import sending as sending_api
+from .api import usage as usage_api
 from .api import views
 
 app_name = "whatsapp"
@@ -20,4 +22,7 @@ urlpatterns = [
     path("messages", sending_api.messages_create, name="messages"),
     path("messages/<uuid:message_id>", sending_api.message_detail, name="message-detail"),
     path("templates", sending_api.templates_list, name="templates"),
+    path("usage", usage_api.usage, name="usage"),
+    path("contacts/<int:contact_id>/export", privacy_api.contact_export, name="contact-export"),
+    path("contacts/<int:contact_id>/erase", privacy_api.contact_erase, name="contact-erase"),
 ]

@@ -30,6 +30,7 @@ from whatsapp import urls as whatsapp_urls
 from whatsapp.models import (
     AnalyticsEvent,
     Connection,
+    ErasureRequest,
     MessageTemplate,
     Onboarding,
     OutboundMessage,
@@ -102,6 +103,11 @@ def a_queued_send(world: World) -> None:
         to=LEAD, text="Olá!")
 
 
+def a_lead(world: World) -> None:
+    connected(world)
+    world.things["contact"] = ContactFactory(organization=world.org, wa_id=LEAD)
+
+
 # --- the matrix -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
@@ -155,6 +161,15 @@ MATRIX = [
     Row("message-detail", "GET", True, a_queued_send,
         lambda w: f"{API}messages/{w.things['message'].pk}", None, 200,
         lambda w, body: body["message"]["id"] == str(w.things["message"].pk)),
+    Row("usage", "GET", False, connected, lambda w: f"{API}usage?month=2026-12", None, 200,
+        lambda w, body: body["month"] == "2026-12"),
+    Row("contact-export", "GET", False, a_lead,
+        lambda w: f"{API}contacts/{w.things['contact'].pk}/export", None, 200,
+        lambda w, body: body["contact"]["phone"] == LEAD),
+    Row("contact-erase", "POST", False, a_lead,
+        lambda w: f"{API}contacts/{w.things['contact'].pk}/erase", lambda w: {}, 202,
+        lambda w, body: ErasureRequest.objects.get(pk=body["erasure"]["id"]).contact_id
+        == w.things["contact"].pk),
 ]
 
 
@@ -181,6 +196,7 @@ def state() -> tuple:
         list(OutboundMessage.objects.order_by("pk").values_list("pk", "status")),
         AuditLog.objects.count(),
         AnalyticsEvent.objects.count(),
+        ErasureRequest.objects.count(),
     )
 
 

@@ -18,6 +18,7 @@ from whatsapp.models import (
 )
 
 from .coded import coded
+from .privacy import LeadPrivacyActions
 
 
 class ContactIdentityInline(ReadOnlyInline):
@@ -26,7 +27,7 @@ class ContactIdentityInline(ReadOnlyInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
+class ContactAdmin(LeadPrivacyActions, ReadOnlyAdmin):
     list_display = ["__str__", "organization", "wa_id", "user_id", "last_inbound_at",
                     "human_takeover_at", "in_address_book", "has_referral"]
     list_filter = ["in_address_book", "organization"]

@@ -17,8 +17,10 @@ from .conversations import (
 from .flags import AnalyticsEvent, FeatureFlag, FeatureFlagOverride
 from .numbers import PhoneNumber
 from .onboarding import Onboarding
+from .privacy import ErasureRequest
 from .sending import (
     MessageTemplate,
+    NumberUsage,
     OutboundEvent,
     OutboundMessage,
     SendMode,
@@ -32,6 +34,7 @@ __all__ = [
     "PhoneNumber",
     "Connection",
     "ConnectionQuerySet",
+    "ErasureRequest",
     "Contact",
     "ContactIdentity",
     "FeatureFlag",
@@ -41,6 +44,7 @@ __all__ = [
     "Message",
     "MessageStatus",
     "MessageTemplate",
+    "NumberUsage",
     "Onboarding",
     "OrphanConnection",
     "OutboundEvent",

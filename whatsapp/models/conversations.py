@@ -104,6 +104,7 @@ class Contact(models.Model):
         ]
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
+        permissions = [("erase_contact", _("Can export and erase leads (LGPD)"))]
 
     def __str__(self) -> str:
         return self.profile_name or self.saved_name or self.wa_id or self.user_id

@@ -240,6 +240,14 @@ class OutboundMessage(models.Model):
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
     failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+    # Meta's per-message pricing, from the statuses that carry it (a delivered status's word
+    # replaces a sent one's); one row per message, so a message is counted once.
+    pricing_billable = models.BooleanField(_("billable"), null=True, blank=True)
+    pricing_model = models.CharField(_("pricing model"), max_length=16, blank=True)
+    pricing_category = models.CharField(_("pricing category"), max_length=32, blank=True)
+    pricing_type = models.CharField(_("pricing type"), max_length=32, blank=True)
+    # Meta's time of the first status that carried pricing: the month the message counts in.
+    priced_at = models.DateTimeField(_("priced at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -261,6 +269,9 @@ class OutboundMessage(models.Model):
                 name="outbound_pending_idx",
                 condition=Q(status__in=["queued", "sending"]),
             ),
+            # The monthly usage report: priced messages of a number in a month.
+            models.Index(fields=["config", "priced_at"], name="outbound_priced_idx",
+                         condition=Q(priced_at__isnull=False)),
         ]
         verbose_name = _("outbound message")
         verbose_name_plural = _("outbound messages")
@@ -295,3 +306,12 @@ class OutboundEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{timezone.localtime(self.at):%d/%m/%Y %H:%M:%S}"
+
+
+class NumberUsage(PhoneNumber):
+    """A phone number seen through its month's priced messages (the admin's usage report)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("usage by number")
+        verbose_name_plural = _("usage by number")

@@ -24,8 +24,9 @@ class RotationResult:
 
 
 def encrypted_fields() -> list[tuple[type[models.Model], str]]:
-    return [(model, f.name) for model in apps.get_models() for f in model._meta.concrete_fields
-            if f.name.endswith("_encrypted")]
+    # Concrete models only: a proxy (NumberUsage) shares its table with the model it proxies.
+    return [(model, f.name) for model in apps.get_models() if not model._meta.proxy
+            for f in model._meta.concrete_fields if f.name.endswith("_encrypted")]
 
 
 def secrets_rotate(*, dry_run: bool = False,

@@ -58,6 +58,25 @@ def outbound_statuses_apply(organization_id, statuses: list) -> None:
                 by_wamid.setdefault(message.wamid, message)
 
 
+PRICING_FIELDS = ("pricing_billable", "pricing_model", "pricing_category", "pricing_type",
+                  "priced_at")
+
+
+def _pricing_apply(message: OutboundMessage, pricing: dict, status: str, when: datetime) -> None:
+    """Stores Meta's `pricing` in its columns. Meta bills on delivery, so a `delivered`
+    status's pricing replaces what a `sent` one said; any other status only fills a gap. The
+    month the message counts in is the time of the first status that carried pricing."""
+    if message.pricing_category and status != "delivered":
+        return
+    billable = pricing.get("billable")
+    message.pricing_billable = billable if isinstance(billable, bool) else None
+    message.pricing_model = str(pricing.get("pricing_model") or "")[:16]
+    message.pricing_category = str(pricing.get("category") or "")[:32]
+    message.pricing_type = str(pricing.get("type") or "")[:32]
+    if message.priced_at is None:
+        message.priced_at = when
+
+
 def _callback_id(item) -> uuid.UUID | None:
     data = item.biz_opaque_callback_data or ""
     if not data.startswith(CALLBACK_PREFIX):
@@ -82,6 +101,8 @@ def _status_apply(message: OutboundMessage, item) -> None:
         message.status = new
     if not message.wamid and item.wamid:
         message.wamid = item.wamid[:255]
+    if item.pricing:
+        _pricing_apply(message, item.pricing, status, when)
     if status == "failed":
         message.errors = item.errors
         codes = [e.get("code") for e in item.errors if isinstance(e.get("code"), int)]
@@ -89,7 +110,8 @@ def _status_apply(message: OutboundMessage, item) -> None:
         message.status_reason = "; ".join(str(e.get("title") or e.get("message") or "")
                                           for e in item.errors)[:2000]
     message.save(update_fields=["status", "wamid", "errors", "error_code", "status_reason",
-                                "sent_at", "delivered_at", "read_at", "failed_at", "updated_at"])
+                                "sent_at", "delivered_at", "read_at", "failed_at", "updated_at",
+                                *PRICING_FIELDS])
     if first_time:
         event_add(message, f"status_{status}", wamid=item.wamid, at=when.isoformat(),
                   **({"errors": item.errors} if item.errors else {}))

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('whatsapp', '0021_token_expiry_notices'),
+        ('whatsapp', '0014_token_expiry_notices'),
     ]
 
     operations = [
