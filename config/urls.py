@@ -8,6 +8,7 @@ from ops import health
 from ops.metrics import metrics_view
 from organizations.login import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from whatsapp.api import staff as admin_api
+from whatsapp.pages import takeover as takeover_pages
 from whatsapp.pages import views as pages
 
 # Failed logins are throttled per account and per IP on both login pages (organizations/login.py).
@@ -18,6 +19,7 @@ urlpatterns = [
     path("api/v1/whatsapp/", include("whatsapp.urls")),
     path("", pages.home, name="home"),
     path("dashboard/settings/whatsapp", pages.whatsapp_settings, name="whatsapp-settings"),
+    path("dashboard/conversations/human", takeover_pages.takeovers, name="whatsapp-takeovers"),
     path("login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -29,6 +29,12 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
     "webhook body retention": ("whatsapp.tasks.purge_webhook_bodies", {"minute": "23", "hour": "*"},
                                "Removes processed deliveries' raw bodies older than "
                                "WHATSAPP_WEBHOOK_RETENTION_DAYS (LGPD)."),
+    "lead event sweep": ("whatsapp.tasks.sweep_lead_events", 30,
+                         "Delivers lead events whose wake-up was lost (broker down, a worker "
+                         "killed mid-send) and retries due ones."),
+    "human takeover expiry": ("whatsapp.tasks.expire_human_takeovers", 300,
+                              "Hands conversations back to automation after "
+                              "WHATSAPP_HUMAN_TAKEOVER_HOURS without a phone-app message."),
     "template sync": ("whatsapp.tasks.sync_templates", {"minute": "40", "hour": "*/6"},
                       "Reads every connected WABA's message templates from Meta."),
 }

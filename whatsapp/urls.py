@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .api import sending as sending_api
+from .api import takeover as takeover_api
 from .api import views
 
 app_name = "whatsapp"
@@ -19,4 +20,6 @@ urlpatterns = [
     path("messages", sending_api.messages_create, name="messages"),
     path("messages/<uuid:message_id>", sending_api.message_detail, name="message-detail"),
     path("templates", sending_api.templates_list, name="templates"),
+    path("conversations/<int:contact_id>/hand-back", takeover_api.hand_back,
+         name="conversation-hand-back"),
 ]

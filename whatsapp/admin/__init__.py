@@ -4,4 +4,10 @@ Raw rows are read-only; actions call the same room functions as the API and the 
 Importing the package registers every ModelAdmin (Django's admin autodiscovery imports it).
 """
 
-from . import connections, conversations, onboarding, sending  # noqa: F401  (registers the ModelAdmins)
+from . import (  # noqa: F401  (registers the ModelAdmins)
+    connections,
+    conversations,
+    events,
+    onboarding,
+    sending,
+)

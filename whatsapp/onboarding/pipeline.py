@@ -19,6 +19,8 @@ from django.utils.translation import gettext as _
 from audit.models import AuditLog
 from audit.services import audit_record
 from whatsapp.core.graph import GraphClient, GraphError
+from whatsapp.events import facts
+from whatsapp.events.outbox import emit
 from whatsapp.models import Connection, PhoneNumber
 
 from .connections import (
@@ -108,7 +110,9 @@ def _run(connection: Connection) -> str:
         if not phone_numbers:
             raise Blocked("A WABA ainda não tem número de telefone.")
         connection.status = Connection.Status.AWAITING_PHONE_SELECTION
-        connection.save(update_fields=["status", "updated_at"])
+        with transaction.atomic():
+            connection.save(update_fields=["status", "updated_at"])
+            emit(facts.connection_status(connection))
         _note(connection, step="awaiting_phone_selection")
         return "awaiting_phone_selection"
 

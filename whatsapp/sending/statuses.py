@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from whatsapp.events import facts
+from whatsapp.events.outbox import emit
 from whatsapp.models import (
     OutboundMessage,
 )
@@ -93,3 +95,4 @@ def _status_apply(message: OutboundMessage, item) -> None:
     if first_time:
         event_add(message, f"status_{status}", wamid=item.wamid, at=when.isoformat(),
                   **({"errors": item.errors} if item.errors else {}))
+        emit(facts.message_status(message, status, when, item.errors))
