@@ -21,7 +21,7 @@ def event_body(event: LeadEvent) -> dict:
         "type": event.type,
         "version": SCHEMA_VERSION,
         "timestamp": iso(event.occurred_at),
-        "organization_id": event.organization_id,
+        "organization_id": str(event.organization_id),
         "conversation": event.stream,
         "sequence": event.sequence,
         "data": event.data,
