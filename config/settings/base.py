@@ -330,5 +330,5 @@ RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MI
                                                default=60)
 
 # Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
-from .operations import *  # noqa: E402,F403
 from .leads import *  # noqa: E402,F403
+from .operations import *  # noqa: E402,F403

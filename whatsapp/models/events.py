@@ -78,3 +78,6 @@ class LeadEventStream(models.Model):
         db_table = "whatsapp_lead_event_streams"
         verbose_name = _("lead event stream")
         verbose_name_plural = _("lead event streams")
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.last_sequence}"

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from organizations.services import organization_for_request
-from whatsapp.conversations.takeover import BY_TENANT, takeover_hand_back, taken_over
+from whatsapp.conversations.takeover import BY_TENANT, taken_over, takeover_hand_back
 from whatsapp.models import Contact
 
 LISTED = 200
