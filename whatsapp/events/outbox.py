@@ -24,6 +24,8 @@ TYPES = ("message.received", "contact.created", "contact.identified", "message.s
 # the dispatcher clears it before its last look, so nothing committed is left unseen.
 DOORBELL = "whatsapp:lead-events:doorbell"
 DOORBELL_SECONDS = 30
+# Rows per INSERT, streams per upsert (a history import may write thousands of events at once).
+BATCH = 500
 
 
 @dataclass
@@ -63,7 +65,7 @@ def emit(*events: Pending) -> list[LeadEvent]:
                           next_attempt_at=now if deliver == LeadEvent.Delivery.PENDING else None,
                           fanned_out=not subscribers_for(e.type))
                 for i, e in enumerate(events)]
-        LeadEvent.objects.bulk_create(rows)
+        LeadEvent.objects.bulk_create(rows, batch_size=BATCH)
     if deliver == LeadEvent.Delivery.PENDING or any(not r.fanned_out for r in rows):
         transaction.on_commit(ring)
     return rows
@@ -76,15 +78,18 @@ def _next_sequences(streams: list[str]) -> list[int]:
     for s in streams:
         counts[s] = counts.get(s, 0) + 1
     keys = sorted(counts)  # a fixed order: two transactions never lock streams crosswise
-    values = ", ".join(["(%s, %s)"] * len(keys))
-    params = [p for k in keys for p in (k, counts[k])]
+    last: dict[str, int] = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO whatsapp_lead_event_streams (key, last_sequence) VALUES " + values
-            + " ON CONFLICT (key) DO UPDATE SET last_sequence = "
-              "whatsapp_lead_event_streams.last_sequence + excluded.last_sequence"
-              " RETURNING key, last_sequence", params)
-        last = dict(cursor.fetchall())
+        for start in range(0, len(keys), BATCH):
+            batch = keys[start:start + BATCH]
+            cursor.execute(
+                "INSERT INTO whatsapp_lead_event_streams (key, last_sequence) VALUES "
+                + ", ".join(["(%s, %s)"] * len(batch))
+                + " ON CONFLICT (key) DO UPDATE SET last_sequence = "
+                  "whatsapp_lead_event_streams.last_sequence + excluded.last_sequence"
+                  " RETURNING key, last_sequence",
+                [p for k in batch for p in (k, counts[k])])
+            last.update(cursor.fetchall())
     # Hand out each stream's reserved numbers in order.
     nxt = {k: last[k] - counts[k] + 1 for k in keys}
     out = []
