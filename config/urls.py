@@ -10,6 +10,7 @@ from organizations.login import ThrottledAdminAuthenticationForm, ThrottledAuthe
 from whatsapp.api import privacy as privacy_api
 from whatsapp.api import staff as admin_api
 from whatsapp.pages import privacy as privacy_pages
+from whatsapp.pages import takeover as takeover_pages
 from whatsapp.pages import views as pages
 
 # Failed logins are throttled per account and per IP on both login pages (organizations/login.py).
@@ -24,6 +25,7 @@ urlpatterns = [
     path("privacidade/exclusao/<str:code>", privacy_pages.deletion_status,
          name="privacy-deletion-status"),
     path("dashboard/settings/whatsapp", pages.whatsapp_settings, name="whatsapp-settings"),
+    path("dashboard/conversations/human", takeover_pages.takeovers, name="whatsapp-takeovers"),
     path("login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

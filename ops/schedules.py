@@ -38,6 +38,12 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
     "WABA reconciliation": ("whatsapp.tasks.reconcile_wabas", {"minute": "47", "hour": "*"},
                             "Compares the WABAs shared with our partner business with our "
                             "connections (orphans found, no longer shared)."),
+    "lead event sweep": ("whatsapp.tasks.sweep_lead_events", 30,
+                         "Delivers lead events whose wake-up was lost (broker down, a worker "
+                         "killed mid-send) and retries due ones."),
+    "human takeover expiry": ("whatsapp.tasks.expire_human_takeovers", 300,
+                              "Hands conversations back to automation after "
+                              "WHATSAPP_HUMAN_TAKEOVER_HOURS without a phone-app message."),
     "template sync": ("whatsapp.tasks.sync_templates", {"minute": "40", "hour": "*/6"},
                       "Reads every connected WABA's message templates from Meta."),
     "erasure sweep": ("whatsapp.tasks.sweep_erasures", 60,

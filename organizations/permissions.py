@@ -7,6 +7,7 @@ its user's role in the token's organization):
     read connection status, check-connection, phone numbers   yes     yes
     list templates, read a send and its trail                 yes     yes
     send messages (within the sending rules)                  yes     yes
+    hand a conversation back to automation                    yes     yes
     mint onboarding links (onboarding-url), signup callback   yes     no
     connect, disconnect, select the phone number              yes     no
     manage the sending policy                                 yes     no

@@ -179,3 +179,49 @@ def sweep_erasures() -> int:
     from whatsapp.conversations.privacy import erasures_sweep
 
     return erasures_sweep()
+
+
+@shared_task
+def deliver_lead_events() -> int:
+    """Hands new lead events to the subscribers' tasks and POSTs due ones to LEAD_EVENTS_URL,
+    in order per conversation (whatsapp/events/delivery.py)."""
+    from whatsapp.events.delivery import dispatch
+
+    return dispatch()
+
+
+@shared_task
+def sweep_lead_events() -> int:
+    """Beat: events whose wake-up was lost (broker down, a worker killed mid-send)."""
+    from whatsapp.events.delivery import sweep
+
+    return sweep()
+
+
+@shared_task(bind=True, max_retries=None)
+def run_lead_event_subscriber(self, event_id: str, path: str) -> bool:
+    """One subscriber with one event; its own retries, so it never holds up anything else."""
+    from whatsapp.events.subscribers import subscriber_run
+    from whatsapp.models import LeadEvent
+
+    event = LeadEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return False
+    try:
+        return subscriber_run(event, path)
+    except Exception as exc:
+        if (settings.CELERY_TASK_ALWAYS_EAGER
+                or self.request.retries >= settings.LEAD_EVENT_SUBSCRIBER_RETRIES):
+            logger.exception("Lead event subscriber %s gave up on event %s", path, event_id)
+            return False
+        logger.warning("Lead event subscriber %s failed on event %s; retrying", path, event_id)
+        raise self.retry(countdown=min(3600, 10 * 2**self.request.retries), exc=exc) from exc
+
+
+@shared_task
+def expire_human_takeovers() -> int:
+    """Beat: conversations with no phone-app message for WHATSAPP_HUMAN_TAKEOVER_HOURS go back
+    to automation."""
+    from whatsapp.conversations.takeover import takeovers_expire
+
+    return takeovers_expire()

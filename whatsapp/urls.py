@@ -2,6 +2,7 @@ from django.urls import path
 
 from .api import privacy as privacy_api
 from .api import sending as sending_api
+from .api import takeover as takeover_api
 from .api import usage as usage_api
 from .api import views
 
@@ -25,4 +26,6 @@ urlpatterns = [
     path("usage", usage_api.usage, name="usage"),
     path("contacts/<int:contact_id>/export", privacy_api.contact_export, name="contact-export"),
     path("contacts/<int:contact_id>/erase", privacy_api.contact_erase, name="contact-erase"),
+    path("conversations/<int:contact_id>/hand-back", takeover_api.hand_back,
+         name="conversation-hand-back"),
 ]

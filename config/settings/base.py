@@ -339,6 +339,7 @@ from .pipeline import *  # noqa: E402,F403
 # Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
 # Usage/pricing and data protection (free service tier, erasure lease).
 from .compliance import *  # noqa: E402,F403
+from .leads import *  # noqa: E402,F403
 from .operations import *  # noqa: E402,F403
 
 # What the tenant is told and when: stalled onboardings, token-expiry notices.

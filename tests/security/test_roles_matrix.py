@@ -31,6 +31,7 @@ from whatsapp.models import (
     AnalyticsEvent,
     Connection,
     ErasureRequest,
+    Contact,
     MessageTemplate,
     Onboarding,
     OutboundMessage,
@@ -96,6 +97,11 @@ def ready_to_send(world: World) -> None:
     ContactIdentityFactory(contact=contact, kind="phone", value=LEAD)
 
 
+def a_taken_over_lead(world: World) -> None:
+    world.things["lead"] = ContactFactory(organization=world.org,
+                                          human_takeover_at=timezone.now() - timedelta(hours=1))
+
+
 def a_queued_send(world: World) -> None:
     ready_to_send(world)
     world.things["message"] = OutboundMessage.objects.create(
@@ -158,6 +164,10 @@ MATRIX = [
                    "template": {"use": "confirmacao", "parameters": ["Mariana", "amanhã"]}}, 202,
         lambda w, body: OutboundMessage.objects.get(pk=body["message"]["id"]).status
         == OutboundMessage.Status.QUEUED),
+    Row("conversation-hand-back", "POST", True, a_taken_over_lead,
+        lambda w: f"{API}conversations/{w.things['lead'].pk}/hand-back", lambda w: {}, 200,
+        lambda w, body: body["conversation"]["humanTakeover"] is False
+        and not Contact.objects.get(pk=w.things["lead"].pk).taken_over),
     Row("message-detail", "GET", True, a_queued_send,
         lambda w: f"{API}messages/{w.things['message'].pk}", None, 200,
         lambda w, body: body["message"]["id"] == str(w.things["message"].pk)),

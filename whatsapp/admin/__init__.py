@@ -7,6 +7,7 @@ Importing the package registers every ModelAdmin (Django's admin autodiscovery i
 from . import (  # noqa: F401  (registers the ModelAdmins)
     connections,
     conversations,
+    events,
     onboarding,
     privacy,
     sending,

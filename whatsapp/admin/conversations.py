@@ -29,7 +29,7 @@ class ContactIdentityInline(ReadOnlyInline):
 @admin.register(Contact)
 class ContactAdmin(LeadPrivacyActions, ReadOnlyAdmin):
     list_display = ["__str__", "organization", "wa_id", "user_id", "last_inbound_at",
-                    "human_takeover_at", "in_address_book", "has_referral"]
+                    "human_takeover_at", "handed_back_at", "in_address_book", "has_referral"]
     list_filter = ["in_address_book", "organization"]
     search_fields = ["user_id", "wa_id", "username", "profile_name", "saved_name",
                      "identities__value"]

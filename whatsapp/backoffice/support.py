@@ -7,7 +7,7 @@ SUPPORT_GROUP = "Suporte"
 SUPPORT_APPS = ["organizations", "audit", "whatsapp", "ops", "django_celery_beat"]
 SUPPORT_ACTIONS = ["whatsapp.claim_orphan", "whatsapp.operate_connection",
                    "whatsapp.operate_onboarding", "whatsapp.replay_webhooklog",
-                   "whatsapp.erase_contact"]
+                   "whatsapp.erase_contact", "whatsapp.replay_leadevent"]
 
 
 def support_group_ensure(**kwargs) -> Group:

@@ -14,6 +14,8 @@ from whatsapp.core.payloads import (
     Party,
 )
 from whatsapp.core.phones import normalize_phone
+from whatsapp.events import facts
+from whatsapp.events.outbox import emit
 from whatsapp.models import (
     Contact,
     ContactIdentity,
@@ -70,12 +72,17 @@ class ContactBook:
         self._dirty: dict[int, Contact] = {}
         # Field values as loaded (or created), so save() writes only what changed.
         self._as_loaded: dict[int, dict] = {}
+        # Lead events, written by save(): leads created, and identities changed (pk →
+        # (phone, BSUID) before the first change, contacts merged into it).
+        self._created: dict[int, Contact] = {}
+        self._identified: dict[int, tuple[tuple[str, str], set[int]]] = {}
 
     def resolve(self, sightings: list[Sighting]) -> None:
         sightings = [s for s in sightings if s.keys]
         if not sightings:
             return
-        dirty = dict(self._dirty)
+        dirty, created = dict(self._dirty), dict(self._created)
+        identified = {pk: (before, set(ids)) for pk, (before, ids) in self._identified.items()}
         try:
             self._resolve(sightings)
         except IntegrityError:
@@ -83,7 +90,7 @@ class ContactBook:
             # leads first; its identities are committed now, so a second pass finds them.
             logger.info("Lead created concurrently in organization %s; resolving again",
                         self.organization_id)
-            self._dirty = dirty
+            self._dirty, self._created, self._identified = dirty, created, identified
             self._resolve(sightings)
 
     def _resolve(self, sightings: list[Sighting]) -> None:
@@ -109,6 +116,7 @@ class ContactBook:
                 contact = contacts[ids[0]]
                 if len(ids) > 1:
                     losers = [contacts[i] for i in ids[1:]]
+                    self._note_identity(contact, merged=[c.pk for c in losers])
                     contact = contacts_merge(contact, losers)
                     merged_into.update({loser.pk: contact for loser in losers})
                     refresh[contact.pk] = contact
@@ -143,6 +151,7 @@ class ContactBook:
                     batch_size=BATCH,
                 )
         self._as_loaded.update((c.pk, _contact_values(c)) for c in new_contacts)
+        self._created.update((c.pk, c) for c in new_contacts)
         older = [i for k, i in known.items() if k in first_seen and first_seen[k]
                  and (i.first_seen_at is None or first_seen[k] < i.first_seen_at)]
         for identity in older:
@@ -151,7 +160,16 @@ class ContactBook:
             refresh[self.by_key[key].pk] = self.by_key[key]
         ContactIdentity.objects.bulk_update(older, ["first_seen_at"], batch_size=BATCH)
         for contact in refresh.values():
-            contact.refresh_identity()
+            self.refresh(contact)
+
+    def refresh(self, contact: Contact) -> None:
+        """Recomputes the contact's current BSUID and phone; a change is a lead event."""
+        self._note_identity(contact)
+        contact.refresh_identity()
+
+    def _note_identity(self, contact: Contact, merged: list[int] = ()) -> None:
+        before, ids = self._identified.get(contact.pk, ((contact.wa_id, contact.user_id), set()))
+        self._identified[contact.pk] = (before, ids | set(merged))
 
     def get(self, party: Party) -> Contact | None:
         if party.user_id and (ContactIdentity.Kind.USER_ID, party.user_id) in self.by_key:
@@ -175,6 +193,7 @@ class ContactBook:
                 fields |= diff
                 self._as_loaded[contact.pk] = now
         self._dirty.clear()
+        self._emit_events()
         if not changed:
             return
         # update()/bulk_update() skip auto_now: leads are listed newest-activity first.
@@ -187,6 +206,24 @@ class ContactBook:
                 **{f: getattr(changed[0], f) for f in fields})
         else:
             Contact.objects.bulk_update(changed, sorted(fields), batch_size=BATCH)
+
+    def _emit_events(self) -> None:
+        """contact.created for new leads, contact.identified for a changed phone or BSUID
+        (or a merge), in the delivery's transaction."""
+        alive = {c.pk: c for c in self.by_key.values()}
+        pending = [facts.contact_created(alive[pk]) for pk in sorted(self._created)
+                   if pk in alive]
+        for pk, ((phone, user_id), merged) in sorted(self._identified.items()):
+            contact = alive.get(pk)
+            if contact is None or pk in self._created:
+                continue
+            if merged or (contact.wa_id, contact.user_id) != (phone, user_id):
+                pending.append(facts.contact_identified(
+                    contact, previous_phone=phone, previous_user_id=user_id,
+                    merged_contact_ids=sorted(merged)))
+        self._created.clear()
+        self._identified.clear()
+        emit(*pending)
 
     def _load_identities(self, keys: set[Key]) -> dict[Key, ContactIdentity]:
         found: dict[Key, ContactIdentity] = {}
@@ -258,6 +295,7 @@ def contacts_merge(winner: Contact, losers: list[Contact]) -> Contact:
             winner.note_inbound(loser.referral_at, loser.referral)
         if loser.human_takeover_at:
             winner.note_takeover(loser.human_takeover_at)
+        winner.handed_back_at = later(winner.handed_back_at, loser.handed_back_at)
         if loser.in_address_book is not None:
             winner.note_address_book(loser.address_book_at, loser.in_address_book,
                                      loser.saved_name)
@@ -281,4 +319,4 @@ def contacts_change_user_id(book: ContactBook, *, previous: str, current: str, w
     if when and (identity.superseded_at is None or when < identity.superseded_at):
         identity.superseded_at = when
         identity.save(update_fields=["superseded_at"])
-    book.get(Party(user_id=current)).refresh_identity()
+    book.refresh(book.get(Party(user_id=current)))

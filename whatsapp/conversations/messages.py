@@ -17,6 +17,8 @@ from whatsapp.core.payloads import (
     WaMessage,
 )
 from whatsapp.core.phones import at
+from whatsapp.events import facts
+from whatsapp.events.outbox import emit
 from whatsapp.models import (
     Contact,
     Message,
@@ -192,7 +194,7 @@ def messages_ingest(route_: Route, value: MessagesValue) -> None:
     rows = [message_row(route_, m, direction=Message.Direction.INBOUND,
                      source=Message.Source.CLOUD_API, contact=book.get(p), fallback=now)
             for m, p in inbound]
-    messages_store(route_, rows)
+    new = messages_store(route_, rows)
     for m, p in inbound:
         contact = book.get(p)
         when = at(m.timestamp, now)
@@ -202,7 +204,25 @@ def messages_ingest(route_: Route, value: MessagesValue) -> None:
             contact.note_inbound(when, m.referral)
             book.mark(contact)
     book.save()
+    _emit_received(new)
     statuses_ingest(route_, [s for s, _ in statuses], now)
+
+
+def _emit_received(new: list[Message]) -> None:
+    """message.received for each lead message stored for the first time (system notices are
+    identity changes: contact.identified says those)."""
+    new = [m for m in new if m.contact is not None and m.type != "system"]
+    if not new:
+        return
+    ids = dict(Message.objects.filter(wamid__in=[m.wamid for m in new])
+               .values_list("wamid", "pk"))
+    for m in new:
+        m.pk = ids.get(m.wamid)
+    emit(*(facts.message_received(m, m.contact) for m in sorted(new, key=_arrival)))
+
+
+def _arrival(m: Message) -> tuple:
+    return (m.timestamp, m.wamid)
 
 
 def _system_message(book: ContactBook, m: WaMessage, party: Party, when: datetime) -> None:
@@ -254,9 +274,15 @@ def echoes_ingest(route_: Route, value: MessagesValue) -> None:
                      source=Message.Source.PHONE_APP, contact=book.get(p), fallback=now)
             for m, p in echoes]
     messages_store(route_, rows)
+    taken = {}
     for m, p in echoes:
         contact = book.get(p)
         if contact is not None:
+            was = contact.taken_over
             contact.note_takeover(at(m.timestamp, now))
+            if contact.taken_over and not was:
+                taken[contact.pk] = contact
             book.mark(contact)
     book.save()
+    # A person answered on the phone app: automation stays quiet until it is handed back.
+    emit(*(facts.human_takeover(c, c.human_takeover_at) for _, c in sorted(taken.items())))

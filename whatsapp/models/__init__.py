@@ -14,6 +14,7 @@ from .conversations import (
     Message,
     MessageStatus,
 )
+from .events import LeadEvent, LeadEventStream
 from .flags import AnalyticsEvent, FeatureFlag, FeatureFlagOverride
 from .numbers import PhoneNumber
 from .onboarding import Onboarding
@@ -41,6 +42,8 @@ __all__ = [
     "FeatureFlagOverride",
     "HistoryChunk",
     "HistorySync",
+    "LeadEvent",
+    "LeadEventStream",
     "Message",
     "MessageStatus",
     "MessageTemplate",

@@ -87,6 +87,10 @@ class Contact(models.Model):
     last_inbound_at = models.DateTimeField(_("last inbound message at"), null=True, blank=True)
     # A person answered from the phone app: automation must stay quiet.
     human_takeover_at = models.DateTimeField(_("answered by a person at"), null=True, blank=True)
+    # The tenant or the timeout gave the conversation back to automation (whatsapp.events);
+    # a later echo takes it over again.
+    handed_back_at = models.DateTimeField(_("handed back to automation at"), null=True,
+                                          blank=True)
     # Click-to-WhatsApp ad that brought the lead (earliest referral seen).
     referral = models.JSONField(_("ad referral"), null=True, blank=True)
     referral_at = models.DateTimeField(_("referral at"), null=True, blank=True)
@@ -152,6 +156,12 @@ class Contact(models.Model):
             self.last_inbound_at = when
         if referral and (self.referral_at is None or when < self.referral_at):
             self.referral, self.referral_at = referral, when
+
+    @property
+    def taken_over(self) -> bool:
+        """A person answered from the phone app after the last hand-back."""
+        return bool(self.human_takeover_at and (self.handed_back_at is None
+                                                or self.human_takeover_at > self.handed_back_at))
 
     def note_takeover(self, when: datetime) -> None:
         if self.human_takeover_at is None or when > self.human_takeover_at:

@@ -12,6 +12,8 @@ from audit.services import audit_record
 from organizations.models import Organization
 from whatsapp.core import jobs
 from whatsapp.core.graph import GraphClient, GraphError
+from whatsapp.events import facts
+from whatsapp.events.outbox import emit
 from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber, WebhookLog
 
 from .analytics import analytics_record
@@ -28,7 +30,9 @@ def connection_bind(connection: Connection, *, via: str, actor=None, actor_label
     connection.status = Connection.Status.CONNECTING
     connection.connected_at = timezone.now()
     connection.error_message = ""
-    connection.save()
+    with transaction.atomic():
+        connection.save()
+        emit(facts.connection_status(connection, via))
     audit_record(
         action=AuditLog.Action.WHATSAPP_CONNECTED, organization=connection.organization,
         actor=actor, actor_label=actor_label, request=request,
@@ -59,10 +63,13 @@ def pipeline_resume(*, connection_id, actor, request=None) -> Connection:
 def connection_token_invalidate(connection: Connection, *, reason: str,
                                 actor_label: str = "system") -> bool:
     """Marks the token invalid (the tenant is asked to reconnect); audits once per transition."""
-    changed = Connection.objects.filter(pk=connection.pk).exclude(
-        token_status=Connection.TokenStatus.INVALID
-    ).update(token_status=Connection.TokenStatus.INVALID, token_checked_at=timezone.now())
-    connection.token_status = Connection.TokenStatus.INVALID
+    with transaction.atomic():
+        changed = Connection.objects.filter(pk=connection.pk).exclude(
+            token_status=Connection.TokenStatus.INVALID
+        ).update(token_status=Connection.TokenStatus.INVALID, token_checked_at=timezone.now())
+        connection.token_status = Connection.TokenStatus.INVALID
+        if changed:
+            emit(facts.connection_status(connection, "token_invalid"))
     if changed:
         audit_record(action=AuditLog.Action.TOKEN_INVALIDATED,
                      organization=connection.organization, actor_label=actor_label,
@@ -70,11 +77,14 @@ def connection_token_invalidate(connection: Connection, *, reason: str,
     return bool(changed)
 
 
+@transaction.atomic
 def connection_mark_connected(connection: Connection) -> None:
-    Connection.objects.filter(pk=connection.pk).exclude(
+    changed = Connection.objects.filter(pk=connection.pk).exclude(
         status__in=[Connection.Status.CONNECTED, Connection.Status.DISCONNECTED]
     ).update(status=Connection.Status.CONNECTED, error_message="", updated_at=timezone.now())
     connection.refresh_from_db(fields=["status", "error_message", "updated_at"])
+    if changed:
+        emit(facts.connection_status(connection))
 
 
 def number_configured(config: PhoneNumber) -> None:
@@ -108,6 +118,7 @@ def connection_select_phone(*, organization: Organization, waba_id: str,
     if connection.status == Connection.Status.AWAITING_PHONE_SELECTION:
         connection.status = Connection.Status.CONNECTING
         connection.save(update_fields=["status", "updated_at"])
+        emit(facts.connection_status(connection, "phone_selected"))
     pipeline_enqueue(connection.pk)
     return config
 
@@ -135,6 +146,7 @@ def connection_disconnect(
     PhoneNumber.objects.filter(connection=connection).update(
         registration_pin_encrypted="", status=PhoneNumber.Status.DISABLED
     )
+    emit(facts.connection_status(connection, reason))
     audit_record(
         action=AuditLog.Action.WHATSAPP_DISCONNECTED,
         organization=connection.organization,

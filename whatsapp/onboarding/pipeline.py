@@ -15,6 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from whatsapp.core.graph import GraphClient, GraphError
+from whatsapp.events import facts
+from whatsapp.events.outbox import emit
 from whatsapp.models import Connection, PhoneNumber
 
 from .coexistence import sync_both
@@ -105,7 +107,9 @@ def _run(connection: Connection) -> str:
         if not phone_numbers:
             raise Blocked("no_phone_number", "The WABA has no phone number yet.")
         connection.status = Connection.Status.AWAITING_PHONE_SELECTION
-        connection.save(update_fields=["status", "updated_at"])
+        with transaction.atomic():
+            connection.save(update_fields=["status", "updated_at"])
+            emit(facts.connection_status(connection))
         _note(connection, step="awaiting_phone_selection")
         return "awaiting_phone_selection"
 

@@ -97,8 +97,9 @@ def window_open(contact: Contact | None, now: datetime | None = None) -> bool:
 
 
 def handled_by_person(contact: Contact | None) -> bool:
-    """Someone answered this lead from the phone app: automation stays quiet for good."""
-    return bool(contact and contact.human_takeover_at)
+    """Someone answered this lead from the phone app: automation stays quiet until the
+    conversation is handed back (by the tenant, or WHATSAPP_HUMAN_TAKEOVER_HOURS later)."""
+    return bool(contact and contact.taken_over)
 
 
 def rule_broken(*, organization, to: str, contact: Contact | None, kind: str,

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from whatsapp.events import facts
+from whatsapp.events.outbox import emit
 from whatsapp.models import (
     OutboundMessage,
 )
@@ -48,14 +50,17 @@ def outbound_statuses_apply(organization_id, statuses: list) -> None:
         for message in mine.filter(wamid__in=wamids):
             message = by_pk.setdefault(message.pk, message)  # one instance per row
             by_wamid[message.wamid] = message
+    events = []
     for item, callback_id in zip(statuses, callback_ids, strict=True):
         message = by_pk.get(callback_id) if callback_id else None
         if message is None and item.wamid:
             message = by_wamid.get(item.wamid)
         if message is not None:
-            _status_apply(message, item)
+            events += _status_apply(message, item)
             if message.wamid:  # a send may learn its wamid from its first status
                 by_wamid.setdefault(message.wamid, message)
+    # One write for the delivery's message.status events (their streams locked in one order).
+    emit(*events)
 
 
 PRICING_FIELDS = ("pricing_billable", "pricing_model", "pricing_category", "pricing_type",
@@ -87,11 +92,12 @@ def _callback_id(item) -> uuid.UUID | None:
         return None
 
 
-def _status_apply(message: OutboundMessage, item) -> None:
+def _status_apply(message: OutboundMessage, item) -> list:
+    """Applies one status; the lead event it makes (none when it was seen before)."""
     status = "failed" if item.status == "error" else item.status
     column = STATUS_FIELDS.get(status)
     if column is None:
-        return
+        return []
     when = datetime.fromtimestamp(item.timestamp, tz=UTC) if item.timestamp else timezone.now()
     first_time = getattr(message, column) is None
     if first_time:
@@ -112,6 +118,8 @@ def _status_apply(message: OutboundMessage, item) -> None:
     message.save(update_fields=["status", "wamid", "errors", "error_code", "status_reason",
                                 "sent_at", "delivered_at", "read_at", "failed_at", "updated_at",
                                 *PRICING_FIELDS])
-    if first_time:
-        event_add(message, f"status_{status}", wamid=item.wamid, at=when.isoformat(),
-                  **({"errors": item.errors} if item.errors else {}))
+    if not first_time:
+        return []
+    event_add(message, f"status_{status}", wamid=item.wamid, at=when.isoformat(),
+              **({"errors": item.errors} if item.errors else {}))
+    return [facts.message_status(message, status, when, item.errors)]
