@@ -26,6 +26,22 @@ def launched_extras(sandbox) -> dict:
     return signup["extras"]
 
 
+WAAC = "106000000000777"
+
+
+def future_finish_message(route) -> None:
+    """Rewrites the sandbox's finish page so its WA_EMBEDDED_SIGNUP message carries what a
+    later Meta may send: another `version`, unknown keys, `data.waac_id`."""
+    response = route.fetch()
+    body = response.text()
+    if 'id="es-message"' in body:
+        body = (body.replace('\\"version\\": 3}', '\\"version\\": \\"v4\\", '
+                             '\\"session_id\\": \\"abc\\", \\"flow\\": {\\"x\\": 1}}')
+                .replace('{\\"data\\": {', '{\\"data\\": {\\"waac_id\\": \\"%s\\", ' % WAAC))
+        assert WAAC in body and '\\"version\\": \\"v4\\"' in body, body
+    route.fulfill(response=response, body=body)
+
+
 def to_number_step(popup) -> None:
     popup.click("#next")  # business
     popup.click("#next")  # WABA
@@ -46,6 +62,9 @@ def test_v4_popup_connects_the_whatsapp_business_app(admin_page, sandbox, worker
     shot(popup, "v4-01-popup-coexistence-offered")
     popup.get_by_role("button", name="Voltar").click()
     popup.get_by_role("button", name="Voltar").click()
+    # Meta documents no v4 shape of WA_EMBEDDED_SIGNUP: the finish message reaches the page with
+    # another `version`, keys it does not know, and the account model's `waac_id`.
+    popup.route("**/sandbox/dialog/**", future_finish_message)
     walk(popup, COEXISTENCE)
 
     wait_status(page, "connected")
@@ -53,6 +72,7 @@ def test_v4_popup_connects_the_whatsapp_business_app(admin_page, sandbox, worker
     connection = Connection.objects.get()
     assert (connection.organization, connection.is_coexistence, connection.finish_event) == (
         page.organization, True, "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING")
+    assert connection.waac_id == WAAC
     assert PhoneNumber.objects.get().registration_status == (
         PhoneNumber.RegistrationStatus.NOT_NEEDED)
 
