@@ -37,7 +37,7 @@ def future_finish_message(route) -> None:
     if 'id="es-message"' in body:
         body = (body.replace('\\"version\\": 3}', '\\"version\\": \\"v4\\", '
                              '\\"session_id\\": \\"abc\\", \\"flow\\": {\\"x\\": 1}}')
-                .replace('{\\"data\\": {', '{\\"data\\": {\\"waac_id\\": \\"%s\\", ' % WAAC))
+                .replace('{\\"data\\": {', f'{{\\"data\\": {{\\"waac_id\\": \\"{WAAC}\\", '))
         assert WAAC in body and '\\"version\\": \\"v4\\"' in body, body
     route.fulfill(response=response, body=body)
 

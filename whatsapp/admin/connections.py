@@ -57,8 +57,8 @@ class ConnectionAdmin(ReadOnlyAdmin):
     actions = ["check_token", "rerun_pipeline", "disconnect_selected"]
     # The token itself is never shown: only whether one is stored and its health.
     readonly_fields = ["organization", "status", "waba_id", "messaging_account_id", "waac_id",
-                       "owner_business_id", "owner_business_source", "partner_business_id", "business_name",
-                       "is_coexistence", "signup_event",
+                       "owner_business_id", "owner_business_source", "partner_business_id",
+                       "business_name", "is_coexistence", "signup_event",
                        "onboarding", "tracking_code_used", "attribution", "has_token",
                        "token_origin", "token_status", "token_expires_at", "token_checked_at",
                        "subscribed_at", "step", "pipeline_error", "sync_progress",
@@ -67,8 +67,9 @@ class ConnectionAdmin(ReadOnlyAdmin):
                        "updated_at"]
     fieldsets = [
         (None, {"fields": ["organization", "status", "waba_id", "messaging_account_id",
-                           "waac_id", "owner_business_id", "owner_business_source", "partner_business_id", "business_name",
-                           "is_coexistence", "signup_event", "error_message"]}),
+                           "waac_id", "owner_business_id", "owner_business_source",
+                           "partner_business_id", "business_name", "is_coexistence",
+                           "signup_event", "error_message"]}),
         (_("Token"), {"fields": ["has_token", "token_origin", "token_status",
                                  "token_expires_at", "token_checked_at"]}),
         (_("Onboarding pipeline"), {"fields": ["onboarding", "tracking_code_used",
