@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from . import delivery, ids, services, signup
 from .models import (
+    COEXISTENCE_FEATURE,
     AuthCode,
     Business,
     Delivery,
@@ -181,9 +182,20 @@ def signups(request: HttpRequest) -> JsonResponse:
     flow = data.get("flow", "popup")
     if flow not in Signup.Flow.values:
         raise BadRequest("flow must be popup or hosted")
-    extras = data.get("extras") or {}
+    extras = data.get("extras")
+    if extras is None:
+        # No launcher given: a current (v4) one, asking for coexistence when that is the scenario.
+        extras = {"version": "v4", "featureType": COEXISTENCE_FEATURE} \
+            if scenario == "coexistence" else {}
     if not isinstance(extras, dict):
         raise BadRequest("extras must be an object")
+    launch = Signup(extras=extras)
+    if scenario == "coexistence" and not launch.offers_coexistence:
+        # The pages would not offer it either: Meta runs such a launch as Cloud API only.
+        raise BadRequest(f"scenario coexistence needs a v4 launch with featureType "
+                         f"{COEXISTENCE_FEATURE}; Embedded Signup {launch.es_version} with "
+                         f"featureType {launch.feature_type or '(none)'} gets the Cloud API "
+                         f"(new number) flow only")
     row = Signup.objects.create(
         session_id=ids.session_id(), flow=flow, app_id=str(data.get("app_id", "")),
         config_id=str(data.get("config_id", "")), extras=extras, step="review",
@@ -223,6 +235,8 @@ def state_snapshot() -> dict[str, Any]:
                   for c in AuthCode.objects.order_by("created_at")],
         "signups": [{"session_id": s.session_id, "flow": s.flow, "status": s.status,
                      "step": s.step, "meta_step": signup.META_STEPS.get(s.step, ""),
+                     "extras": s.extras, "es_version": s.es_version,
+                     "offers_coexistence": s.offers_coexistence,
                      "result": s.result} for s in Signup.objects.order_by("created_at")],
         "sent_messages": [{"wamid": m.wamid, "phone_number_id": m.phone_id, "to": m.to,
                            "type": m.type} for m in SentMessage.objects.order_by("created_at")],

@@ -24,6 +24,11 @@ DEFAULT_APP_FIELDS = [
 ]
 
 
+# Embedded Signup versions Meta still runs, and the feature type that selects coexistence.
+CURRENT_ES_VERSIONS = ("v4", "v4-public-preview")
+COEXISTENCE_FEATURE = "whatsapp_business_app_onboarding"
+
+
 def default_app_fields() -> list[str]:
     return list(DEFAULT_APP_FIELDS)
 
@@ -209,6 +214,26 @@ class Signup(models.Model):  # noqa: DJ008 (no admin; pages render fields)
     @property
     def feature_type(self) -> str:
         return str(self.extras.get("featureType", "")) if isinstance(self.extras, dict) else ""
+
+    @property
+    def es_version(self) -> str:
+        """The Embedded Signup version the launch asked for: `extras.version` names v2/v3 and
+        the previews; without it, the login configuration's v4 (whose `extras` may be empty,
+        or carry Meta's coexistence-guide `sessionInfoVersion`; META-PLATFORM.md §0, §1.1)."""
+        extras = self.extras if isinstance(self.extras, dict) else {}
+        return str(extras.get("version") or "v4")
+
+    @property
+    def es_retired(self) -> bool:
+        """v2, v3 and their previews were retired on 2026-10-15 (§0)."""
+        return self.es_version not in CURRENT_ES_VERSIONS
+
+    @property
+    def offers_coexistence(self) -> bool:
+        """As Meta now does: the WhatsApp Business app (coexistence) option only on a v4 launch
+        with `featureType: whatsapp_business_app_onboarding`; a retired-version launch, or v4
+        without the feature type, gets the Cloud API (new number) flow only."""
+        return not self.es_retired and self.feature_type == COEXISTENCE_FEATURE
 
 
 class Delivery(models.Model):  # noqa: DJ008 (no admin; pages render fields)

@@ -2,6 +2,9 @@
 
 A person walks: business → WABA → number (Cloud API with one or two numbers, no number, or the
 existing WhatsApp Business app for coexistence) → share chat history (coexistence) → review.
+As Meta does since 2026-10-15, only a v4 launch with `featureType:
+whatsapp_business_app_onboarding` offers the app (coexistence); a v2/v3 launch, or v4 without
+that feature type, gets the Cloud API (new number) flow only (`Signup.offers_coexistence`).
 Cancel and "simulate a Meta error" are offered on every step. The popup ends by posting Meta's
 `WA_EMBEDDED_SIGNUP` message (a JSON string) to the opener and handing the SDK its auth
 response; the hosted link ends with the PARTNER_ADDED webhook only (META-PLATFORM.md §1.3–1.4).
@@ -174,7 +177,7 @@ def _apply(signup: Signup, data) -> list[str]:
                        waba_name=data.get("waba_name", "").strip())
     elif signup.step == "number":
         scenario = data.get("scenario", "")
-        if scenario not in services.SCENARIOS:
+        if scenario not in scenarios_for(signup):
             return ["Escolha como conectar o número."]
         number = data.get("coex_number", "").strip()
         if scenario == "coexistence" and number and len(re.sub(r"\D", "", number)) < 10:
@@ -188,6 +191,12 @@ def _apply(signup: Signup, data) -> list[str]:
     return []
 
 
+def scenarios_for(signup: Signup) -> tuple[str, ...]:
+    """What the number step offers: coexistence only on a v4 launch asking for it."""
+    return tuple(s for s in services.SCENARIOS
+                 if s != "coexistence" or signup.offers_coexistence)
+
+
 def _context(signup: Signup, errors: list[str]) -> dict[str, Any]:
     business_id = signup.choices.get("business_id")
     return {
@@ -199,10 +208,11 @@ def _context(signup: Signup, errors: list[str]) -> dict[str, Any]:
         "businesses": Business.objects.order_by("-created_at")[:20],
         "wabas": Waba.objects.filter(business_id=business_id).order_by("-created_at")
         if business_id else [],
-        "scenarios": SCENARIO_LABELS,
+        "scenarios": {key: label for key, label in SCENARIO_LABELS.items()
+                      if key in scenarios_for(signup)},
         "cancel_step": META_STEPS.get(signup.step, ""),
         "scenario_label": SCENARIO_LABELS.get(signup.choices.get("scenario", ""), ""),
-        "coexistence_first": signup.feature_type == "whatsapp_business_app_onboarding",
+        "coexistence_first": signup.offers_coexistence,
         "meta_errors": META_ERRORS,
         "suggested_number": "+55 11 9" + ids.numeric_id("", 4) + "-" + ids.numeric_id("", 4),
         "choices": signup.choices,

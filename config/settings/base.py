@@ -246,6 +246,12 @@ META_GRAPH_API_VERSION = env("META_GRAPH_API_VERSION", default="v25.0")
 META_ONBOARDING_URL = env(
     "META_ONBOARDING_URL", default="https://business.facebook.com/messaging/whatsapp/onboard/"
 )
+# Embedded Signup version both launchers (popup and hosted link) ask for in `extras`
+# (whatsapp/onboarding/signup.py): v4, the only one Meta still runs, or v3 for seed 000 §6.1's
+# exact extras (Meta retired v2/v3 on 2026-10-15: a v3 launch gets the Cloud-API-only flow).
+META_EMBEDDED_SIGNUP_VERSION = env("META_EMBEDDED_SIGNUP_VERSION", default="v4")
+if META_EMBEDDED_SIGNUP_VERSION not in ("v4", "v3"):
+    raise ImproperlyConfigured("META_EMBEDDED_SIGNUP_VERSION must be v4 or v3.")
 # Mounts the Meta sandbox (a stand-in for Meta used by the demo and tests). Never in production.
 META_SANDBOX = env.bool("META_SANDBOX", default=False)
 if META_SANDBOX:

@@ -240,7 +240,9 @@
     var data;
     try { data = typeof event.data === "string" ? JSON.parse(event.data) : event.data; }
     catch (e) { return; }  // the SDK also posts non-JSON messages
-    if (!data || data.type !== "WA_EMBEDDED_SIGNUP") { return; }
+    // Only `type`, `event` and `data` matter: `version` is opaque (3 in Meta's examples, none
+    // documented for v4) and extra keys are ignored, so a new shape never drops a finish.
+    if (!data || typeof data !== "object" || data.type !== "WA_EMBEDDED_SIGNUP") { return; }
     var info = data.data || {};
     if (data.event === "CANCEL" || data.event === "ERROR") {
       var info0 = data.data || {};
@@ -275,8 +277,11 @@
       if (relayedFinish) { return; }  // the SDK may call back twice (a reused popup window)
       relayedFinish = true;
       var info = (msg && msg.data) || {};
-      relay({code: code, event: (msg && msg.event) || "FINISH", wabaId: info.waba_id || "",
-             phoneNumberId: info.phone_number_id || "", businessId: info.business_id || ""});
+      // data.waba_id may be a Messaging Account id (account model, phase 1): the server
+      // proves it with the token either way. waac_id arrives in phase 2.
+      relay({code: code, event: (msg && msg.event) || "FINISH", wabaId: String(info.waba_id || ""),
+             phoneNumberId: String(info.phone_number_id || ""),
+             businessId: String(info.business_id || ""), waacId: String(info.waac_id || "")});
     });
   }
 
@@ -298,10 +303,13 @@
           poll(); return;
         }
         if (!window.FB || !window.FB.login) { showFallback(); poll(); return; }
+        // The server's extras (META_EMBEDDED_SIGNUP_VERSION) plus this onboarding's tracking
+        // code in sessionInfo, the same object the hosted link carries.
+        var extras = Object.assign({}, cfg.extras,
+                                   {sessionInfo: {trackingCode: session.trackingCode}});
         window.FB.login(onLogin, {
           config_id: cfg.configId, response_type: "code", override_default_response_type: true,
-          extras: {setup: {}, featureType: "whatsapp_business_app_onboarding",
-                   sessionInfoVersion: "3"}
+          extras: extras
         });
         poll();
       })

@@ -32,6 +32,7 @@ def test_one_lead_writing_to_two_numbers_of_one_org_at_once(client):
     other = copy.deepcopy(body)
     value = change_value(other)
     value["metadata"]["phone_number_id"] = second.phone_number_id
+    other["entry"][0]["id"] = second.connection.waba_id  # Meta addresses it to that number's WABA
     value["messages"][0]["id"] = "wamid.OTHER-NUMBER"
     post_signed(client, body)
     post_signed(client, other)

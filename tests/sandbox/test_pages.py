@@ -1,5 +1,7 @@
 """The sandbox's pages over HTTP: the listing, the SDK script and the launch checks."""
 
+import json
+
 import pytest
 from django.conf import settings
 
@@ -63,3 +65,61 @@ def test_hosted_link_walk_ends_with_partner_added_only(sandbox):
     assert value["sessionInfo"] == {"trackingCode": "11111111-2222-4333-8444-555555555555"}
     assert state["codes"] == []
     assert state["businesses"][0]["name"] == "Imobiliária Lua"
+
+
+def _to_number_step(sandbox, extras: dict):
+    """Opens the hosted link with `extras` and answers the business and WABA steps."""
+    page = sandbox.http.get(f"{sandbox.base}/sandbox/onboard/", timeout=20, params={
+        "app_id": settings.META_APP_ID, "config_id": settings.META_CONFIG_ID,
+        "extras": json.dumps(extras)})
+    step_url = page.url
+    for answer in ({"business": "new", "business_name": "Imobiliária Lua"}, {"waba": "new"}):
+        page = _post_step(sandbox, step_url, answer)
+    assert "Adicione um número de telefone" in page.text
+    return step_url, page
+
+
+def _post_step(sandbox, step_url: str, answer: dict):
+    return sandbox.http.post(step_url, timeout=20, headers={"Referer": step_url}, data={
+        "csrfmiddlewaretoken": sandbox.http.cookies["csrftoken"], "action": "next", **answer})
+
+
+COEXISTENCE_LABEL = "Conectar o app WhatsApp Business existente"
+SEED_V3 = {"featureType": "whatsapp_business_app_onboarding", "sessionInfoVersion": "3",
+           "version": "v3"}
+
+
+def test_a_v3_launch_gets_the_cloud_api_flow_and_cannot_reach_coexistence(sandbox):
+    """Meta retired v2/v3 on 2026-10-15: their extras get the new-number flow, featureType or
+    not. The option is not offered, a forged answer is refused, and so is the API shortcut."""
+    step_url, page = _to_number_step(sandbox, SEED_V3)
+    assert COEXISTENCE_LABEL not in page.text
+    assert "Cadastrar um número novo na API de Nuvem" in page.text
+    assert "versão descontinuada" in page.text
+
+    forged = _post_step(sandbox, step_url, {"scenario": "coexistence"})
+    assert forged.status_code == 400 and "Escolha como conectar o número." in forged.text
+    (signup,) = sandbox.state()["signups"]
+    assert (signup["es_version"], signup["offers_coexistence"], signup["step"]) == (
+        "v3", False, "number")
+
+    shortcut = sandbox.api("POST", "signups", json={"scenario": "coexistence",
+                                                    "extras": SEED_V3})
+    assert shortcut.status_code == 400 and "Cloud API" in shortcut.json()["error"]
+    assert sandbox.state()["wabas"] == []
+
+
+@pytest.mark.parametrize("extras,offered", [
+    ({"setup": {}, "featureType": "whatsapp_business_app_onboarding", "version": "v4"}, True),
+    # Meta's coexistence guide shape (no `version`: the configuration picks v4).
+    ({"setup": {}, "featureType": "whatsapp_business_app_onboarding",
+      "sessionInfoVersion": "3"}, True),
+    ({"setup": {}}, False),  # v4 without the feature type: the new-number picker only
+    ({"version": "v2", "featureType": "whatsapp_business_app_onboarding"}, False),
+])
+def test_coexistence_needs_v4_and_its_feature_type(sandbox, extras, offered):
+    step_url, page = _to_number_step(sandbox, extras)
+    assert (COEXISTENCE_LABEL in page.text) is offered
+    answer = _post_step(sandbox, step_url, {"scenario": "coexistence",
+                                            "coex_number": "+55 11 94000-1234"})
+    assert answer.status_code == (200 if offered else 400)

@@ -403,6 +403,7 @@ def test_echo_does_not_open_the_window_and_stops_automation(api, client, org, se
     echo = load("smb_message_echoes_text.json")
     value = change_value(echo)
     value["metadata"]["phone_number_id"] = PHONE
+    echo["entry"][0]["id"] = WABA  # Meta addresses it to that number's WABA
     value["message_echoes"][0]["timestamp"] = str(int(time.time()))
     post_signed(client, echo)
     assert webhook_process(WebhookLog.objects.latest("id").pk) == "processed"

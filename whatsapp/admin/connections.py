@@ -39,7 +39,7 @@ from .filters import ConnectionAttentionFilter
 
 class PhoneNumberInline(ReadOnlyInline):
     model = PhoneNumber
-    fields = ["phone_number_id", "display_phone_number", "verified_name", "status",
+    fields = ["phone_number_id", "waac_id", "display_phone_number", "verified_name", "status",
               "quality", "is_on_biz_app"]
     readonly_fields = ["quality"]
     quality = coded("quality_rating", labels.QUALITY_RATING, _("quality rating"))
@@ -52,13 +52,14 @@ class ConnectionAdmin(ReadOnlyAdmin):
     list_display = ["waba_id", "organization", "status", "token_status", "token_expires_at",
                     "is_coexistence", "subscribed", "connected_at", "last_webhook_at"]
     list_filter = [ConnectionAttentionFilter, "status", "token_status", "is_coexistence"]
-    search_fields = ["waba_id", "owner_business_id", "organization__name"]
+    search_fields = ["waba_id", "messaging_account_id", "waac_id", "owner_business_id",
+                     "organization__name"]
     inlines = [PhoneNumberInline]
     actions = ["check_token", "rerun_pipeline", "disconnect_selected"]
     # The token itself is never shown: only whether one is stored and its health.
-    readonly_fields = ["organization", "status", "waba_id", "owner_business_id",
-                       "owner_business_source", "partner_business_id", "business_name",
-                       "is_coexistence", "signup_event",
+    readonly_fields = ["organization", "status", "waba_id", "messaging_account_id", "waac_id",
+                       "owner_business_id", "owner_business_source", "partner_business_id",
+                       "business_name", "is_coexistence", "signup_event",
                        "onboarding", "tracking_code_used", "attribution", "has_token",
                        "token_origin", "token_status", "token_expires_at", "token_checked_at",
                        "subscribed_at", "step", "pipeline_error", "sync_progress",
@@ -66,9 +67,10 @@ class ConnectionAdmin(ReadOnlyAdmin):
                        "last_webhook_at", "error_message", "recent_audit", "created_at",
                        "updated_at"]
     fieldsets = [
-        (None, {"fields": ["organization", "status", "waba_id", "owner_business_id",
-                           "owner_business_source", "partner_business_id", "business_name",
-                           "is_coexistence", "signup_event", "error_message"]}),
+        (None, {"fields": ["organization", "status", "waba_id", "messaging_account_id",
+                           "waac_id", "owner_business_id", "owner_business_source",
+                           "partner_business_id", "business_name", "is_coexistence",
+                           "signup_event", "error_message"]}),
         (_("Token"), {"fields": ["has_token", "token_origin", "token_status",
                                  "token_expires_at", "token_checked_at"]}),
         (_("Onboarding pipeline"), {"fields": ["onboarding", "tracking_code_used",

@@ -68,6 +68,8 @@ FAILURES = {
     "token_invalid": (gettext_lazy("Meta no longer accepts our access to your account"),
                       gettext_lazy("Reconnect WhatsApp.")),
     "meta_refused": (gettext_lazy("Meta refused a step of the setup"), _RETRY_OR_SUPPORT),
+    "number_taken": (gettext_lazy("this number is already connected to another organization"),
+                     gettext_lazy("Contact support.")),
     "pipeline_failed": (gettext_lazy("the setup could not be finished"), _RETRY_OR_SUPPORT),
 }
 

@@ -45,6 +45,8 @@ class EmbeddedSignupCallbackSerializer(serializers.Serializer):
     wabaId = serializers.RegexField(r"^\d{1,32}$", required=False, allow_blank=True)
     phoneNumberId = serializers.RegexField(r"^\d{1,32}$", required=False, allow_blank=True)
     businessId = serializers.RegexField(r"^\d{1,32}$", required=False, allow_blank=True)
+    # Account model phase 2: the WhatsApp Business Account (one number) Meta's event names.
+    waacId = serializers.RegexField(r"^\d{1,32}$", required=False, allow_blank=True)
     currentStep = serializers.CharField(required=False, allow_blank=True, max_length=64)
     # Meta's current name is error_code; older pages say error_id: the page sends either here.
     errorCode = serializers.CharField(required=False, allow_blank=True, max_length=64)

@@ -99,7 +99,8 @@ def embedded_signup_callback(request: Request) -> Response:
             organization=request.organization, user=request.user, state=str(data["state"]),
             code=data["code"], event=data["event"], waba_id=data.get("wabaId", ""),
             phone_number_id=data.get("phoneNumberId", ""),
-            business_id=data.get("businessId", ""), request=request,
+            business_id=data.get("businessId", ""), waac_id=data.get("waacId", ""),
+            request=request,
         )
     except OnboardingError as exc:
         signup.onboarding_fail(organization=request.organization, state=str(data["state"]),

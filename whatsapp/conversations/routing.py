@@ -1,5 +1,12 @@
 """Routing and parking: which configured number (and so which tenant) a change is for.
 
+A change is routed by (account, phone number id): its number must be configured AND Meta must
+have addressed it to that number's own connection (entry.id is the WABA, i.e. the Messaging
+Account, or the Messaging Account it names; and the number's WAAC when both are known). Since
+Meta's account model lets one number be shared with several partners, each with its own
+Messaging Account (META-PLATFORM.md §0), a delivery for another account's use of a number we
+hold is parked for support, never handed to the tenant that holds the number.
+
 Concurrency: the number rows a delivery touches are locked (sorted, so two deliveries never
 deadlock on them), which serializes the ingestion of one number and keeps its counters exact."""
 
@@ -8,6 +15,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from whatsapp.core.payloads import (
+    addressed_accounts,
     phone_number_ids,
 )
 from whatsapp.models import (
@@ -47,8 +55,11 @@ def route(ctx, phone_number_id: str) -> Route:
             .select_related("connection").filter(phone_number_id__in=ids)
             .order_by("phone_number_id")
         }
+        addressed = addressed_accounts(ctx.delivery.changes)
         for pnid in ids:
-            ctx.routes[pnid] = _route_or_park(pnid, phone_numbers.get(pnid))
+            accounts, waacs = addressed.get(pnid, (set(), set()))
+            ctx.routes[pnid] = _route_or_park(pnid, phone_numbers.get(pnid), accounts, waacs)
+            _learn_waac(ctx.routes[pnid].config, waacs)
         if ctx.routes:
             ctx.attribute(ctx.routes[ids[0]].organization_id)
     if phone_number_id not in ctx.routes:
@@ -56,16 +67,32 @@ def route(ctx, phone_number_id: str) -> Route:
     return ctx.routes[phone_number_id]
 
 
-def _route_or_park(pnid: str, config: PhoneNumber | None) -> Route:
+def _route_or_park(pnid: str, config: PhoneNumber | None, accounts: set[str],
+                   waacs: set[str]) -> Route:
     if config is None:
         raise Parked(pnid, f"phone number {pnid} is unknown: no connection owns it yet")
     organization_id = config.organization_id or config.connection.organization_id
     if organization_id is None or config.connection.status == Connection.Status.DISCONNECTED:
         raise Parked(pnid, f"phone number {pnid} belongs to no organization "
                            f"(connection {config.connection.status})")
+    foreign = accounts - config.connection.account_ids()
+    if foreign:
+        raise Parked(pnid, f"phone number {pnid} belongs to WABA {config.connection.waba_id}; "
+                           f"this delivery is for account {', '.join(sorted(foreign))}: "
+                           f"not routed to another account's tenant")
+    if config.waac_id and waacs - {config.waac_id}:
+        raise Parked(pnid, f"phone number {pnid} is WAAC {config.waac_id}; this delivery names "
+                           f"WAAC {', '.join(sorted(waacs))}: not routed")
     if config.status != PhoneNumber.Status.CONFIGURED:
         raise Parked(pnid, f"phone number {pnid} is not configured yet ({config.status})")
     return Route(config=config, organization_id=organization_id)
+
+
+def _learn_waac(config: PhoneNumber, waacs: set[str]) -> None:
+    """The number's WAAC, the first time a delivery addressed to its own account names one."""
+    if not config.waac_id and len(waacs) == 1:
+        config.waac_id = next(iter(waacs))
+        PhoneNumber.objects.filter(pk=config.pk, waac_id="").update(waac_id=config.waac_id)
 
 
 def connection_touched(route_: Route) -> None:

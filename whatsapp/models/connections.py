@@ -52,6 +52,12 @@ class ConnectionQuerySet(models.QuerySet):
                                     token_expires_at__gt=now,
                                     token_expires_at__lte=now + timedelta(days=days))
 
+    def for_account(self, *account_ids: str) -> "ConnectionQuerySet":
+        """Connections a Meta account id names: the WABA, or its Messaging Account."""
+        ids = [i for i in account_ids if i]
+        return self.filter(Q(waba_id__in=ids) | Q(messaging_account_id__in=ids)) if ids \
+            else self.none()
+
     def live_for_update(self, waba_id: str) -> "Connection | None":
         """The one live connection of a WABA, locked (the caller is in a transaction)."""
         return self.active().select_for_update().filter(waba_id=waba_id).first()
@@ -111,6 +117,16 @@ class Connection(models.Model):
         related_name="whatsapp_connections", verbose_name=_("organization"),
     )
     waba_id = models.CharField(_("WABA id"), max_length=64, db_index=True)
+    # Meta's account model (META-PLATFORM.md §0): the WABA splits into a Messaging Account
+    # (templates, billing, webhooks; it keeps the old WABA id, so `waba_id` is already one
+    # since phase 1) and a WhatsApp Business Account (WAAC, one number). Stored as Meta sends
+    # them. `messaging_account_id` only from Meta (signed webhooks, Graph): deliveries
+    # addressed to it are this connection's (whatsapp.conversations.routing). `waac_id` as the
+    # signup or Meta reported it: for support, it routes nothing (PhoneNumber.waac_id does).
+    messaging_account_id = models.CharField(_("Messaging Account id"), max_length=64,
+                                            blank=True, db_index=True)
+    waac_id = models.CharField(_("WhatsApp Business Account (WAAC) id"), max_length=64,
+                               blank=True, db_index=True)
     owner_business_id = models.CharField(_("owner business id"), max_length=64, blank=True,
                                          db_index=True)
     # Where owner_business_id came from. Only Meta proves it (the signed PARTNER_ADDED's
@@ -199,6 +215,20 @@ class Connection(models.Model):
         replaced = bool(self.owner_business_id) and self.owner_business_id != owner_business_id
         self.owner_business_id, self.owner_business_source = owner_business_id, source
         return replaced
+
+    def account_ids(self) -> set[str]:
+        """The ids Meta addresses this connection's deliveries to (entry.id): its WABA and,
+        once Meta names one, its Messaging Account."""
+        return {i for i in (self.waba_id, self.messaging_account_id) if i}
+
+    def learn_account_ids(self, *, messaging_account_id: str = "", waac_id: str = "") -> bool:
+        """Records the Messaging Account / WAAC ids Meta sent; True when something changed."""
+        changed = False
+        if messaging_account_id and messaging_account_id != self.messaging_account_id:
+            self.messaging_account_id, changed = messaging_account_id, True
+        if waac_id and waac_id != self.waac_id:
+            self.waac_id, changed = waac_id, True
+        return changed
 
     @property
     def is_orphan(self) -> bool:

@@ -58,6 +58,11 @@ class PhoneNumber(models.Model):
         verbose_name=_("organization"),
     )
     phone_number_id = models.CharField(_("phone number id"), max_length=64, unique=True)
+    # The number's own WhatsApp Business Account (account model phase 2, META-PLATFORM.md §0),
+    # learnt from Meta only (Graph's number listing, a signed delivery's metadata). Once known,
+    # a delivery naming another WAAC for this number is not routed here.
+    waac_id = models.CharField(_("WhatsApp Business Account (WAAC) id"), max_length=64,
+                               blank=True)
     display_phone_number = models.CharField(_("display number"), max_length=32, blank=True)
     verified_name = models.CharField(_("verified name"), max_length=200, blank=True)
     status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.PENDING)

@@ -80,8 +80,10 @@ def _attribute(update: AccountUpdate) -> Attribution:
         elif onboarding.effective_status in (Onboarding.Status.PENDING,
                                              Onboarding.Status.COMPLETED):
             return Attribution(onboarding.organization, "tracking_code", onboarding)
+    # The WABA, or the Messaging Account Meta names for it (account model, §0).
     bound = (
-        Connection.objects.filter(waba_id=update.waba_id, organization__isnull=False)
+        Connection.objects.for_account(update.waba_id, update.accounts.messaging_account_id)
+        .filter(organization__isnull=False)
         .select_related("organization").order_by("-created_at").first()
     )
     if bound:
@@ -125,6 +127,8 @@ def connection_partner_added(*, update: AccountUpdate, payload: dict | None = No
         logger.warning("WABA %s: the stored owner business was replaced by Meta's (webhook)",
                        update.waba_id)
     connection.partner_business_id = connection.partner_business_id or update.partner_business_id
+    connection.learn_account_ids(messaging_account_id=update.accounts.messaging_account_id,
+                                 waac_id=update.accounts.waac_id)
     connection.last_webhook_at = timezone.now()
     if attribution.onboarding and connection.organization_id == attribution.organization.pk:
         connection.onboarding = attribution.onboarding
@@ -194,9 +198,13 @@ def _granted_wabas(debug: dict) -> set[str]:
 
 def connection_from_browser_finish(*, organization: Organization, user, state: str, code: str,
                                    event: str, waba_id: str = "", phone_number_id: str = "",
-                                   business_id: str = "", request=None) -> Connection:
+                                   business_id: str = "", waac_id: str = "",
+                                   request=None) -> Connection:
     """The popup finished: exchange the code (30 s life) outside any transaction, prove with
-    debug_token that the token covers the WABA, then bind the WABA to the caller's org."""
+    debug_token that the token covers the WABA, then bind the WABA to the caller's org.
+
+    `waba_id` may be a Messaging Account id (account model phase 1, §0): it is proven the same
+    way. `waac_id` (phase 2) is kept for support as the signup reported it; it routes nothing."""
     # Fail fast, before Graph. No lock: this runs in autocommit, outside any transaction; the
     # locked check is repeated inside _bind_from_browser.
     onboarding_for_callback(organization=organization, state=state, lock=False)
@@ -225,7 +233,8 @@ def connection_from_browser_finish(*, organization: Organization, user, state: s
                        waba_id, business_id, owner)
     return _bind_from_browser(organization=organization, user=user, state=state, token=token,
                               debug=debug, event=event, waba_id=waba_id,
-                              phone_number_id=phone_number_id, owner=owner, request=request)
+                              phone_number_id=phone_number_id, owner=owner, waac_id=waac_id,
+                              request=request)
 
 
 def _owner_from_graph(token: str, waba_id: str) -> str:
@@ -240,7 +249,7 @@ def _owner_from_graph(token: str, waba_id: str) -> str:
 
 @transaction.atomic
 def _bind_from_browser(*, organization, user, state, token, debug, event, waba_id,
-                       phone_number_id, owner, request) -> Connection:
+                       phone_number_id, owner, waac_id, request) -> Connection:
     onboarding = onboarding_for_callback(organization=organization, state=state)
     connection, created = Connection.objects.live_get_or_create(
         waba_id, {"organization": organization, "status": Connection.Status.CONNECTING},
@@ -255,6 +264,8 @@ def _bind_from_browser(*, organization, user, state, token, debug, event, waba_i
     connection.tracking_code_used = onboarding.tracking_code
     connection.finish_event = event
     connection.requested_phone_number_id = phone_number_id or connection.requested_phone_number_id
+    if waac_id and not connection.waac_id:
+        connection.waac_id = waac_id  # never over Meta's own (signed webhook) value
     if owner and connection.set_owner_business(owner, source=Connection.OwnerSource.GRAPH):
         logger.warning("WABA %s: the stored owner business was replaced by Meta's (Graph)",
                        waba_id)

@@ -11,6 +11,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -150,9 +151,20 @@ def _ensure_token(connection: Connection) -> str:
 def _sync_numbers(connection: Connection, client: GraphClient) -> list[PhoneNumber]:
     numbers = client.phone_numbers(connection.waba_id)
     phone_numbers: list[PhoneNumber] = []
+    taken: list[str] = []
     for number in numbers:
         phone_number_id = str(number.get("id"))
-        previous = PhoneNumber.objects.filter(phone_number_id=phone_number_id).first()
+        previous = (PhoneNumber.objects.select_related("connection")
+                    .filter(phone_number_id=phone_number_id).first())
+        if previous is not None and _held_by_another_tenant(previous, connection):
+            # A number shared with several partners or accounts (Meta's account model, §0):
+            # another organization's live connection holds it, so it is not moved here (its
+            # deliveries stay with the account Meta addresses them to; routing checks that).
+            logger.error("WABA %s lists number %s, live under another organization's WABA %s: "
+                         "not taken over", connection.waba_id, phone_number_id,
+                         previous.connection.waba_id)
+            taken.append(phone_number_id)
+            continue
         if previous is not None and previous.connection_id != connection.pk:
             # The number was connected before (a reconnect): start its setup afresh.
             previous.reset_for_new_connection()
@@ -167,9 +179,15 @@ def _sync_numbers(connection: Connection, client: GraphClient) -> list[PhoneNumb
                 "platform_type": str(number.get("platform_type") or ""),
                 "code_verification_status": str(number.get("code_verification_status") or ""),
                 "is_on_biz_app": bool(number.get("is_on_biz_app")),
+                # Only when Graph lists one (account model phase 2); never erased by a listing
+                # without it.
+                **({"waac_id": str(number["waac_id"])[:64]} if number.get("waac_id") else {}),
             },
         )
         phone_numbers.append(config)
+    if taken and not phone_numbers:
+        raise Blocked("number_taken", f"Number(s) {', '.join(taken)} already connected by "
+                                      "another organization.")
     if phone_numbers:
         coexistence = connection.finish_event == COEXISTENCE_FINISH or any(
             c.is_on_biz_app for c in phone_numbers
@@ -191,6 +209,12 @@ def _sync_numbers(connection: Connection, client: GraphClient) -> list[PhoneNumb
             config.status = PhoneNumber.Status.CONFIGURING
             config.save(update_fields=["status", "updated_at"])
     return phone_numbers
+
+
+def _held_by_another_tenant(number: PhoneNumber, connection: Connection) -> bool:
+    held_by = number.connection
+    return (held_by.pk != connection.pk and held_by.status != Connection.Status.DISCONNECTED
+            and held_by.organization_id not in (None, connection.organization_id))
 
 
 def _is_coexistence(connection: Connection, config: PhoneNumber) -> bool:

@@ -50,8 +50,8 @@ class Retry(PipelineStop):
 # The codes a failed pipeline leaves in Connection.error_code; the tenant reads each one's pt-BR
 # text with what to do (whatsapp.api.failures), the technical detail stays in pipeline_error.
 ERROR_CODES = ("no_phone_number", "no_system_user_token", "owner_business_unproven",
-               "token_fetch_failed", "133016", "registration_failed", "meta_refused",
-               "meta_unavailable")
+               "token_fetch_failed", "133016", "registration_failed", "number_taken",
+               "meta_refused", "meta_unavailable")
 
 
 def max_attempts() -> int:

@@ -50,14 +50,28 @@ def onboarding_start(*, organization: Organization, user, redirect_path: str) ->
     return onboarding
 
 
+COEXISTENCE_FEATURE = "whatsapp_business_app_onboarding"
+
+
+def launch_extras(version: str | None = None) -> dict:
+    """The `extras` both launchers send, without the tracking code, per
+    META_EMBEDDED_SIGNUP_VERSION.
+
+    v4 (META-PLATFORM.md §0): Meta picks v4 by the login configuration and keeps `extras`
+    "purposely empty" (`{setup: {}}`), but coexistence is still chosen with `featureType`, and
+    Meta's own builder adds `version: "v4"`. No `sessionInfoVersion`: a v2 key that v4 ignores.
+    v3: seed 000 §6.1 exactly, for whoever still needs it (Meta now runs it as Cloud API only).
+    """
+    version = version or settings.META_EMBEDDED_SIGNUP_VERSION
+    if version == "v3":
+        return {"featureType": COEXISTENCE_FEATURE, "sessionInfoVersion": "3", "version": "v3"}
+    return {"setup": {}, "featureType": COEXISTENCE_FEATURE, "version": "v4"}
+
+
 def onboarding_extras(onboarding: Onboarding) -> dict:
-    """The `extras` object of seed 000 §6.1, carrying the tracking code as sessionInfo."""
-    return {
-        "featureType": "whatsapp_business_app_onboarding",
-        "sessionInfoVersion": "3",
-        "version": "v3",
-        "sessionInfo": {"trackingCode": str(onboarding.tracking_code)},
-    }
+    """The launch `extras` carrying the tracking code as sessionInfo (harmless to Meta; our
+    own signal when it comes back). The settings page adds it the same way for the popup."""
+    return {**launch_extras(), "sessionInfo": {"trackingCode": str(onboarding.tracking_code)}}
 
 
 def onboarding_url(onboarding: Onboarding) -> str:

@@ -15,7 +15,7 @@ from organizations.services import organization_for_request
 from whatsapp.api.presenters import connection_status_for
 from whatsapp.models import AnalyticsEvent, flags
 from whatsapp.onboarding.analytics import analytics_record
-from whatsapp.onboarding.signup import signup_enabled_for
+from whatsapp.onboarding.signup import launch_extras, signup_enabled_for
 
 # States in which the page shows the instructions and the connect button.
 START_STATES = ["not_connected", "cancelled", "stalled", "expired", "error", "token_invalid",
@@ -77,6 +77,9 @@ def _page_config(request: HttpRequest, organization, signup_enabled: bool, *,
         "graphVersion": settings.META_GRAPH_API_VERSION,
         "allowedOrigins": origins,
         "signupEnabled": signup_enabled,
+        # The popup's FB.login extras (META_EMBEDDED_SIGNUP_VERSION); the page adds the
+        # onboarding's tracking code as sessionInfo, as the hosted link does.
+        "extras": launch_extras(),
         "hostedFirst": flags.flag_enabled(flags.V2_ONBOARDING, organization),
         "csrfToken": get_token(request),
         # Polling every 2 s gives up after this long (then the page says so, with a button).

@@ -5,7 +5,16 @@ module of its kind. Everything is re-exported here: import from `whatsapp.core.p
 """
 
 from .account import AccountUpdate, QualityUpdate, TemplateStatusUpdate
-from .base import Change, Delivery, PayloadError, parse_delivery, phone_number_ids
+from .base import (
+    AccountIds,
+    Change,
+    Delivery,
+    PayloadError,
+    account_ids,
+    addressed_accounts,
+    parse_delivery,
+    phone_number_ids,
+)
 from .history import HistoryChunkData, HistoryThread, HistoryValue, StateSyncItem, StateSyncValue
 from .messages import (
     MEDIA_TYPES,
@@ -18,8 +27,9 @@ from .messages import (
 )
 
 __all__ = [
-    "MEDIA_TYPES", "AccountUpdate", "Change", "Delivery", "HistoryChunkData", "HistoryThread",
-    "HistoryValue", "MessagesValue", "Party", "PayloadError", "QualityUpdate", "StateSyncItem",
-    "StateSyncValue", "StatusItem", "TemplateStatusUpdate", "UserIdChange", "UserIdUpdateValue",
-    "WaMessage", "parse_delivery", "phone_number_ids",
+    "MEDIA_TYPES", "AccountIds", "AccountUpdate", "Change", "Delivery", "HistoryChunkData",
+    "HistoryThread", "HistoryValue", "MessagesValue", "Party", "PayloadError", "QualityUpdate",
+    "StateSyncItem", "StateSyncValue", "StatusItem", "TemplateStatusUpdate", "UserIdChange",
+    "UserIdUpdateValue", "WaMessage", "account_ids",
+    "addressed_accounts", "parse_delivery", "phone_number_ids",
 ]

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Change, _str, graph_id
+from .base import AccountIds, Change, _str, account_ids, graph_id
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class AccountUpdate:
     disconnection_reason: str
     initiated_by: str
     extra: dict[str, Any] = field(default_factory=dict)
+    # Messaging Account / WAAC ids, when Meta sends them (account model, 2027).
+    accounts: AccountIds = field(default_factory=AccountIds)
 
     @classmethod
     def from_change(cls, change: Change) -> "AccountUpdate":
@@ -48,6 +50,7 @@ class AccountUpdate:
             initiated_by=str(disconnection.get("initiated_by") or ""),
             extra={k: v for k, v in value.items()
                    if k not in {"event", "waba_info", "sessionInfo"}},
+            accounts=account_ids(value),
         )
 
 

@@ -89,6 +89,33 @@ def parse_delivery(body: bytes) -> Delivery:
     return Delivery(object=str(data.get("object", "")), changes=changes, payload=data)
 
 
+@dataclass(frozen=True)
+class AccountIds:
+    """Meta's account-model ids a value carries (META-PLATFORM.md §0): the Messaging Account
+    (phase 1: it keeps the old WABA id) and the WhatsApp Business Account of one number (WAAC,
+    phase 2). Empty when absent, as in every delivery before 2027."""
+
+    messaging_account_id: str = ""
+    waac_id: str = ""
+
+
+# Where Meta may put them: no payload carrying them is documented yet, so each is read at the
+# value's top level, in `waba_info` (account_update) and in `metadata` (the messages family).
+# `paid_messaging_account_id` is Meta's deprecated alias (to be gone by 2026-12-31).
+_ACCOUNT_KEYS = {"messaging_account_id": ("messaging_account_id", "paid_messaging_account_id"),
+                 "waac_id": ("waac_id",)}
+
+
+def account_ids(value: dict[str, Any]) -> AccountIds:
+    """The Messaging Account / WAAC ids of one change's value, wherever they sit."""
+    places = (value, _dict(value.get("waba_info")), _dict(value.get("metadata")))
+    found = {}
+    for name, keys in _ACCOUNT_KEYS.items():
+        found[name] = next((graph_id(place[key], key) for place in places for key in keys
+                            if _str(place.get(key))), "")
+    return AccountIds(**found)
+
+
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value)
@@ -122,3 +149,19 @@ def phone_number_ids(changes: list[Change]) -> list[str]:
     """Every phone_number_id a delivery's phone-routed changes refer to, sorted and unique."""
     return sorted({pnid for change in changes if change.field in PHONE_ROUTED_FIELDS
                    if (pnid := _phone_number_id(change.value))})
+
+
+def addressed_accounts(changes: list[Change]) -> dict[str, tuple[set[str], set[str]]]:
+    """Per phone_number_id of a delivery's phone-routed changes: the account ids Meta addressed
+    them to (entry.id, and a Messaging Account id when one is named) and the WAAC ids named."""
+    addressed: dict[str, tuple[set[str], set[str]]] = {}
+    for change in changes:
+        if change.field not in PHONE_ROUTED_FIELDS or not (
+                pnid := _phone_number_id(change.value)):
+            continue
+        accounts, waacs = addressed.setdefault(pnid, (set(), set()))
+        named = account_ids(change.value)
+        accounts.update(i for i in (graph_id(change.entry_id, "entry.id"),
+                                    named.messaging_account_id) if i)
+        waacs.update(i for i in (named.waac_id,) if i)
+    return addressed
