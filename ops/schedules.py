@@ -29,6 +29,10 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
     "webhook body retention": ("whatsapp.tasks.purge_webhook_bodies", {"minute": "23", "hour": "*"},
                                "Removes processed deliveries' raw bodies older than "
                                "WHATSAPP_WEBHOOK_RETENTION_DAYS (LGPD)."),
+    "media fetch sweep": ("whatsapp.tasks.sweep_media", 300,
+                          "Re-enqueues media fetches never enqueued or abandoned."),
+    "media retention": ("whatsapp.tasks.purge_media", {"minute": "29", "hour": "*"},
+                        "Removes stored WhatsApp media older than WHATSAPP_MEDIA_RETENTION_DAYS."),
     "template sync": ("whatsapp.tasks.sync_templates", {"minute": "40", "hour": "*/6"},
                       "Reads every connected WABA's message templates from Meta."),
 }

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from .api import conversations as conversations_api
 from .api import sending as sending_api
 from .api import views
 
@@ -19,4 +20,10 @@ urlpatterns = [
     path("messages", sending_api.messages_create, name="messages"),
     path("messages/<uuid:message_id>", sending_api.message_detail, name="message-detail"),
     path("templates", sending_api.templates_list, name="templates"),
+    path("contacts", conversations_api.contacts_list, name="contacts"),
+    path("contacts/<int:contact_id>/messages", conversations_api.contact_messages,
+         name="contact-messages"),
+    path("contacts/<int:contact_id>/request-phone", conversations_api.contact_request_phone,
+         name="contact-request-phone"),
+    path("media/<str:token>", conversations_api.media_file, name="media"),
 ]

@@ -329,5 +329,8 @@ API_RATE_LIMITS = {
 RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MINUTE",
                                                default=60)
 
+# WhatsApp media: storage, size and type checks, link lifetime, retention.
+from .media import *  # noqa: E402,F403
+
 # Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
 from .operations import *  # noqa: E402,F403

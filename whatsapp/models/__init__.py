@@ -15,6 +15,7 @@ from .conversations import (
     MessageStatus,
 )
 from .flags import AnalyticsEvent, FeatureFlag, FeatureFlagOverride
+from .media import MessageMedia
 from .numbers import PhoneNumber
 from .onboarding import Onboarding
 from .sending import (
@@ -39,6 +40,7 @@ __all__ = [
     "HistoryChunk",
     "HistorySync",
     "Message",
+    "MessageMedia",
     "MessageStatus",
     "MessageTemplate",
     "Onboarding",

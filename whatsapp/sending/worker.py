@@ -96,7 +96,8 @@ def _gate(message: OutboundMessage) -> Outcome | None:
         _finish(message, S.CANCELLED, "cancelled",
                 reason=_("Sending was turned off before this message went out."))
         return Outcome(S.CANCELLED)
-    refused = rule_broken(organization=message.organization, to=message.to,
+    refused = rule_broken(organization=message.organization,
+                          to=message.to or message.recipient_user_id,
                           contact=message.contact, kind=message.kind,
                           automated=message.automated) or _template_stale(message)
     if refused:
