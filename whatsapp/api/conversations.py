@@ -34,6 +34,7 @@ from whatsapp.sending import queue, rules
 
 from .conversation_json import contact_json
 from .conversation_json import message_json as conversation_message_json
+from .conversation_schema import ContactsPage, ErrorOut, MessagesPage
 from .sending import PHONE_REQUEST_TEXT, SEND_REFUSED_STATUS, message_json
 
 CURSOR_SALT = "whatsapp.api.cursor"
@@ -99,7 +100,9 @@ def _page(rows: list, limit: int, key) -> tuple[list, str | None]:
     return rows, (signing.dumps(key(rows[-1]), salt=CURSOR_SALT) if more and rows else None)
 
 
-@extend_schema(parameters=[ContactsQuery], summary="The organization's leads with every "
+@extend_schema(parameters=[ContactsQuery],
+               responses={200: ContactsPage, 400: ErrorOut, 404: ErrorOut},
+               summary="The organization's leads with every "
                "identity (phone, BSUID, username), newest first, in cursor pages")
 @api_view(["GET"])
 @permission_classes([HasOrganization])
@@ -129,7 +132,9 @@ def contacts_list(request: Request) -> Response:
     return Response({"contacts": [contact_json(c) for c in rows], "nextCursor": cursor})
 
 
-@extend_schema(parameters=[MessagesQuery], summary="One lead's messages, oldest first, in "
+@extend_schema(parameters=[MessagesQuery],
+               responses={200: MessagesPage, 400: ErrorOut, 404: ErrorOut},
+               summary="One lead's messages, oldest first, in "
                "cursor pages; `since`, number and direction filters; media as expiring links")
 @api_view(["GET"])
 @permission_classes([HasOrganization])
@@ -197,7 +202,10 @@ def media_file(request: Request, token: str):
     return response
 
 
-@extend_schema(request=RequestPhoneSerializer, summary="Ask a lead for its phone number "
+@extend_schema(request=RequestPhoneSerializer,
+               responses={202: OpenApiResponse(description="Queued: {message}"), 404: ErrorOut,
+                          409: ErrorOut},
+               summary="Ask a lead for its phone number "
                "(Meta's contact-information request; works for username-only leads)")
 @api_view(["POST"])
 @permission_classes([HasOrganization])
