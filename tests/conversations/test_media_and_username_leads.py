@@ -134,6 +134,10 @@ def test_username_only_lead_is_answered_then_shares_its_phone(client, meta, tena
     assert outbound_send(answer.pk).status == "accepted"
     sent = SentMessage.objects.latest("created_at").payload  # the Graph request body
     assert sent["recipient"] == bsuid and "to" not in sent
+    # Its statuses name the BSUID only (no recipient_id) and still find the send.
+    process_new(b'"statuses"', 3)
+    answer.refresh_from_db()
+    assert (answer.status, answer.to, answer.recipient_user_id) == ("read", "", bsuid)
 
     # Ask for the phone: Meta's contact-information request, then the lead's answer.
     asked = client.post(f"{API}/contacts/{contact.pk}/request-phone", {},
