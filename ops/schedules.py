@@ -44,6 +44,10 @@ SCHEDULES: dict[str, tuple[str, int | dict, str]] = {
     "human takeover expiry": ("whatsapp.tasks.expire_human_takeovers", 300,
                               "Hands conversations back to automation after "
                               "WHATSAPP_HUMAN_TAKEOVER_HOURS without a phone-app message."),
+    "media fetch sweep": ("whatsapp.tasks.sweep_media", 300,
+                          "Re-enqueues media fetches never enqueued or abandoned."),
+    "media retention": ("whatsapp.tasks.purge_media", {"minute": "29", "hour": "*"},
+                        "Removes stored WhatsApp media older than WHATSAPP_MEDIA_RETENTION_DAYS."),
     "template sync": ("whatsapp.tasks.sync_templates", {"minute": "40", "hour": "*/6"},
                       "Reads every connected WABA's message templates from Meta."),
     "erasure sweep": ("whatsapp.tasks.sweep_erasures", 60,

@@ -25,6 +25,8 @@ class Target:
     # For statuses of a message the product sent.
     wamid: str = ""
     recipient: str = "5511987654321"
+    # A send to a username-only user (`recipient` = BSUID, no phone number).
+    recipient_user_id: str = ""
     biz_opaque_callback_data: str = ""
 
 

@@ -33,10 +33,12 @@ from .graph_access import (
     waba_for,
 )
 from .graph_app import app_subscriptions, app_token_data, client_wabas, is_app_token
+from .graph_media import media_node
 from .models import (
     AuthCode,
     Business,
     Fault,
+    Media,
     Phone,
     RegisterCall,
     Subscription,
@@ -244,11 +246,14 @@ def messages(request: HttpRequest, phone_id: str) -> dict:
                                      "details": "Phone number not registered on the WhatsApp "
                                                 "Business Platform."})
     to = "".join(ch for ch in str(payload.get("to", "")) if ch.isdigit())
-    if not to:
+    # A username-only user: its BSUID in `recipient`, no `to` (if both, `to` wins; §0).
+    recipient = "" if to else str(payload.get("recipient") or "")
+    if not (to or re.fullmatch(r"[A-Z]{2}\.[A-Za-z0-9.]{1,140}", recipient)):
         raise invalid_param("(#100) The parameter to is required.")
     sent = services.message_send(phone, payload)
-    return {"messaging_product": "whatsapp",
-            "contacts": [{"input": str(payload.get("to")), "wa_id": to}],
+    contact = {"input": str(payload.get("to")), "wa_id": to} if to else {
+        "input": recipient, "user_id": recipient}
+    return {"messaging_product": "whatsapp", "contacts": [contact],
             "messages": [{"id": sent.wamid}]}
 
 
@@ -267,6 +272,8 @@ def message_templates(request: HttpRequest, waba_id: str) -> dict:
 
 def node(request: HttpRequest, node_id: str) -> dict:
     """`GET /{phone}` (e.g. `?fields=is_on_biz_app,platform_type`) or `GET /{waba}`."""
+    if Media.objects.filter(pk=node_id).exists():
+        return media_node(request, node_id)
     caller = caller_of(request)
     if Phone.objects.filter(pk=node_id).exists():
         return _phone_fields(phone_for(caller, node_id, "get"),

@@ -303,3 +303,14 @@ class Fault(models.Model):  # noqa: DJ008 (no admin; pages render fields)
             qs = qs.filter(remaining__gt=0)
             return bool(qs.update(remaining=F("remaining") - 1, hits=F("hits") + 1))
         return bool(qs.update(hits=F("hits") + 1))
+
+
+class Media(models.Model):  # noqa: DJ008 (no admin; pages render fields)
+    """A media file a user "sent" (inbound image events): `GET /{media-id}` gives a url that
+    expires, and the url gives the bytes, both only with a token covering the WABA."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    waba = models.ForeignKey(Waba, on_delete=models.CASCADE, related_name="media")
+    mime_type = models.CharField(max_length=128)
+    content = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)

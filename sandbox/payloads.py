@@ -109,6 +109,43 @@ def image(t: Target) -> Change:
     return _inbound(t, "Mariana Souza", "5511987654321", {"type": "image", "image": media})
 
 
+# The username user of messages_text_inbound_username_no_phone.json; its number is only
+# revealed when it answers a contact-information request.
+USERNAME_NUMBER = "5511955550123"
+
+
+def text_username(t: Target) -> Change:
+    """A user who adopted a username: no `wa_id`, no `from`, only the BSUID (§4.8)."""
+    user_id = user_id_for(USERNAME_NUMBER)
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
+             "contacts": [{"profile": {"name": "Carla M.", "username": "carla.imoveis"},
+                           "user_id": user_id}],
+             "messages": [{"from_user_id": user_id, "id": ids.wamid(), "timestamp": str(t.now),
+                           "type": "text", "text": {"body": "Qual o valor do condomínio?"}}]}
+    return Change(t.waba_id, "messages", value)
+
+
+def contact_shared(t: Target) -> Change:
+    """The user tapped "share contact info" on our request: a `contacts` message with
+    origin `contact_request` and its own number (username user unless the send had a phone)."""
+    user_id = t.recipient_user_id or user_id_for(t.recipient)
+    number = (t.recipient if not t.recipient_user_id
+              else NUMBERS_BY_USER_ID.get(user_id, USERNAME_NUMBER))
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
+             "contacts": [{"profile": {"name": "Carla M.", "username": "carla.imoveis"},
+                           "user_id": user_id}],
+             "messages": [{"from_user_id": user_id, "id": ids.wamid(), "timestamp": str(t.now),
+                           "type": "contacts", "contacts": [{
+                               "name": {"formatted_name": "Carla M.", "first_name": "Carla"},
+                               "origin": "contact_request",
+                               "phones": [{"phone": f"+{number}", "wa_id": number,
+                                           "type": "CELL"}]}]}]}
+    return Change(t.waba_id, "messages", value)
+
+
+NUMBERS_BY_USER_ID = {user_id_for(n): n for n in (USERNAME_NUMBER, "5511987654321")}
+
+
 def history_media(t: Target) -> Change:
     """The follow-up that carries the media of a `media_placeholder` (user-sent: messages[])."""
     change = image(t)
@@ -147,6 +184,8 @@ PRICING = {"billable": False, "pricing_model": "PMP", "type": "free_customer_ser
 
 
 def _status(t: Target, status: str, *, pricing: bool) -> Change:
+    if t.recipient_user_id:
+        return _status_username(t, status, pricing=pricing)
     item: dict[str, Any] = {"id": t.wamid or ids.wamid(), "status": status,
                             "timestamp": str(t.now), "recipient_id": t.recipient,
                             "recipient_user_id": user_id_for(t.recipient)}
@@ -156,6 +195,19 @@ def _status(t: Target, status: str, *, pricing: bool) -> Change:
         item["pricing"] = dict(PRICING)
     value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
              "contacts": [_contact("Mariana Souza", t.recipient)], "statuses": [item]}
+    return Change(t.waba_id, "messages", value)
+
+
+def _status_username(t: Target, status: str, *, pricing: bool) -> Change:
+    """A send to a BSUID: no recipient_id, a contacts block with the user_id only (§4.3)."""
+    item: dict[str, Any] = {"id": t.wamid or ids.wamid(), "status": status,
+                            "timestamp": str(t.now), "recipient_user_id": t.recipient_user_id}
+    if t.biz_opaque_callback_data:
+        item["biz_opaque_callback_data"] = t.biz_opaque_callback_data
+    if pricing:
+        item["pricing"] = dict(PRICING)
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
+             "contacts": [{"user_id": t.recipient_user_id}], "statuses": [item]}
     return Change(t.waba_id, "messages", value)
 
 
@@ -260,6 +312,8 @@ KINDS: dict[str, Callable[[Target], Change]] = {
     "account_restriction": account_restriction,
     "text": text,
     "image": image,
+    "text_username": text_username,
+    "contact_shared": contact_shared,
     "ctwa_referral": ctwa_referral,
     "unsupported": unsupported,
     "status_sent": status_sent,

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from . import delivery, ids
 from .delivery import Step
+from .graph_media import MEDIA_KINDS, media_register
 from .models import (
     Attempt,
     AuthCode,
@@ -187,6 +188,7 @@ def smb_sync_start(phone: Phone, sync_type: str) -> str:
         kinds = ["history_phase0", "history_phase1_chunk2", "history_phase1_chunk1",
                  "history_phase2", "history_media"]
         steps = [Step([kind], [build(kind, target)], delay_ms=gap) for kind in kinds]
+        media_register(phone.waba, [c for step in steps for c in step.changes])
     delivery.emit(steps)
     return request_id
 
@@ -194,13 +196,19 @@ def smb_sync_start(phone: Phone, sync_type: str) -> str:
 def message_send(phone: Phone, payload: dict[str, Any]) -> SentMessage:
     """Records an outbound message and emits its sent → delivered → read statuses."""
     to = "".join(ch for ch in str(payload.get("to", "")) if ch.isdigit())
-    sent = SentMessage.objects.create(wamid=ids.wamid(), phone=phone, to=to,
+    user_id = "" if to else str(payload.get("recipient") or "")
+    sent = SentMessage.objects.create(wamid=ids.wamid(), phone=phone, to=to or user_id,
                                       type=str(payload.get("type") or "text"), payload=payload)
     target = target_for(phone.waba, phone, wamid=sent.wamid, recipient=to,
+                        recipient_user_id=user_id,
                         biz_opaque_callback_data=str(payload.get("biz_opaque_callback_data", "")))
     gap = Switches.get().event_gap_ms
-    steps = [Step([kind], [build(kind, target)], delay_ms=gap)
-             for kind in ("status_sent", "status_delivered", "status_read")]
+    kinds = ["status_sent", "status_delivered", "status_read"]
+    interactive = payload.get("interactive")
+    if isinstance(interactive, dict) and interactive.get("type") == "request_contact_info":
+        # The user taps "share contact info": its number comes back as a contacts message.
+        kinds.append("contact_shared")
+    steps = [Step([kind], [build(kind, target)], delay_ms=gap) for kind in kinds]
     delivery.emit(steps)
     return sent
 
@@ -219,6 +227,9 @@ def event_send(kind: str, *, waba_id: str = "", phone_id: str = "", tracking_cod
         partner_business_id=partner_business_id(), tracking_code=tracking_code)
     gap = Switches.get().event_gap_ms
     steps = [Step([kind], [build(kind, target)], delay_ms=gap if i else 0) for i in range(count)]
+    if waba and kind in MEDIA_KINDS:
+        for step in steps:
+            media_register(waba, step.changes)
     if waba and kind in DISCONNECTING:
         waba_disconnect(waba)
     return delivery.emit(steps)

@@ -1,11 +1,13 @@
 from django.urls import path, re_path
 
-from . import api, graph, pages, signup
+from . import api, graph, graph_media, pages, signup
 
 app_name = "sandbox"
 
 urlpatterns = [
     path("", pages.index, name="index"),
+    # The short-lived media url that `GET /{media-id}` hands out (lookaside.fbsbx.com at Meta).
+    path("media/<str:media_id>", graph_media.media_download, name="media-download"),
     path("switches", pages.switches_form, name="switches-form"),
     path("events", pages.event_form, name="event-form"),
     path("reset", pages.reset_form, name="reset-form"),

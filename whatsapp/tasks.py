@@ -225,3 +225,30 @@ def expire_human_takeovers() -> int:
     from whatsapp.conversations.takeover import takeovers_expire
 
     return takeovers_expire()
+
+
+@shared_task(bind=True, max_retries=None)
+def fetch_media(self, message_id: int) -> str:
+    """Copies one message's media from Meta into our storage (bulk work; whatsapp/conversations/
+    media.py); transient Graph errors come back as a retry with backoff."""
+    from whatsapp.conversations.media import media_fetch
+
+    outcome = media_fetch(message_id)
+    if outcome.retry_in is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task
+def sweep_media() -> int:
+    from whatsapp.conversations.media import media_sweep
+
+    return media_sweep()
+
+
+@shared_task
+def purge_media() -> int:
+    """Retention: removes media files older than WHATSAPP_MEDIA_RETENTION_DAYS."""
+    from whatsapp.conversations.media import media_purge
+
+    return media_purge()

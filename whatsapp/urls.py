@@ -1,5 +1,6 @@
 from django.urls import path
 
+from .api import conversations as conversations_api
 from .api import privacy as privacy_api
 from .api import sending as sending_api
 from .api import takeover as takeover_api
@@ -28,4 +29,10 @@ urlpatterns = [
     path("contacts/<int:contact_id>/erase", privacy_api.contact_erase, name="contact-erase"),
     path("conversations/<int:contact_id>/hand-back", takeover_api.hand_back,
          name="conversation-hand-back"),
+    path("contacts", conversations_api.contacts_list, name="contacts"),
+    path("contacts/<int:contact_id>/messages", conversations_api.contact_messages,
+         name="contact-messages"),
+    path("contacts/<int:contact_id>/request-phone", conversations_api.contact_request_phone,
+         name="contact-request-phone"),
+    path("media/<str:token>", conversations_api.media_file, name="media"),
 ]

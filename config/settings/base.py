@@ -341,6 +341,8 @@ RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MI
 
 # The onboarding pipeline's lock, retry schedule and sweep; reconciliation with Meta.
 from .pipeline import *  # noqa: E402,F403
+# WhatsApp media: storage, size and type checks, link lifetime, retention.
+from .media import *  # noqa: E402,F403
 
 # Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
 # Usage/pricing and data protection (free service tier, erasure lease).

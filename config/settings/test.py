@@ -23,6 +23,12 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="qualifica-metrics-")
 
+# Media copies go to a throwaway directory (a worker subprocess inherits it).
+if not os.environ.get("MEDIA_ROOT"):
+    import tempfile
+
+    os.environ["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="qualifica-media-")
+
 from .base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -3,7 +3,8 @@ and a member, by session and by Bearer token (one table), and the pages each rol
 
 Admins connect, disconnect, choose the number, mint onboarding links and relay the signup
 callback; members read the status, the numbers, the templates and the sends, and send within
-the sending rules. A member refused gets 403 with a pt-BR error and nothing changes.
+the sending rules, read the conversations and their media, and ask a lead for its phone
+number. A member refused gets 403 with a pt-BR error and nothing changes.
 """
 
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import URLPattern
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -27,11 +29,14 @@ from tests.factories import (
     PhoneNumberFactory,
 )
 from whatsapp import urls as whatsapp_urls
+from whatsapp.conversations.media import media_link_token, media_storage
 from whatsapp.models import (
     AnalyticsEvent,
     Connection,
-    ErasureRequest,
     Contact,
+    ErasureRequest,
+    Message,
+    MessageMedia,
     MessageTemplate,
     Onboarding,
     OutboundMessage,
@@ -114,6 +119,20 @@ def a_lead(world: World) -> None:
     world.things["contact"] = ContactFactory(organization=world.org, wa_id=LEAD)
 
 
+def a_conversation(world: World) -> None:
+    ready_to_send(world)
+    contact = Contact.objects.get(organization=world.org)
+    message = Message.objects.create(
+        organization=world.org, config=world.things["number"], contact=contact,
+        wamid="wamid.matrix", direction="inbound", type="image", media_id="505000000000001",
+        timestamp=timezone.now())
+    name = media_storage().save("matrix/photo.jpg", ContentFile(b"\xff\xd8\xff photo"))
+    media = MessageMedia.objects.create(
+        organization=world.org, message=message, media_id=message.media_id, status="stored",
+        file=name, mime_type="image/jpeg", size=12, stored_at=timezone.now())
+    world.things.update(contact=contact, message=message, media=media)
+
+
 # --- the matrix -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
@@ -180,6 +199,18 @@ MATRIX = [
         lambda w: f"{API}contacts/{w.things['contact'].pk}/erase", lambda w: {}, 202,
         lambda w, body: ErasureRequest.objects.get(pk=body["erasure"]["id"]).contact_id
         == w.things["contact"].pk),
+    Row("contacts", "GET", True, a_conversation, lambda w: f"{API}contacts", None, 200,
+        lambda w, body: [c["id"] for c in body["contacts"]] == [w.things["contact"].pk]),
+    Row("contact-messages", "GET", True, a_conversation,
+        lambda w: f"{API}contacts/{w.things['contact'].pk}/messages", None, 200,
+        lambda w, body: body["messages"][0]["mediaUrl"].startswith("http")),
+    Row("contact-request-phone", "POST", True, a_conversation,
+        lambda w: f"{API}contacts/{w.things['contact'].pk}/request-phone", lambda w: {}, 202,
+        lambda w, body: OutboundMessage.objects.get(pk=body["message"]["id"]).kind
+        == OutboundMessage.Kind.REQUEST_CONTACT_INFO),
+    Row("media", "GET", True, a_conversation,
+        lambda w: f"{API}media/{media_link_token(w.things['media'])}", None, 200,
+        lambda w, body: body == b"\xff\xd8\xff photo"),
 ]
 
 
@@ -237,8 +268,10 @@ def test_role_matrix(row, role, make_client, world, broker, settings):
     response = call(client, row, world)
 
     if allowed:
-        assert response.status_code == row.ok, response.json()
-        assert row.done(world, response.json())
+        assert response.status_code == row.ok, response.content[:500]
+        body = (b"".join(response.streaming_content) if response.streaming
+                else response.json())
+        assert row.done(world, body)
     else:
         assert response.status_code == 403
         assert response.json() == ADMINS_ONLY

@@ -35,6 +35,10 @@ class TemplateRefSerializer(serializers.Serializer):
         return attrs
 
 
+# What a username-only lead reads above Meta's "share contact info" button by default.
+PHONE_REQUEST_TEXT = _("To continue, please share your phone number: tap the button below.")
+
+
 class SendMessageSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=OutboundMessage.Kind.values)
     to = serializers.RegexField(r"^\+?[0-9 ().-]{8,24}$", required=False)
@@ -48,6 +52,8 @@ class SendMessageSerializer(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         if not attrs.get("to") and not attrs.get("contactId"):
             raise serializers.ValidationError({"to": _("Give a recipient (to or contactId).")})
+        if attrs["type"] == OutboundMessage.Kind.REQUEST_CONTACT_INFO and not attrs.get("text"):
+            attrs["text"] = str(PHONE_REQUEST_TEXT)
         if attrs["type"] == OutboundMessage.Kind.TEXT and not attrs.get("text"):
             raise serializers.ValidationError({"text": _("A text message needs its text.")})
         if attrs["type"] == OutboundMessage.Kind.TEMPLATE and not attrs.get("template"):
@@ -93,7 +99,8 @@ SEND_REFUSED_STATUS = {
 def message_json(message: OutboundMessage, *, events: bool = False) -> dict:
     data = {
         "id": str(message.pk), "status": message.status, "reason": message.status_reason,
-        "type": message.kind, "to": message.to, "contactId": message.contact_id,
+        "type": message.kind, "to": message.to,
+        "recipient": message.recipient_user_id or None, "contactId": message.contact_id,
         "phoneNumberId": message.config.phone_number_id,
         "template": ({"name": message.template_name, "language": message.template_language,
                       "use": message.use} if message.kind == OutboundMessage.Kind.TEMPLATE

@@ -16,17 +16,27 @@ from whatsapp.core.payloads import (
     StatusItem,
     WaMessage,
 )
-from whatsapp.core.phones import at
+from whatsapp.core.phones import at, normalize_phone
 from whatsapp.events import facts
 from whatsapp.events.outbox import emit
 from whatsapp.models import (
     Contact,
+    ContactIdentity,
     Message,
     MessageStatus,
     PhoneNumber,
 )
 
-from .contacts import BATCH, ContactBook, chunks, contacts_change_user_id, later, sighting
+from .contacts import (
+    BATCH,
+    ContactBook,
+    Sighting,
+    chunks,
+    contacts_change_user_id,
+    later,
+    sighting,
+)
+from .media import media_track
 from .routing import Route
 
 # Never regress: failed > played > read > delivered > sent > pending. `played` (voice) comes
@@ -76,8 +86,11 @@ def messages_store(route_: Route, rows: list[Message]) -> list[Message]:
     # The PhoneNumber lock makes this the only writer of these wamids for this number; a wamid
     # stored through another number (never expected) is simply not duplicated.
     Message.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
+    got_media = [r.wamid for r in new if r.media_id]
     for wamid, old in existing.items():
-        _message_merge(old, unique[wamid])
+        if _message_merge(old, unique[wamid]):
+            got_media.append(wamid)
+    media_track(got_media)
     # Statuses only exist for what the business sent.
     apply_stored_statuses([r.wamid for r in new if r.direction == Message.Direction.OUTBOUND])
     _apply_edits_and_revokes(new)
@@ -85,8 +98,9 @@ def messages_store(route_: Route, rows: list[Message]) -> list[Message]:
     return new
 
 
-def _message_merge(old: Message, new: Message) -> None:
-    """A wamid seen again: keep the best facts from both, whichever came first."""
+def _message_merge(old: Message, new: Message) -> bool:
+    """A wamid seen again: keep the best facts from both, whichever came first. True when it
+    brought the media id (history's placeholder meets its follow-up)."""
     changed = []
     if STATUS_RANK.get(new.status, 0) > STATUS_RANK.get(old.status, 0):
         old.status = new.status
@@ -98,6 +112,7 @@ def _message_merge(old: Message, new: Message) -> None:
         changed += ["type", "media_id", "raw", "body"]
     if changed:
         old.save(update_fields=changed)
+    return "media_id" in changed
 
 
 def apply_stored_statuses(wamids: list[str]) -> None:
@@ -195,6 +210,7 @@ def messages_ingest(route_: Route, value: MessagesValue) -> None:
                      source=Message.Source.CLOUD_API, contact=book.get(p), fallback=now)
             for m, p in inbound]
     new = messages_store(route_, rows)
+    shared: list[Sighting] = []
     for m, p in inbound:
         contact = book.get(p)
         when = at(m.timestamp, now)
@@ -203,7 +219,12 @@ def messages_ingest(route_: Route, value: MessagesValue) -> None:
         elif contact is not None:
             contact.note_inbound(when, m.referral)
             book.mark(contact)
+            shared += _shared_phones(m, p, when)
     book.save()
+    if shared:
+        # After the save: a merge (the number was already another lead's) reads fresh rows.
+        book.resolve(shared)
+        book.save()
     _emit_received(new)
     statuses_ingest(route_, [s for s, _ in statuses], now)
 
@@ -223,6 +244,26 @@ def _emit_received(new: list[Message]) -> None:
 
 def _arrival(m: Message) -> tuple:
     return (m.timestamp, m.wamid)
+
+
+def _shared_phones(m: WaMessage, party: Party, when: datetime) -> list[Sighting]:
+    """The lead's answer to our contact-information request (`contacts` with origin
+    `contact_request`): its own number, attached to the same lead (every identity kept). A
+    contact card shared on the lead's own initiative is someone else's: never attached."""
+    if m.type != "contacts":
+        return []
+    found = []
+    for card in m.raw.get("contacts") or []:
+        if not isinstance(card, dict) or card.get("origin") != "contact_request":
+            continue
+        for phone in card.get("phones") or []:
+            number = normalize_phone(str(phone.get("wa_id") or phone.get("phone") or "")
+                                     if isinstance(phone, dict) else "")
+            if number:
+                seen = sighting(party, when)
+                seen.keys.append((ContactIdentity.Kind.PHONE, number))
+                found.append(seen)
+    return found
 
 
 def _system_message(book: ContactBook, m: WaMessage, party: Party, when: datetime) -> None:

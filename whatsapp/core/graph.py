@@ -54,6 +54,14 @@ class GraphError(Exception):
         return self.status >= 500 or self.status == 429 or self.code in TRANSIENT_CODES
 
 
+class MediaTooLarge(Exception):
+    """A media download went past the size limit (nothing more is read)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"media larger than the limit ({size} bytes read)")
+        self.size = size
+
+
 class GraphClient:
     def __init__(self, access_token: str = "", *, session: requests.Session | None = None):
         self.access_token = access_token
@@ -199,6 +207,38 @@ class GraphClient:
     def send_message(self, phone_number_id: str, payload: dict) -> dict:
         return self._request("POST", f"{phone_number_id}/messages",
                              json={"messaging_product": "whatsapp", **payload})
+
+    def media_info(self, media_id: str) -> dict:
+        """`GET /{media-id}`: `{url, mime_type, sha256, file_size, id}`; the url lives minutes."""
+        return self._request("GET", media_id)
+
+    def media_download(self, url: str, *, max_bytes: int) -> tuple[bytes, str]:
+        """The bytes behind a media url (with the token), and the Content-Type; more than
+        `max_bytes` raises MediaTooLarge without reading the rest."""
+        started, outcome = time.monotonic(), "error"
+        try:
+            response = self.session.get(
+                url, headers={"Authorization": f"Bearer {self.access_token}"}, timeout=TIMEOUT,
+                stream=True)
+        except requests.RequestException as exc:
+            metrics.graph_call("GET", "media_download", "network_error", 0.0)
+            raise GraphError(status=0, code=None, message=type(exc).__name__) from exc
+        try:
+            if response.status_code >= 400:
+                outcome = "transient_error" if response.status_code >= 500 else "error"
+                raise GraphError(status=response.status_code, code=None,
+                                 message=str(response.reason or "")[:500])
+            chunks, size = [], 0
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise MediaTooLarge(size)
+                chunks.append(chunk)
+            outcome = "ok"
+            return b"".join(chunks), response.headers.get("Content-Type", "")
+        finally:
+            response.close()
+            metrics.graph_call("GET", "media_download", outcome, time.monotonic() - started)
 
     def message_templates(self, waba_id: str) -> list[dict]:
         return list(self._request("GET", f"{waba_id}/message_templates").get("data", []))

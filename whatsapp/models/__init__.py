@@ -16,6 +16,7 @@ from .conversations import (
 )
 from .events import LeadEvent, LeadEventStream
 from .flags import AnalyticsEvent, FeatureFlag, FeatureFlagOverride
+from .media import MessageMedia
 from .numbers import PhoneNumber
 from .onboarding import Onboarding
 from .privacy import ErasureRequest
@@ -45,6 +46,7 @@ __all__ = [
     "LeadEvent",
     "LeadEventStream",
     "Message",
+    "MessageMedia",
     "MessageStatus",
     "MessageTemplate",
     "NumberUsage",

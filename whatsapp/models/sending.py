@@ -142,6 +142,8 @@ class OutboundMessage(models.Model):
     class Kind(models.TextChoices):
         TEMPLATE = "template", _("Template")
         TEXT = "text", _("Free-form text")
+        # Meta's contact-information request: asks a username-only lead for the phone number.
+        REQUEST_CONTACT_INFO = "request_contact_info", _("Phone number request")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -181,8 +183,10 @@ class OutboundMessage(models.Model):
         related_name="outbound_messages",
         verbose_name=_("contact"),
     )
-    to = models.CharField(_("recipient"), max_length=32)
-    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    to = models.CharField(_("recipient"), max_length=32, blank=True)
+    # A username-only lead: its BSUID goes in Graph's `recipient` instead of `to`.
+    recipient_user_id = models.CharField(_("recipient user id"), max_length=160, blank=True)
+    kind = models.CharField(_("kind"), max_length=24, choices=Kind)
     template = models.ForeignKey(
         MessageTemplate,
         null=True,
@@ -277,7 +281,8 @@ class OutboundMessage(models.Model):
         verbose_name_plural = _("outbound messages")
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} → {self.to} ({self.get_status_display()})"
+        return (f"{self.get_kind_display()} → {self.to or self.recipient_user_id} "
+                f"({self.get_status_display()})")
 
     @property
     def callback_data(self) -> str:

@@ -70,15 +70,18 @@ def outbound_queue(*, organization, request: SendRequest, user=None, token=None
     to = normalize_phone(request.to)
     contact = contact_find(organization, contact_id=request.contact_id, to=to)
     to = to or (contact.wa_id if contact else "")
-    if not to:
-        # a username-only contact has no number we may send to yet.
+    # A username-only lead (no phone yet) is answered through its BSUID (Graph's `recipient`).
+    recipient = "" if to or contact is None else contact.user_id
+    if not (to or recipient):
+        # a contact with neither a phone nor a BSUID cannot be addressed.
         raise SendRefused("no_phone", _("This contact has no phone number to send to."))
-    refused = rule_broken(organization=organization, to=to, contact=contact,
+    refused = rule_broken(organization=organization, to=to or recipient, contact=contact,
                           kind=request.kind, automated=request.automated)
     if refused:
         raise refused
     message = OutboundMessage(
-        organization=organization, config=config, contact=contact, to=to, kind=request.kind,
+        organization=organization, config=config, contact=contact, to=to,
+        recipient_user_id=recipient, kind=request.kind,
         text=request.text, use=request.use, automated=request.automated,
         idempotency_key=request.idempotency_key, request_hash=fingerprint,
         parameters={"body": request.body_parameters, "header": request.header_parameters},
@@ -136,10 +139,18 @@ def _attach_template(message: OutboundMessage, request: SendRequest, config: Pho
 
 def graph_payload(message: OutboundMessage) -> dict:
     """The `POST /{phone}/messages` body (graph.send_message adds messaging_product)."""
-    payload: dict = {"recipient_type": "individual", "to": message.to,
-                     "biz_opaque_callback_data": message.callback_data}
+    payload: dict = {"recipient_type": "individual"}
+    # `to` for a phone number; `recipient` (and no `to`) for a BSUID (META-PLATFORM §0).
+    payload.update({"to": message.to} if message.to else {"recipient": message.recipient_user_id})
+    payload["biz_opaque_callback_data"] = message.callback_data
     if message.kind == OutboundMessage.Kind.TEXT:
         payload.update(type="text", text={"body": message.text, "preview_url": False})
+    elif message.kind == OutboundMessage.Kind.REQUEST_CONTACT_INFO:
+        # Meta's contact-information request: the lead taps to share its phone number, which
+        # comes back as a `contacts` message with origin `contact_request`.
+        payload.update(type="interactive", interactive={
+            "type": "request_contact_info", "body": {"text": message.text},
+            "action": {"name": "request_contact_info"}})
     else:
         params = message.parameters or {}
         payload.update(type="template", template=template_payload(

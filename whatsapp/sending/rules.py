@@ -81,10 +81,12 @@ def mode_for(organization) -> str:
 
 
 def allowlisted(organization, to: str) -> bool:
-    """Every configured allowlist (environment, organization) must contain the recipient."""
+    """Every configured allowlist (environment, organization) must contain the recipient (a
+    phone number, or the BSUID of a username-only lead)."""
     policy = SendPolicy.objects.filter(organization=organization).first()
     for allowlist in (settings.WHATSAPP_SEND_ALLOWLIST, policy.allowlist if policy else []):
-        if allowlist and to not in {normalize_phone(str(n)) for n in allowlist}:
+        entries = {normalize_phone(str(n)) for n in allowlist} | {str(n) for n in allowlist}
+        if allowlist and to not in entries:
             return False
     return True
 
@@ -113,7 +115,7 @@ def rule_broken(*, organization, to: str, contact: Contact | None, kind: str,
         return SendRefused("human_takeover",
                            _("A person is handling this conversation on the phone; automated "
                              "messages are not sent to it."))
-    if kind == OutboundMessage.Kind.TEXT and not window_open(contact):
+    if kind != OutboundMessage.Kind.TEMPLATE and not window_open(contact):
         # outside the 24 h window Meta only accepts templates (131047).
         return SendRefused("window_closed",
                            _("The 24-hour customer service window is closed: only an approved "

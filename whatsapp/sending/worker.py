@@ -10,9 +10,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from whatsapp.conversations.contacts import ContactBook, sighting
 from whatsapp.conversations.messages import apply_stored_statuses
 from whatsapp.core.backoff import backoff
 from whatsapp.core.graph import TRANSIENT_CODES, GraphClient, GraphError
+from whatsapp.core.payloads import Party
 from whatsapp.models import (
     Message,
     OutboundMessage,
@@ -96,7 +98,8 @@ def _gate(message: OutboundMessage) -> Outcome | None:
         _finish(message, S.CANCELLED, "cancelled",
                 reason=_("Sending was turned off before this message went out."))
         return Outcome(S.CANCELLED)
-    refused = rule_broken(organization=message.organization, to=message.to,
+    refused = rule_broken(organization=message.organization,
+                          to=message.to or message.recipient_user_id,
                           contact=message.contact, kind=message.kind,
                           automated=message.automated) or _template_stale(message)
     if refused:
@@ -140,7 +143,22 @@ def _call_graph(message: OutboundMessage, granted: datetime) -> Outcome:
     event_add(message, "accepted", wamid=wamid, attempt=message.attempts)
     if wamid:
         _conversation_record(message, wamid, now)
+    _user_id_record(message, body, now)
     return Outcome(S.ACCEPTED)
+
+
+def _user_id_record(message: OutboundMessage, body: dict, now: datetime) -> None:
+    """Meta answers the lead's BSUID (`contacts[].user_id`, §0): kept as one of the lead's
+    identities, so a pre-BSUID phone-only lead (or a send to a parent BSUID) learns it."""
+    contacts = body.get("contacts") if isinstance(body, dict) else None
+    first = contacts[0] if isinstance(contacts, list) and contacts else None
+    user_id = str(first.get("user_id") or "")[:160] if isinstance(first, dict) else ""
+    if not user_id or message.contact is None or user_id == message.contact.user_id:
+        return
+    extra = [message.recipient_user_id] if message.recipient_user_id else []
+    with transaction.atomic():
+        book = ContactBook(message.organization_id)
+        book.resolve([sighting(Party(user_id=user_id, wa_id=message.to), now, *extra)])
 
 
 def _wamid(body: dict) -> str:
