@@ -11,7 +11,7 @@ from celery.app.task import Task
 from django.db import connection as db
 
 from tests.e2e import test_backoffice_browser
-from tests.e2e.conftest import SYSTEM_USER_TOKEN, assert_accessible, shot
+from tests.e2e.conftest import assert_accessible, shot
 from tests.e2e.test_connect_whatsapp import CLOUD_ONE, open_signup, wait_status, walk
 from tests.support import wait_for
 from whatsapp.models import Connection, Onboarding, PhoneNumber

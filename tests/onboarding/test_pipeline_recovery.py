@@ -10,8 +10,8 @@ import responses
 from django.utils import timezone
 
 from audit.models import AuditLog
-from organizations.models import ApiToken, Membership
 from ops.alerts import alerts_evaluate
+from organizations.models import ApiToken, Membership
 from tests.factories import ConnectionFactory, MembershipFactory, PhoneNumberFactory
 from tests.meta import GRAPH
 from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber
