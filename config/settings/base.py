@@ -339,16 +339,12 @@ API_RATE_LIMITS = {
 RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MINUTE",
                                                default=60)
 
-# The onboarding pipeline's lock, retry schedule and sweep; reconciliation with Meta.
-# Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
-# Usage/pricing and data protection (free service tier, erasure lease).
+# Settings groups, each read from the environment in its own module: usage/pricing and data
+# protection (compliance), lead events (leads), WhatsApp media, operations and observability,
+# the onboarding pipeline and reconciliation (pipeline), what the tenant is told (tenant).
 from .compliance import *  # noqa: E402,F403
 from .leads import *  # noqa: E402,F403
-
-# WhatsApp media: storage, size and type checks, link lifetime, retention.
 from .media import *  # noqa: E402,F403
 from .operations import *  # noqa: E402,F403
 from .pipeline import *  # noqa: E402,F403
-
-# What the tenant is told and when: stalled onboardings, token-expiry notices.
 from .tenant import *  # noqa: E402,F403
