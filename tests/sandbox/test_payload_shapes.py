@@ -44,7 +44,8 @@ FIXTURES = {
     "template_approved": "message_template_status_update_approved.json",
     "template_rejected": "message_template_status_update_rejected.json",
     "quality_update": "phone_number_quality_update_throughput_upgrade.json",
-    "user_id_update": "user_id_update.json",
+    "user_changed_number": "messages_system_user_changed_number.json",
+    "user_changed_user_id": "messages_system_user_changed_user_id.json",
 }
 
 
