@@ -127,7 +127,8 @@ def system_user_access_tokens(request: HttpRequest, business_id: str) -> dict:
 def phone_numbers(request: HttpRequest, waba_id: str) -> dict:
     waba = waba_for(caller_of(request), waba_id, "get")
     fields = _fields(request, PHONE_DEFAULT_FIELDS)
-    rows = [_phone_fields(p, fields) for p in waba.phones.order_by("created_at", "id")]
+    rows = [_phone_fields(p, fields, _version(request))
+            for p in waba.phones.order_by("created_at", "id")]
     return {"data": rows, "paging": {"cursors": {"before": "QVFIUk", "after": "QVFIUl"}}}
 
 
@@ -138,7 +139,25 @@ def _fields(request: HttpRequest, default: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys([*asked, "id"])) if asked else list(default)
 
 
-def _phone_fields(phone: Phone, fields: list[str]) -> dict:
+# The portfolio's messaging limit: `whatsapp_business_manager_messaging_limit` from Graph v24,
+# `messaging_limit_tier` up to v23 only; asking a version for the other one is error #100.
+LIMIT_FIELD, OLD_LIMIT_FIELD = "whatsapp_business_manager_messaging_limit", "messaging_limit_tier"
+FIRST_VERSION_WITH_LIMIT_FIELD = 24
+
+
+def _version(request: HttpRequest) -> int | None:
+    """The major Graph version of the URL (`v25.0` → 25), set by `graph()`."""
+    digits = str(getattr(request, "graph_version", "")).lstrip("vV").split(".")[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def _phone_fields(phone: Phone, fields: list[str], version: int | None = None) -> dict:
+    old = version is not None and version < FIRST_VERSION_WITH_LIMIT_FIELD
+    missing = OLD_LIMIT_FIELD if not old else LIMIT_FIELD
+    if missing in fields:
+        raise GraphError(400, 100, f"(#100) Tried accessing nonexisting field ({missing}) on "
+                                   "node type (WhatsAppBusinessPhoneNumber)",
+                         type="GraphMethodException")
     values: dict[str, Any] = {
         "id": phone.id,
         "display_phone_number": phone.display_phone_number,
@@ -152,7 +171,8 @@ def _phone_fields(phone: Phone, fields: list[str]) -> dict:
         "webhook_configuration": {"application": services.webhook_url_for(phone.waba)},
         "name_status": "APPROVED",
         "status": "CONNECTED" if phone.registered else "PENDING",
-        "messaging_limit_tier": "TIER_250",
+        # Every sandbox portfolio is new: Meta's first tier (250 users in 24 h).
+        OLD_LIMIT_FIELD if old else LIMIT_FIELD: "TIER_250",
         "account_mode": "LIVE",
         "is_official_business_account": False,
         "health_status": {"can_send_message": "AVAILABLE"},
@@ -270,7 +290,7 @@ def node(request: HttpRequest, node_id: str) -> dict:
     caller = caller_of(request)
     if Phone.objects.filter(pk=node_id).exists():
         return _phone_fields(phone_for(caller, node_id, "get"),
-                             _fields(request, PHONE_DEFAULT_FIELDS))
+                             _fields(request, PHONE_DEFAULT_FIELDS), _version(request))
     waba = waba_for(caller, node_id, "get")
     values: dict[str, Any] = {
         "id": waba.id, "name": waba.name, "timezone_id": "1", "currency": "BRL",
@@ -335,6 +355,7 @@ def graph(request: HttpRequest, version: str, path: str) -> JsonResponse:
         fault = _injected_fault(request)
         if fault:
             raise fault
+        request.graph_version = version
         handler, args = _route(request.method or "GET", path.strip("/"))
         return JsonResponse(handler(request, *args))
     except GraphError as error:

@@ -58,6 +58,15 @@
     numbers.filter(function (n) { return n.status === "configured"; }).forEach(function (n) {
       var li = document.createElement("li");
       li.textContent = numberLabel(n);
+      if (n.messagingLimit) {
+        var limit = document.createElement("small");
+        limit.className = "limit";
+        limit.dataset.limit = n.messagingLimit;
+        limit.textContent = cfg.texts.messagingLimit.replace(
+          "%(limit)s", cfg.texts.limits[n.messagingLimit] || n.messagingLimit);
+        li.appendChild(document.createElement("br"));
+        li.appendChild(limit);
+      }
       list.appendChild(li);
     });
     var choices = $("wa-numbers");

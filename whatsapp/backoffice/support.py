@@ -6,7 +6,8 @@ from django.contrib.auth.models import Group, Permission
 SUPPORT_GROUP = "Suporte"
 SUPPORT_APPS = ["organizations", "audit", "whatsapp", "ops", "django_celery_beat"]
 SUPPORT_ACTIONS = ["whatsapp.claim_orphan", "whatsapp.operate_connection",
-                   "whatsapp.operate_onboarding", "whatsapp.replay_webhooklog"]
+                   "whatsapp.operate_onboarding", "whatsapp.replay_webhooklog",
+                   "whatsapp.confirm_template_category"]
 
 
 def support_group_ensure(**kwargs) -> Group:

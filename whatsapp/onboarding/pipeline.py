@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from audit.models import AuditLog
 from audit.services import audit_record
+from whatsapp.conversations.numbers import numbers_health_apply
 from whatsapp.core.graph import GraphClient, GraphError
 from whatsapp.models import Connection, PhoneNumber
 
@@ -162,6 +163,7 @@ def _sync_numbers(connection: Connection, client: GraphClient) -> list[PhoneNumb
             },
         )
         phone_numbers.append(config)
+    numbers_health_apply(connection, numbers)
     if phone_numbers:
         coexistence = connection.finish_event == COEXISTENCE_FINISH or any(
             c.is_on_biz_app for c in phone_numbers

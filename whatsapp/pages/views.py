@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from organizations.permissions import is_org_admin
 from organizations.services import organization_for_request
 from whatsapp.api.presenters import connection_status_for
+from whatsapp.backoffice import labels
 from whatsapp.models import AnalyticsEvent, flags
 from whatsapp.onboarding.analytics import analytics_record
 from whatsapp.onboarding.signup import signup_enabled_for
@@ -77,5 +78,7 @@ def _page_config(request: HttpRequest, organization, signup_enabled: bool, *,
             "connect": _("Connect WhatsApp"),
             "connecting": _("Connecting…"),
             "genericError": _("Something went wrong. Please try again."),
+            "messagingLimit": _("Messaging limit: %(limit)s"),
+            "limits": {code: str(text) for code, text in labels.MESSAGING_LIMIT.items()},
         },
     }

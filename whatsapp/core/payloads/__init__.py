@@ -4,7 +4,13 @@
 module of its kind. Everything is re-exported here: import from `whatsapp.core.payloads`.
 """
 
-from .account import AccountUpdate, QualityUpdate, TemplateStatusUpdate
+from .account import (
+    AccountUpdate,
+    QualityUpdate,
+    TemplateCategoryUpdate,
+    TemplateQualityUpdate,
+    TemplateStatusUpdate,
+)
 from .base import Change, Delivery, PayloadError, parse_delivery, phone_number_ids
 from .history import HistoryChunkData, HistoryThread, HistoryValue, StateSyncItem, StateSyncValue
 from .messages import (
@@ -20,6 +26,7 @@ from .messages import (
 __all__ = [
     "MEDIA_TYPES", "AccountUpdate", "Change", "Delivery", "HistoryChunkData", "HistoryThread",
     "HistoryValue", "MessagesValue", "Party", "PayloadError", "QualityUpdate", "StateSyncItem",
-    "StateSyncValue", "StatusItem", "TemplateStatusUpdate", "UserIdChange", "UserIdUpdateValue",
+    "StateSyncValue", "StatusItem", "TemplateCategoryUpdate", "TemplateQualityUpdate",
+    "TemplateStatusUpdate", "UserIdChange", "UserIdUpdateValue",
     "WaMessage", "parse_delivery", "phone_number_ids",
 ]
