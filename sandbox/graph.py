@@ -33,6 +33,7 @@ from .graph_access import (
     waba_for,
 )
 from .graph_app import app_subscriptions, app_token_data, is_app_token
+from .graph_templates import template_send_check, templates_page
 from .models import (
     AuthCode,
     Business,
@@ -266,6 +267,8 @@ def messages(request: HttpRequest, phone_id: str) -> dict:
     to = "".join(ch for ch in str(payload.get("to", "")) if ch.isdigit())
     if not to:
         raise invalid_param("(#100) The parameter to is required.")
+    if payload.get("type") == "template":
+        template_send_check(payload)
     sent = services.message_send(phone, payload)
     return {"messaging_product": "whatsapp",
             "contacts": [{"input": str(payload.get("to")), "wa_id": to}],
@@ -274,15 +277,7 @@ def messages(request: HttpRequest, phone_id: str) -> dict:
 
 def message_templates(request: HttpRequest, waba_id: str) -> dict:
     waba_for(caller_of(request), waba_id, "get")
-    return {"data": [
-        {"name": "confirmacao_visita", "status": "APPROVED", "category": "UTILITY",
-         "language": "pt_BR", "id": "606000000000001", "components": [
-             {"type": "BODY",
-              "text": "Olá {{1}}, sua visita ao imóvel está confirmada para {{2}}."}]},
-        {"name": "hello_world", "status": "APPROVED", "category": "UTILITY",
-         "language": "en_US", "id": "606000000000003", "components": [
-             {"type": "BODY", "text": "Hello World"}]},
-    ], "paging": {"cursors": {"before": "MAZDZD", "after": "MQZDZD"}}}
+    return templates_page(request)
 
 
 def node(request: HttpRequest, node_id: str) -> dict:

@@ -229,6 +229,30 @@ def template_rejected(t: Target) -> Change:
     return Change(t.waba_id, "message_template_status_update", value, t.now)
 
 
+def template_category_update(t: Target) -> Change:
+    """Meta moved an approved utility template to marketing (completed change, §0)."""
+    value = {"message_template_id": 606000000000001,
+             "message_template_name": "confirmacao_visita", "message_template_language": "pt_BR",
+             "previous_category": "UTILITY", "new_category": "MARKETING"}
+    return Change(t.waba_id, "template_category_update", value, t.now)
+
+
+def template_category_upcoming(t: Target) -> Change:
+    """Meta announces a re-categorisation taking effect in a week (impending change, §0)."""
+    value = {"message_template_id": 606000000000001,
+             "message_template_name": "confirmacao_visita", "message_template_language": "pt_BR",
+             "correct_category": "MARKETING", "new_category": "MARKETING",
+             "category_update_timestamp": t.now + 7 * 86400}
+    return Change(t.waba_id, "template_category_update", value, t.now)
+
+
+def template_quality_update(t: Target) -> Change:
+    value = {"previous_quality_score": "GREEN", "new_quality_score": "YELLOW",
+             "message_template_id": 606000000000001,
+             "message_template_name": "confirmacao_visita", "message_template_language": "pt_BR"}
+    return Change(t.waba_id, "message_template_quality_update", value, t.now)
+
+
 def quality_update(t: Target) -> Change:
     value = {"display_phone_number": t.display_phone_number, "event": "THROUGHPUT_UPGRADE",
              "max_daily_conversations_per_business": "TIER_UNLIMITED"}
@@ -292,6 +316,9 @@ KINDS: dict[str, Callable[[Target], Change]] = {
     "contacts_remove": contacts_remove,
     "template_approved": template_approved,
     "template_rejected": template_rejected,
+    "template_category_update": template_category_update,
+    "template_category_upcoming": template_category_upcoming,
+    "template_quality_update": template_quality_update,
     "quality_update": quality_update,
     "user_changed_number": user_changed_number,
     "user_changed_user_id": user_changed_user_id,
