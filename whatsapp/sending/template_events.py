@@ -62,15 +62,18 @@ def _event_store(*, waba_id: str, template_id: str, event: str, when: datetime |
     return stored
 
 
-def _template_of(event: TemplateStatusEvent) -> MessageTemplate | None:
-    """The template an event is about (locked), created from the event when never synced."""
+def _template_of(event: TemplateStatusEvent, category: str | None = None
+                 ) -> MessageTemplate | None:
+    """The template an event is about (locked), created from the event when never synced
+    (with `category`, or the event's)."""
     template = (MessageTemplate.objects.select_for_update()
                 .filter(waba_id=event.waba_id, template_id=event.template_id).first())
     if template is None and event.template_name and event.language:
         template, _created = MessageTemplate.objects.get_or_create(
             waba_id=event.waba_id, name=event.template_name[:512], language=event.language,
             defaults={"organization_id": event.organization_id, "connection": event.connection,
-                      "template_id": event.template_id, "category": event.category})
+                      "template_id": event.template_id,
+                      "category": event.category if category is None else category})
         template = MessageTemplate.objects.select_for_update().get(pk=template.pk)
     return template
 
@@ -119,7 +122,8 @@ def template_category_record(update: TemplateCategoryUpdate) -> TemplateStatusEv
                          event=CATEGORY_ANNOUNCED if update.is_announcement else CATEGORY_CHANGED,
                          when=when, name=update.name, language=update.language,
                          category=update.new_category, info=info)
-    template = _template_of(event)
+    # Never synced: it had the category it is said to leave.
+    template = _template_of(event, category=update.previous_category)
     if template is None:
         return event
     if update.is_announcement:
@@ -143,13 +147,15 @@ def category_change_apply(template: MessageTemplate, *, previous: str, new: str,
     Becoming MARKETING from another category needs a person's confirmation before automation
     sends it again; any other change lifts a pending confirmation."""
     previous, new = previous.upper()[:32], new.upper()[:32]
+    # Became marketing now (the same change seen again, from a retry or a sync, is no news).
+    needs = new == MARKETING and template.category != MARKETING and (
+        previous or template.category) != MARKETING and bool(previous or template.category)
     template.category = new
     template.category_changed_at = when
     if previous and previous != new:
         template.previous_category = previous
     if template.upcoming_category == new:
         template.upcoming_category, template.upcoming_category_at = "", None
-    needs = new == MARKETING and bool(previous) and previous != MARKETING
     if needs and not template.category_confirmation_required:
         template.category_confirmation_required = True
         template.category_confirmed_at, template.category_confirmed_by = None, None
