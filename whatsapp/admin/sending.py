@@ -20,7 +20,7 @@ class MessageTemplateAdmin(ModelAdmin):
     list_display = ["name", "language", "organization", "template_status", "template_category",
                     "category_confirmation_required", "quality", "use",
                     "body_parameter_count", "status_at", "synced_at"]
-    list_filter = ["category_confirmation_required", "category", "quality_score", "language"]
+    list_filter = ["category_confirmation_required", "language"]
     search_fields = ["name", "waba_id", "template_id", "organization__name"]
     # Meta owns everything but the mapping to a use (and confirming a new category).
     readonly_fields = ["organization", "connection", "waba_id", "template_id", "name",
