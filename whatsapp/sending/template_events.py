@@ -147,9 +147,10 @@ def category_change_apply(template: MessageTemplate, *, previous: str, new: str,
     Becoming MARKETING from another category needs a person's confirmation before automation
     sends it again; any other change lifts a pending confirmation."""
     previous, new = previous.upper()[:32], new.upper()[:32]
-    # Became marketing now (the same change seen again, from a retry or a sync, is no news).
-    needs = new == MARKETING and template.category != MARKETING and (
-        previous or template.category) != MARKETING and bool(previous or template.category)
+    # Became marketing just now, from a known other category (the same change seen again, from
+    # a retry or a sync, finds the template already MARKETING: no news).
+    before = previous or template.category
+    needs = new == MARKETING and template.category != MARKETING and before not in ("", MARKETING)
     template.category = new
     template.category_changed_at = when
     if previous and previous != new:
