@@ -30,7 +30,8 @@ from .health import readiness
 # The app-level webhook fields the product needs on the whatsapp_business_account object
 # (App Dashboard › WhatsApp › Configuration; META-PLATFORM.md §3–4): inbound messages and
 # statuses, account events (PARTNER_ADDED…), coexistence history, contacts and phone-app
-# echoes, template approvals and number quality. `user_id_update` is not subscribable (§0).
+# echoes, template approvals, re-categorisations and quality, and number quality.
+# `user_id_update` is not subscribable (§0): BSUID changes come on `messages`.
 REQUIRED_FIELDS = (
     "messages",
     "account_update",
@@ -39,6 +40,8 @@ REQUIRED_FIELDS = (
     "smb_message_echoes",
     "message_template_status_update",
     "phone_number_quality_update",
+    "template_category_update",
+    "message_template_quality_update",
 )
 WEBHOOK_OBJECT = "whatsapp_business_account"
 # The round trip's change field: unknown to Meta, so the product stores, acknowledges and

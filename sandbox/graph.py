@@ -34,6 +34,7 @@ from .graph_access import (
 )
 from .graph_app import app_subscriptions, app_token_data, client_wabas, is_app_token
 from .graph_media import media_node
+from .graph_templates import template_send_check, templates_page
 from .models import (
     AuthCode,
     Business,
@@ -129,7 +130,8 @@ def system_user_access_tokens(request: HttpRequest, business_id: str) -> dict:
 def phone_numbers(request: HttpRequest, waba_id: str) -> dict:
     waba = waba_for(caller_of(request), waba_id, "get")
     fields = _fields(request, PHONE_DEFAULT_FIELDS)
-    rows = [_phone_fields(p, fields) for p in waba.phones.order_by("created_at", "id")]
+    rows = [_phone_fields(p, fields, _version(request))
+            for p in waba.phones.order_by("created_at", "id")]
     return {"data": rows, "paging": {"cursors": {"before": "QVFIUk", "after": "QVFIUl"}}}
 
 
@@ -140,7 +142,25 @@ def _fields(request: HttpRequest, default: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys([*asked, "id"])) if asked else list(default)
 
 
-def _phone_fields(phone: Phone, fields: list[str]) -> dict:
+# The portfolio's messaging limit: `whatsapp_business_manager_messaging_limit` from Graph v24,
+# `messaging_limit_tier` up to v23 only; asking a version for the other one is error #100.
+LIMIT_FIELD, OLD_LIMIT_FIELD = "whatsapp_business_manager_messaging_limit", "messaging_limit_tier"
+FIRST_VERSION_WITH_LIMIT_FIELD = 24
+
+
+def _version(request: HttpRequest) -> int | None:
+    """The major Graph version of the URL (`v25.0` → 25), set by `graph()`."""
+    digits = str(getattr(request, "graph_version", "")).lstrip("vV").split(".")[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def _phone_fields(phone: Phone, fields: list[str], version: int | None = None) -> dict:
+    old = version is not None and version < FIRST_VERSION_WITH_LIMIT_FIELD
+    missing = OLD_LIMIT_FIELD if not old else LIMIT_FIELD
+    if missing in fields:
+        raise GraphError(400, 100, f"(#100) Tried accessing nonexisting field ({missing}) on "
+                                   "node type (WhatsAppBusinessPhoneNumber)",
+                         type="GraphMethodException")
     values: dict[str, Any] = {
         "id": phone.id,
         "display_phone_number": phone.display_phone_number,
@@ -154,7 +174,8 @@ def _phone_fields(phone: Phone, fields: list[str]) -> dict:
         "webhook_configuration": {"application": services.webhook_url_for(phone.waba)},
         "name_status": "APPROVED",
         "status": "CONNECTED" if phone.registered else "PENDING",
-        "messaging_limit_tier": "TIER_250",
+        # Every sandbox portfolio is new: Meta's first tier (250 users in 24 h).
+        OLD_LIMIT_FIELD if old else LIMIT_FIELD: "TIER_250",
         "account_mode": "LIVE",
         "is_official_business_account": False,
         "health_status": {"can_send_message": "AVAILABLE"},
@@ -250,6 +271,8 @@ def messages(request: HttpRequest, phone_id: str) -> dict:
     recipient = "" if to else str(payload.get("recipient") or "")
     if not (to or re.fullmatch(r"[A-Z]{2}\.[A-Za-z0-9.]{1,140}", recipient)):
         raise invalid_param("(#100) The parameter to is required.")
+    if payload.get("type") == "template":
+        template_send_check(payload)
     sent = services.message_send(phone, payload)
     contact = {"input": str(payload.get("to")), "wa_id": to} if to else {
         "input": recipient, "user_id": recipient}
@@ -259,15 +282,7 @@ def messages(request: HttpRequest, phone_id: str) -> dict:
 
 def message_templates(request: HttpRequest, waba_id: str) -> dict:
     waba_for(caller_of(request), waba_id, "get")
-    return {"data": [
-        {"name": "confirmacao_visita", "status": "APPROVED", "category": "UTILITY",
-         "language": "pt_BR", "id": "606000000000001", "components": [
-             {"type": "BODY",
-              "text": "Olá {{1}}, sua visita ao imóvel está confirmada para {{2}}."}]},
-        {"name": "hello_world", "status": "APPROVED", "category": "UTILITY",
-         "language": "en_US", "id": "606000000000003", "components": [
-             {"type": "BODY", "text": "Hello World"}]},
-    ], "paging": {"cursors": {"before": "MAZDZD", "after": "MQZDZD"}}}
+    return templates_page(request)
 
 
 def node(request: HttpRequest, node_id: str) -> dict:
@@ -277,7 +292,7 @@ def node(request: HttpRequest, node_id: str) -> dict:
     caller = caller_of(request)
     if Phone.objects.filter(pk=node_id).exists():
         return _phone_fields(phone_for(caller, node_id, "get"),
-                             _fields(request, PHONE_DEFAULT_FIELDS))
+                             _fields(request, PHONE_DEFAULT_FIELDS), _version(request))
     waba = waba_for(caller, node_id, "get")
     values: dict[str, Any] = {
         "id": waba.id, "name": waba.name, "timezone_id": "1", "currency": "BRL",
@@ -343,6 +358,7 @@ def graph(request: HttpRequest, version: str, path: str) -> JsonResponse:
         fault = _injected_fault(request)
         if fault:
             raise fault
+        request.graph_version = version
         handler, args = _route(request.method or "GET", path.strip("/"))
         return JsonResponse(handler(request, *args))
     except GraphError as error:

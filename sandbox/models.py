@@ -21,6 +21,7 @@ DEFAULT_RETRY_DELAYS = [2, 4, 8, 16, 30]  # 6 tries over ~1 min (Meta: up to 7 d
 DEFAULT_APP_FIELDS = [
     "account_update", "messages", "history", "smb_app_state_sync", "smb_message_echoes",
     "message_template_status_update", "phone_number_quality_update",
+    "template_category_update", "message_template_quality_update",
 ]
 
 

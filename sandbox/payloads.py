@@ -281,22 +281,60 @@ def template_rejected(t: Target) -> Change:
     return Change(t.waba_id, "message_template_status_update", value, t.now)
 
 
+def template_category_update(t: Target) -> Change:
+    """Meta moved an approved utility template to marketing (completed change, §0)."""
+    value = {"message_template_id": 606000000000001,
+             "message_template_name": "confirmacao_visita", "message_template_language": "pt_BR",
+             "previous_category": "UTILITY", "new_category": "MARKETING"}
+    return Change(t.waba_id, "template_category_update", value, t.now)
+
+
+def template_category_upcoming(t: Target) -> Change:
+    """Meta announces a re-categorisation taking effect in a week (impending change, §0)."""
+    value = {"message_template_id": 606000000000001,
+             "message_template_name": "confirmacao_visita", "message_template_language": "pt_BR",
+             "correct_category": "MARKETING", "new_category": "MARKETING",
+             "category_update_timestamp": t.now + 7 * 86400}
+    return Change(t.waba_id, "template_category_update", value, t.now)
+
+
+def template_quality_update(t: Target) -> Change:
+    value = {"previous_quality_score": "GREEN", "new_quality_score": "YELLOW",
+             "message_template_id": 606000000000001,
+             "message_template_name": "confirmacao_visita", "message_template_language": "pt_BR"}
+    return Change(t.waba_id, "message_template_quality_update", value, t.now)
+
+
 def quality_update(t: Target) -> Change:
     value = {"display_phone_number": t.display_phone_number, "event": "THROUGHPUT_UPGRADE",
              "max_daily_conversations_per_business": "TIER_UNLIMITED"}
     return Change(t.waba_id, "phone_number_quality_update", value, t.now)
 
 
-def user_id_update(t: Target) -> Change:
-    number = "5511987654321"
-    value = {"messaging_product": "whatsapp", "metadata": _metadata(t),
-             "contacts": [{"profile": {"name": "Mariana Souza"}, "wa_id": number}],
-             "user_id_update": [{"wa_id": number,
-                                 "detail": "User id for Mariana Souza has been updated.",
-                                 "user_id": {"previous": user_id_for(number),
-                                             "current": ids.bsuid()},
-                                 "timestamp": str(t.now)}]}
-    return Change(t.waba_id, "user_id_update", value)
+def _system(t: Target, system: dict[str, Any], **item: str) -> Change:
+    """A BSUID change as Meta reports it since Aug 2026: a `system` message on `messages`, no
+    `contacts` (`user_id_update` is not a webhook field, META-PLATFORM.md §0)."""
+    message = {**item, "id": ids.wamid(), "timestamp": str(t.now), "type": "system",
+               "system": system}
+    value = {"messaging_product": "whatsapp", "metadata": _metadata(t), "messages": [message]}
+    return Change(t.waba_id, "messages", value)
+
+
+def user_changed_number(t: Target) -> Change:
+    """Mariana moved to a new number: `from` is the old one, `system.wa_id` the new one, and
+    her BSUID is regenerated (the sandbox's BSUIDs are one per number)."""
+    old, new = "5511987654321", "5511912345678"
+    return _system(t, {"body": f"User Mariana Souza changed from {old} to {new}", "wa_id": new,
+                       "user_id": user_id_for(new), "previous_user_id": user_id_for(old),
+                       "type": "user_changed_number"}, **{"from": old})
+
+
+def user_changed_user_id(t: Target) -> Change:
+    """A username user's BSUID changed and no phone can be shared: only the two ids."""
+    previous, current = user_id_for("5511987654321"), ids.bsuid()
+    return _system(t, {"body": f"User Mariana Souza changed from {previous} to {current}",
+                       "user_id": current, "previous_user_id": previous,
+                       "type": "user_changed_user_id"})
 
 
 KINDS: dict[str, Callable[[Target], Change]] = {
@@ -332,8 +370,12 @@ KINDS: dict[str, Callable[[Target], Change]] = {
     "contacts_remove": contacts_remove,
     "template_approved": template_approved,
     "template_rejected": template_rejected,
+    "template_category_update": template_category_update,
+    "template_category_upcoming": template_category_upcoming,
+    "template_quality_update": template_quality_update,
     "quality_update": quality_update,
-    "user_id_update": user_id_update,
+    "user_changed_number": user_changed_number,
+    "user_changed_user_id": user_changed_user_id,
 }
 
 # Kinds that take the partner off the WABA: the sandbox revokes tokens and subscriptions too.

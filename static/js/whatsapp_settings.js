@@ -127,9 +127,16 @@
         if (n.qualityRating) {
           facts.push(fill(t.quality, {quality: t.qualities[n.qualityRating] || n.qualityRating}));
         }
-        if (n.messagingLimit) { facts.push(fill(t.limit, {limit: n.messagingLimit})); }
         if (n.isOnBizApp) { facts.push(t.coexistence); }
         if (facts.length) { li.appendChild(line(facts.join(" · "))); }
+        if (n.messagingLimit) {  // the portfolio's limit, in words
+          var limit = document.createElement("small");
+          limit.className = "limit";
+          limit.dataset.limit = n.messagingLimit;
+          limit.textContent = t.messagingLimit.replace(
+            "%(limit)s", t.limits[n.messagingLimit] || n.messagingLimit);
+          li.appendChild(limit);
+        }
         if (n.sync) {
           var h = n.sync.history;
           li.appendChild(line([

@@ -339,22 +339,71 @@ def test_user_id_update_moves_the_identity_and_keeps_the_conversation(client, nu
     assert Contact.objects.get(user_id="BR.9901827364550011223").messages.count() == 2
 
 
-def test_system_user_changed_user_id_message(client, numbers):
-    deliver(client, load("messages_text_inbound.json"))
-    payload = load("messages_text_inbound.json")
-    value = change_value(payload)
-    del value["contacts"]
-    item = value["messages"][0]
-    del item["text"]
-    item.update(id="wamid.SYS1", type="system", timestamp="1790300000",
-                system={"body": "User changed", "type": "user_changed_user_id",
-                        "user_id": "BR.1111111111111111111",
-                        "previous_user_id": MARIANA})
-    deliver(client, payload)
+MARIANA_NEW = "BR.9901827364550011223"
+CARLA, CARLA_NEW = "BR.5512093847561029384", "BR.8834019275561038472"
+
+
+def late_message(fixture: str, wamid: str) -> dict:
+    """The fixture's inbound message again under a new wamid (still the old ids), later."""
+    payload = load(fixture)
+    item = change_value(payload)["messages"][0]
+    item.update(id=wamid, timestamp="1790400000")
+    return payload
+
+
+@pytest.mark.parametrize("system_first", [False, True])
+def test_user_changed_number_moves_phone_and_bsuid_and_keeps_the_conversation(
+        client, numbers, system_first):
+    bodies = [load("messages_text_inbound.json"),
+              load("messages_system_user_changed_number.json")]
+    for body in reversed(bodies) if system_first else bodies:
+        deliver(client, body)
+
     contact = Contact.objects.get()
-    assert contact.user_id == "BR.1111111111111111111"
-    assert contact.messages.count() == 2
+    assert (contact.user_id, contact.wa_id) == (MARIANA_NEW, "5511912345678")
+    identities = {(i.kind, i.value): i.superseded_at for i in contact.identities.all()}
+    assert identities == {("user_id", MARIANA): ts(1790259200), ("user_id", MARIANA_NEW): None,
+                          ("phone", "5511987654321"): ts(1790259200),
+                          ("phone", "5511912345678"): None}
+    # Never a chat message: not stored as one, not counted, the service window stays shut.
+    assert list(Message.objects.values_list("type", flat=True)) == ["text"]
     assert PhoneNumber.objects.get(pk=numbers["A"].pk).messages_in_count == 1
+    assert contact.last_inbound_at == ts(1790000100)
+
+    # A late message still under the old BSUID and number lands on the same lead.
+    deliver(client, late_message("messages_text_inbound.json", "wamid.LATE-MARIANA"))
+    contact = Contact.objects.get()
+    assert contact.messages.count() == 2
+    assert (contact.user_id, contact.wa_id) == (MARIANA_NEW, "5511912345678")
+
+
+def test_user_changed_user_id_moves_a_username_users_bsuid(client, numbers):
+    deliver(client, load("messages_text_inbound_username_no_phone.json"))
+    log = deliver(client, load("messages_system_user_changed_user_id.json"))
+
+    contact = Contact.objects.get()
+    assert (contact.user_id, contact.wa_id, contact.username) == (CARLA_NEW, "",
+                                                                  "carla.imoveis")
+    assert ContactIdentity.objects.get(value=CARLA).superseded_at == ts(1790300000)
+    assert Message.objects.count() == 1
+    assert log.organization == numbers["A"].organization
+    # The same delivery again changes nothing.
+    deliver(client, load("messages_system_user_changed_user_id.json"))
+    assert ContactIdentity.objects.count() == 2
+
+    deliver(client, late_message("messages_text_inbound_username_no_phone.json", "wamid.LATE-C"))
+    assert Contact.objects.get().messages.count() == 2
+    assert Contact.objects.get().user_id == CARLA_NEW
+
+
+def test_user_changed_user_id_for_an_unknown_lead_starts_it_with_both_ids(client, numbers):
+    deliver(client, load("messages_system_user_changed_user_id.json"))
+    contact = Contact.objects.get()
+    assert contact.user_id == CARLA_NEW
+    assert Message.objects.count() == 0
+    # Her first real message, still under the old id, reaches this lead.
+    deliver(client, load("messages_text_inbound_username_no_phone.json"))
+    assert Contact.objects.get().messages.count() == 1
 
 
 def test_template_status_updates_are_stored_per_template(client, numbers):

@@ -239,3 +239,22 @@ def test_waba_node_answers_its_owner_business_only_when_asked_and_covered(sandbo
     # Another business's WABA: the token does not cover it.
     assert_graph_error(sandbox.graph("GET", other["waba_id"], token=token,
                                      params={"fields": "owner_business_info"}), 400, 100, 33)
+
+
+def test_messaging_limit_field_follows_the_graph_version(sandbox):
+    result, token = sandbox.connected()
+    phone = result["phone_number_ids"][0]
+    new, old = "whatsapp_business_manager_messaging_limit", "messaging_limit_tier"
+
+    def node(version: str, field: str):
+        return sandbox.http.get(f"{sandbox.base}/sandbox/graph/{version}/{phone}",
+                                params={"fields": field},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=20)
+
+    assert node("v25.0", new).json() == {new: "TIER_250", "id": phone}
+    assert_graph_error(node("v25.0", old), 400, 100)
+    assert node("v23.0", old).json() == {old: "TIER_250", "id": phone}
+    assert_graph_error(node("v23.0", new), 400, 100)
+    listing = sandbox.graph("GET", f"{result['waba_id']}/phone_numbers", token=token,
+                            params={"fields": f"id,{new}"}).json()
+    assert listing["data"] == [{new: "TIER_250", "id": phone}]

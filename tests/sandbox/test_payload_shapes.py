@@ -45,7 +45,8 @@ FIXTURES = {
     "template_approved": "message_template_status_update_approved.json",
     "template_rejected": "message_template_status_update_rejected.json",
     "quality_update": "phone_number_quality_update_throughput_upgrade.json",
-    "user_id_update": "user_id_update.json",
+    "user_changed_number": "messages_system_user_changed_number.json",
+    "user_changed_user_id": "messages_system_user_changed_user_id.json",
 }
 
 
@@ -76,6 +77,9 @@ def test_every_kind_has_a_fixture_or_a_reason(sandbox):
     # answer to a contact-information request has no fixture in shared/meta-payloads (its
     # shape is Meta's contacts message plus `origin`, as BSP docs describe it).
     without_fixture = {"image", "contact_shared"}
+    # Template webhooks documented in META-PLATFORM.md §0 without a sample body in the fixtures:
+    # their shape is checked against the documented keys below.
+    without_fixture |= set(TEMPLATE_WEBHOOK_KEYS)
     listed = set(kinds.split("valid kinds: ")[1].split(", "))
     assert listed == set(FIXTURES) | without_fixture
 
@@ -87,3 +91,29 @@ def test_payload_shape_matches_the_fixture(sandbox, kind):
     (delivery,) = sandbox.state()["deliveries"]
     expected = json.loads((PAYLOADS_DIR / FIXTURES[kind]).read_bytes())
     assert shape(delivery["payload"]) == shape(expected)
+
+
+# META-PLATFORM.md §0 (template webhooks): the value's keys of each sandbox kind.
+TEMPLATE_WEBHOOK_KEYS = {
+    "template_category_update": ("template_category_update", {
+        "message_template_id", "message_template_name", "message_template_language",
+        "previous_category", "new_category"}),
+    "template_category_upcoming": ("template_category_update", {
+        "message_template_id", "message_template_name", "message_template_language",
+        "correct_category", "new_category", "category_update_timestamp"}),
+    "template_quality_update": ("message_template_quality_update", {
+        "previous_quality_score", "new_quality_score", "message_template_id",
+        "message_template_name", "message_template_language"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TEMPLATE_WEBHOOK_KEYS))
+def test_template_webhooks_have_the_documented_keys(sandbox, kind):
+    field, keys = TEMPLATE_WEBHOOK_KEYS[kind]
+    assert sandbox.api("POST", "events", json={"kind": kind}).status_code == 202
+    (delivery,) = sandbox.state()["deliveries"]
+    (entry,) = delivery["payload"]["entry"]
+    (change,) = entry["changes"]
+    assert change["field"] == field
+    assert set(change["value"]) == keys
+    assert isinstance(entry["time"], int)  # entry.id is the WABA and time is present (§0)

@@ -116,3 +116,71 @@ def test_window_closed_error_from_meta_is_not_retried(client, meta, tenant):
     message.refresh_from_db()
     assert (message.error_code, message.attempts, message.next_attempt_at) == (131047, 1, None)
     assert meta.state()["faults"][0]["hits"] == 1 and meta.state()["sent_messages"] == []
+
+
+def send(client, tenant, template: dict, **extra):
+    return client.post(URL, {"type": "template", "to": "5511987654321", "template": template,
+                             **extra},
+                       content_type="application/json", HTTP_AUTHORIZATION=tenant["bearer"])
+
+
+def test_every_template_page_is_synced_and_rich_sends_are_accepted(client, meta, tenant):
+    # The sandbox pages its listing two by two: all five arrive only by following paging.next.
+    assert set(MessageTemplate.objects.values_list("name", flat=True)) == {
+        "confirmacao_visita", "hello_world", "visita_agendada", "ficha_imovel", "tour_virtual"}
+    assert MessageTemplate.objects.get(name="visita_agendada").parameter_format == "NAMED"
+
+    named = send(client, tenant, {
+        "name": "visita_agendada", "language": "pt_BR",
+        "namedParameters": {"nome": "Mariana", "imovel": "apto 42"},
+        "header": {"type": "image", "link": "https://cdn.example/fachada.jpg"},
+        "buttons": [{"index": 0, "type": "quick_reply", "payload": "confirmar-42"}]})
+    document = send(client, tenant, {
+        "name": "ficha_imovel", "language": "pt_BR", "parameters": ["Vila Mariana 42"],
+        "header": {"type": "document", "id": "505000000000001", "filename": "ficha.pdf"},
+        "buttons": [{"index": 0, "type": "url", "text": "vila-mariana-42"}]})
+    for response in (named, document):
+        assert response.status_code == 202, response.json()
+        assert outbound_send(response.json()["message"]["id"]).status == S.ACCEPTED
+    assert [m["type"] for m in meta.state()["sent_messages"]] == ["template", "template"]
+
+
+def test_the_sandbox_refuses_what_meta_would(meta, tenant):
+    token = tenant["config"].connection.get_access_token()
+    phone = tenant["config"].phone_number_id
+    positional_to_named = {"messaging_product": "whatsapp", "to": "5511987654321",
+                           "type": "template", "template": {
+                               "name": "visita_agendada", "language": {"code": "pt_BR"},
+                               "components": [
+                                   {"type": "header", "parameters": [
+                                       {"type": "image", "image": {"id": "1"}}]},
+                                   {"type": "body", "parameters": [
+                                       {"type": "text", "text": "Mariana"},
+                                       {"type": "text", "text": "apto 42"}]}]}}
+    response = meta.graph("POST", f"{phone}/messages", token=token, json=positional_to_named)
+    assert response.status_code == 400 and response.json()["error"]["code"] == 132012
+    no_header = {**positional_to_named, "template": {
+        "name": "tour_virtual", "language": {"code": "pt_BR"}}}
+    response = meta.graph("POST", f"{phone}/messages", token=token, json=no_header)
+    assert response.status_code == 400 and response.json()["error"]["code"] == 132000
+    unknown = {**positional_to_named, "template": {"name": "nao_existe",
+                                                   "language": {"code": "pt_BR"}}}
+    response = meta.graph("POST", f"{phone}/messages", token=token, json=unknown)
+    assert response.json()["error"]["code"] == 132001
+    assert meta.state()["sent_messages"] == []
+
+
+def test_a_recategorisation_from_the_sandbox_holds_automation(client, meta, tenant):
+    assert meta.api("POST", "events", json={"kind": "template_category_update",
+                                            "waba_id": tenant["config"].connection.waba_id}
+                    ).status_code == 202
+    row = wait_for(lambda: next((r for r in WebhookLog.objects.order_by("id")
+                                 if b'"template_category_update"' in bytes(r.raw_body)), None),
+                   message="category webhook")
+    assert webhook_process(row.pk) == "processed"
+    template = MessageTemplate.objects.get(name="confirmacao_visita")
+    assert template.category == "MARKETING" and template.category_confirmation_required
+    refused = send(client, tenant, {"use": "confirmacao", "parameters": ["Mariana", "15h"]},
+                   automated=True)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "template_category_unconfirmed"

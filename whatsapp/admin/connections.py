@@ -40,9 +40,10 @@ from .filters import ConnectionAttentionFilter
 class PhoneNumberInline(ReadOnlyInline):
     model = PhoneNumber
     fields = ["phone_number_id", "waac_id", "display_phone_number", "verified_name", "status",
-              "quality", "is_on_biz_app"]
-    readonly_fields = ["quality"]
+              "quality", "limit", "is_on_biz_app"]
+    readonly_fields = ["quality", "limit"]
     quality = coded("quality_rating", labels.QUALITY_RATING, _("quality rating"))
+    limit = coded("messaging_limit", labels.MESSAGING_LIMIT, _("messaging limit"))
 
 
 @admin.register(Connection)

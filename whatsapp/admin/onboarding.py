@@ -50,12 +50,13 @@ class OnboardingAdmin(ReadOnlyAdmin):
 @admin.register(PhoneNumber)
 class PhoneNumberAdmin(ReadOnlyAdmin):
     list_display = ["display_phone_number", "phone_number_id", "organization", "status",
-                    "quality", "is_on_biz_app", "contacts_sync_status", "history_sync_status"]
+                    "quality", "limit", "is_on_biz_app", "contacts_sync_status",
+                    "history_sync_status"]
     list_filter = [SyncFailedFilter, "status", "is_on_biz_app"]
     search_fields = ["phone_number_id", "display_phone_number", "organization__name"]
     exclude = ["registration_pin_encrypted", "quality_rating", "messaging_limit",
                "quality_event"]
-    readonly_fields = ["quality", "limit", "last_quality_event"]
+    readonly_fields = ["quality", "limit", "messaging_limit_at", "last_quality_event"]
     actions = ["rerequest_sync"]
     quality = coded("quality_rating", labels.QUALITY_RATING, _("quality rating"))
     limit = coded("messaging_limit", labels.MESSAGING_LIMIT, _("messaging limit"))

@@ -8,6 +8,7 @@ from unfold.admin import ModelAdmin
 from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from whatsapp.backoffice import labels
 from whatsapp.models import Connection, MessageTemplate, OutboundEvent, OutboundMessage, SendPolicy
+from whatsapp.sending.template_events import template_category_confirm
 from whatsapp.tasks import sync_templates
 
 from .coded import coded
@@ -17,19 +18,45 @@ from .filters import PeriodFilter
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(ModelAdmin):
     list_display = ["name", "language", "organization", "template_status", "template_category",
-                    "use", "body_parameter_count", "status_at", "synced_at"]
-    list_filter = ["language"]
+                    "category_confirmation_required", "quality", "use",
+                    "body_parameter_count", "status_at", "synced_at"]
+    list_filter = ["category_confirmation_required", "language"]
     search_fields = ["name", "waba_id", "template_id", "organization__name"]
-    # Meta owns everything but the mapping to a use.
+    # Meta owns everything but the mapping to a use (and confirming a new category).
     readonly_fields = ["organization", "connection", "waba_id", "template_id", "name",
-                       "language", "template_category", "template_status", "status_at",
-                       "status_reason",
-                       "components", "body_parameter_count", "header_parameter_count",
+                       "language", "template_category", "previous", "category_changed_at",
+                       "category_confirmation_required", "category_confirmed_at",
+                       "category_confirmed_by", "upcoming", "upcoming_category_at",
+                       "template_status", "status_at", "status_reason", "quality",
+                       "quality_score_at", "parameter_format", "components",
+                       "body_parameter_count", "header_parameter_count",
                        "synced_at", "created_at", "updated_at"]
     fields = ["use", *readonly_fields]
-    actions = ["resync_selected"]
+    actions = ["resync_selected", "confirm_category"]
     template_status = coded("status", labels.TEMPLATE_STATUS, _("status"))
     template_category = coded("category", labels.TEMPLATE_CATEGORY, _("category"))
+    previous = coded("previous_category", labels.TEMPLATE_CATEGORY, _("previous category"))
+    upcoming = coded("upcoming_category", labels.TEMPLATE_CATEGORY, _("upcoming category"))
+    quality = coded("quality_score", labels.QUALITY_RATING, _("quality score"))
+
+    def has_confirm_permission(self, request) -> bool:
+        return request.user.has_perm("whatsapp.confirm_template_category")
+
+    @admin.action(description=_("Confirm new category"), permissions=["confirm"])
+    def confirm_category(self, request, queryset) -> None:
+        """Meta moved these templates to another category (e.g. MARKETING): a person accepts
+        it, and automation may send them again."""
+        confirmed = [t for t in queryset if template_category_confirm(template_id=t.pk,
+                                                                      user=request.user)]
+        if confirmed:
+            self.message_user(request, _("New category confirmed for %(names)s: automated "
+                                         "sends may use them again.")
+                              % {"names": ", ".join(str(t) for t in confirmed)})
+        skipped = queryset.count() - len(confirmed)
+        if skipped:
+            self.message_user(request, _("%(n)d template(s) had no category change waiting "
+                                         "for confirmation.") % {"n": skipped},
+                              level=messages.WARNING)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -184,6 +184,9 @@ def phone_number_json(config: PhoneNumber) -> dict:
         "verifiedName": config.verified_name,
         "status": config.status,
         "qualityRating": config.quality_rating,
+        # The business portfolio's limit (TIER_250 … TIER_UNLIMITED), shared by its numbers.
+        "messagingLimit": config.messaging_limit or None,
+        "messagingLimitAt": config.messaging_limit_at,
         "isOnBizApp": config.is_on_biz_app,
         "registrationStatus": config.registration_status,
         "contactsSyncStatus": config.contacts_sync_status,

@@ -6,6 +6,8 @@ alike may send (within the sending rules), read a send and list templates; the s
 (`SendPolicy`) has no tenant endpoint (support sets it in the admin).
 """
 
+import re
+
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -18,6 +20,48 @@ from whatsapp.models import MessageTemplate, OutboundMessage
 from whatsapp.sending import queue, rules
 
 
+PARAMETER_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
+class HeaderMediaSerializer(serializers.Serializer):
+    """A media header: an uploaded media id or an https link (documents may carry a name)."""
+
+    type = serializers.ChoiceField(choices=["image", "video", "document"])
+    id = serializers.RegexField(r"^[0-9]{1,32}$", required=False,
+                                error_messages={"invalid": _("A media id is digits only.")})
+    link = serializers.URLField(required=False, max_length=2000)
+    filename = serializers.CharField(required=False, max_length=240)
+
+    def validate(self, attrs: dict) -> dict:
+        if bool(attrs.get("id")) == bool(attrs.get("link")):
+            raise serializers.ValidationError(
+                _("Give the header media's id or its link (one of the two)."))
+        if attrs.get("link") and not attrs["link"].lower().startswith("https://"):
+            raise serializers.ValidationError({"link": _("The media link must use https.")})
+        if attrs.get("filename") and attrs["type"] != "document":
+            raise serializers.ValidationError(
+                {"filename": _("Only a document header has a file name.")})
+        return attrs
+
+
+class ButtonParameterSerializer(serializers.Serializer):
+    """A template button's parameter: a quick reply's payload, or a URL button's suffix."""
+
+    index = serializers.IntegerField(min_value=0, max_value=9)
+    type = serializers.ChoiceField(choices=["quick_reply", "url"])
+    payload = serializers.CharField(required=False, max_length=256)
+    text = serializers.CharField(required=False, max_length=2000)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["type"] == "quick_reply" and (not attrs.get("payload") or attrs.get("text")):
+            raise serializers.ValidationError(
+                _("A quick reply button takes its “payload” (and no text)."))
+        if attrs["type"] == "url" and (not attrs.get("text") or attrs.get("payload")):
+            raise serializers.ValidationError(
+                _("A URL button takes the “text” that completes its URL (and no payload)."))
+        return attrs
+
+
 class TemplateRefSerializer(serializers.Serializer):
     use = serializers.SlugField(required=False, max_length=64,
                                 help_text="A use mapped to a template (confirmacao, lembrete…).")
@@ -27,11 +71,36 @@ class TemplateRefSerializer(serializers.Serializer):
                                        required=False, default=list, max_length=50)
     headerParameters = serializers.ListField(child=serializers.CharField(max_length=1024),
                                              required=False, default=list, max_length=5)
+    namedParameters = serializers.DictField(
+        child=serializers.CharField(max_length=1024), required=False, default=dict,
+        help_text="For templates with named parameters ({{first_name}}): name → value.")
+    header = HeaderMediaSerializer(required=False)
+    buttons = ButtonParameterSerializer(many=True, required=False, default=list, max_length=10)
+
+    def validate_namedParameters(self, value: dict) -> dict:  # noqa: N802 (the API's name)
+        if len(value) > 50:
+            raise serializers.ValidationError(_("At most 50 named parameters."))
+        bad = sorted(k for k in value if not PARAMETER_NAME.match(k))
+        if bad:
+            raise serializers.ValidationError(
+                _("Parameter names are lowercase letters, digits and _: %(names)s.")
+                % {"names": ", ".join(bad[:5])})
+        return value
+
+    def validate_buttons(self, value: list) -> list:
+        indexes = [b["index"] for b in value]
+        if len(indexes) != len(set(indexes)):
+            raise serializers.ValidationError(_("Each button index may appear only once."))
+        return value
 
     def validate(self, attrs: dict) -> dict:
         if not attrs.get("use") and not (attrs.get("name") and attrs.get("language")):
             raise serializers.ValidationError(
                 _("Give the template's use, or its name and language."))
+        if attrs.get("namedParameters") and (attrs.get("parameters")
+                                             or attrs.get("headerParameters")):
+            raise serializers.ValidationError(
+                _("Send either numbered parameters or named parameters, not both."))
         return attrs
 
 
@@ -70,6 +139,9 @@ class SendMessageSerializer(serializers.Serializer):
             template_name=template.get("name", ""), template_language=template.get("language", ""),
             use=template.get("use", ""), body_parameters=template.get("parameters", []),
             header_parameters=template.get("headerParameters", []),
+            named_parameters=template.get("namedParameters", {}),
+            header_media=dict(template.get("header") or {}),
+            buttons=[dict(b) for b in template.get("buttons", [])],
             automated=data["automated"],
             idempotency_key=data.get("idempotencyKey") or idempotency_key,
         )
@@ -88,6 +160,8 @@ SEND_REFUSED_STATUS = {
     # 409: the conversation's or connection's state forbids it (window closed, a person took
     # over, no connected number, no phone number to send to).
     "window_closed": 409,
+    # a template Meta moved to MARKETING waits for a person's confirmation (automation only).
+    "template_category_unconfirmed": 409,
     "human_takeover": 409,
     "not_connected": 409,
     "no_phone": 409,
@@ -161,6 +235,10 @@ def templates_list(request: Request) -> Response:
     return Response({"templates": [
         {"name": t.name, "language": t.language, "category": t.category, "status": t.status,
          "use": t.use or None, "bodyParameters": t.body_parameter_count,
-         "headerParameters": t.header_parameter_count, "sendable": t.is_sendable}
+         "headerParameters": t.header_parameter_count, "sendable": t.is_sendable,
+         "parameterFormat": t.parameter_format or None,
+         "previousCategory": t.previous_category or None,
+         "categoryConfirmationRequired": t.category_confirmation_required,
+         "qualityScore": t.quality_score or None}
         for t in templates
     ]})

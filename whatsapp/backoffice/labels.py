@@ -29,6 +29,8 @@ MESSAGING_LIMIT = {
     "TIER_50": _("50 conversations a day"),
     "TIER_250": _("250 conversations a day"),
     "TIER_1K": _("1,000 conversations a day"),
+    # Portfolio limits since Oct 2025: 250 → 2,000 → 10K → 100K → unlimited.
+    "TIER_2K": _("2,000 conversations a day"),
     "TIER_10K": _("10,000 conversations a day"),
     "TIER_100K": _("100,000 conversations a day"),
     "TIER_UNLIMITED": _("Unlimited"),
@@ -100,6 +102,10 @@ TEMPLATE_STATUS = {
     "REINSTATED": _("Reinstated"),
     "LIMIT_EXCEEDED": _("Limit exceeded"),
     "ARCHIVED": _("Archived"),
+    # template_category_update and message_template_quality_update, in the same history.
+    "CATEGORY_UPDATE": _("Category changed by Meta"),
+    "CATEGORY_UPDATE_UPCOMING": _("Category change announced by Meta"),
+    "QUALITY_UPDATE": _("Quality changed"),
 }
 
 TEMPLATE_CATEGORY = {

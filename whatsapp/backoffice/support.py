@@ -7,7 +7,8 @@ SUPPORT_GROUP = "Suporte"
 SUPPORT_APPS = ["organizations", "audit", "whatsapp", "ops", "django_celery_beat"]
 SUPPORT_ACTIONS = ["whatsapp.claim_orphan", "whatsapp.operate_connection",
                    "whatsapp.operate_onboarding", "whatsapp.replay_webhooklog",
-                   "whatsapp.erase_contact", "whatsapp.replay_leadevent"]
+                   "whatsapp.erase_contact", "whatsapp.replay_leadevent",
+                   "whatsapp.confirm_template_category"]
 
 
 def support_group_ensure(**kwargs) -> Group:

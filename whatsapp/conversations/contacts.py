@@ -307,16 +307,28 @@ def contacts_merge(winner: Contact, losers: list[Contact]) -> Contact:
 
 
 def contacts_change_user_id(book: ContactBook, *, previous: str, current: str, wa_id: str,
-                            when: datetime | None) -> None:
-    """user_id_update / user_changed_user_id: one contact keeps both ids, the old one retired.
+                            when: datetime | None, previous_wa_id: str = "") -> None:
+    """user_id_update / user_changed_user_id / user_changed_number: one contact keeps every
+    identity, the old ones retired.
 
-    The previous id stays as an identity so a late message carrying it still lands on the
-    same conversation.
+    The previous BSUID (and, when the number changed, the previous phone) stays as an identity
+    so a late message carrying it still lands on the same conversation; the contact's current
+    BSUID and phone become the new ones.
     """
-    book.resolve([sighting(Party(user_id=previous, wa_id=wa_id), None, current)])
-    identity = ContactIdentity.objects.get(organization_id=book.organization_id,
-                                           kind=ContactIdentity.Kind.USER_ID, value=previous)
-    if when and (identity.superseded_at is None or when < identity.superseded_at):
-        identity.superseded_at = when
-        identity.save(update_fields=["superseded_at"])
-    book.refresh(book.get(Party(user_id=current)))
+    old_phone = normalize_phone(previous_wa_id)
+    new_phone = normalize_phone(wa_id)
+    book.resolve([sighting(Party(user_id=previous, wa_id=old_phone or new_phone), None, current),
+                  sighting(Party(user_id=current, wa_id=new_phone), when)])
+    retired = []
+    if previous and previous != current:
+        retired.append((ContactIdentity.Kind.USER_ID, previous))
+    if old_phone and new_phone and old_phone != new_phone:
+        retired.append((ContactIdentity.Kind.PHONE, old_phone))
+    contact = book.get(Party(user_id=current, wa_id=new_phone))
+    for kind, value in retired:
+        identity = ContactIdentity.objects.get(organization_id=book.organization_id,
+                                               kind=kind, value=value)
+        if when and (identity.superseded_at is None or when < identity.superseded_at):
+            identity.superseded_at = when
+            identity.save(update_fields=["superseded_at"])
+    book.refresh(contact)

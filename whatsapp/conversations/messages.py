@@ -4,6 +4,7 @@ Inserts are keyed by unique constraints (wamid, (wamid, status)) and every updat
 commutative merge (highest status rank, latest edit, earliest revoke), never "last delivery
 wins"."""
 
+import logging
 from collections import defaultdict
 from datetime import datetime
 
@@ -39,6 +40,8 @@ from .contacts import (
 from .media import media_track
 from .routing import Route
 
+logger = logging.getLogger(__name__)
+
 # Never regress: failed > played > read > delivered > sent > pending. `played` (voice) comes
 # after `read`, so it ranks above it; history's ERROR is a failure.
 STATUS_RANK = {"": 0, "pending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5,
@@ -46,8 +49,8 @@ STATUS_RANK = {"": 0, "pending": 1, "sent": 2, "delivered": 3, "read": 4, "playe
 
 STATUS_ALIASES = {"error": "failed"}
 
-# Not conversation messages: they change another message (or the contact), so not counted.
-NOT_COUNTED = ("edit", "revoke", "system")
+# Not conversation messages: they change another message, so not counted.
+NOT_COUNTED = ("edit", "revoke")
 
 
 def message_row(route_: Route, m: WaMessage, *, direction: str, source: str,
@@ -206,9 +209,11 @@ def messages_ingest(route_: Route, value: MessagesValue) -> None:
     book.resolve([sighting(p, at(m.timestamp, now)) for m, p in inbound]
                  + [sighting(p, at(s.timestamp, now)) for s, p in statuses])
 
+    # System messages (a BSUID or number change) are facts about the contact, never chat
+    # messages: they move the identity and are kept only in the raw webhook log.
     rows = [message_row(route_, m, direction=Message.Direction.INBOUND,
                      source=Message.Source.CLOUD_API, contact=book.get(p), fallback=now)
-            for m, p in inbound]
+            for m, p in inbound if m.type != "system"]
     new = messages_store(route_, rows)
     shared: list[Sighting] = []
     for m, p in inbound:
@@ -267,17 +272,26 @@ def _shared_phones(m: WaMessage, party: Party, when: datetime) -> list[Sighting]
 
 
 def _system_message(book: ContactBook, m: WaMessage, party: Party, when: datetime) -> None:
-    """user_changed_user_id / user_changed_number: the identity moves, the conversation stays."""
+    """user_changed_user_id / user_changed_number: the identity moves, the conversation stays.
+
+    `from` (when present) is the old number and `system.wa_id` the new one; whether Meta also
+    sends `from_user_id` is unconfirmed, so it is only a fallback for `previous_user_id`.
+    """
     system = m.system
     previous = str(system.get("previous_user_id") or m.from_user_id or "")
     current = str(system.get("user_id") or "")
     new_phone = str(system.get("wa_id") or system.get("new_wa_id") or "")
     if previous and current and previous != current:
         contacts_change_user_id(book, previous=previous, current=current,
-                                wa_id=new_phone or party.wa_id, when=when)
-    elif new_phone:
-        book.resolve([sighting(Party(user_id=party.user_id, wa_id=party.wa_id), when),
-                      sighting(Party(user_id=party.user_id, wa_id=new_phone), when)])
+                                wa_id=new_phone or party.wa_id, previous_wa_id=party.wa_id,
+                                when=when)
+    elif new_phone and party.known:
+        # A number change without a BSUID change (not documented, but harmless): same person.
+        contacts_change_user_id(book, previous=party.user_id, current=party.user_id,
+                                wa_id=new_phone, previous_wa_id=party.wa_id, when=when)
+    else:
+        logger.warning("System message %s (%s) without the ids it should carry: stored only",
+                       m.wamid, system.get("type"))
 
 
 def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) -> None:

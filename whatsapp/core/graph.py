@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from urllib.parse import parse_qs, urlsplit
+
 import requests
 from django.conf import settings
 
@@ -28,6 +30,38 @@ PHONE_FIELDS = (
     "id,display_phone_number,verified_name,quality_rating,platform_type,is_on_biz_app,"
     "code_verification_status,throughput,name_status,status"
 )
+# The business portfolio's messaging limit (TIER_250 … TIER_UNLIMITED), shared by all its
+# numbers since Oct 2025. Graph v24+ only knows the new field; v23 and older only the old one
+# (asking a version for a field it lacks is error #100), META-PLATFORM.md §0.
+LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
+OLD_LIMIT_FIELD = "messaging_limit_tier"
+FIRST_VERSION_WITH_LIMIT_FIELD = 24
+# Template listings: Meta's page size is 25 by default (100 at most); a WABA has at most a few
+# hundred templates, so this many pages is a runaway guard, not a real limit.
+TEMPLATE_PAGE_SIZE = 100
+MAX_TEMPLATE_PAGES = 50
+
+
+def graph_major_version(version: str) -> int | None:
+    """`v25.0` → 25; None when the pinned version cannot be read."""
+    digits = version.lstrip("vV").split(".")[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def limit_field(version: str | None = None) -> str:
+    """The messaging-limit field the pinned Graph version knows."""
+    major = graph_major_version(version or settings.META_GRAPH_API_VERSION)
+    old = major is not None and major < FIRST_VERSION_WITH_LIMIT_FIELD
+    return OLD_LIMIT_FIELD if old else LIMIT_FIELD
+
+
+def messaging_limit_of(number: dict) -> str:
+    """The limit a phone-number node carries, whichever field name it came under; an object
+    (should Meta wrap it) gives its tier."""
+    value = number.get(LIMIT_FIELD) or number.get(OLD_LIMIT_FIELD) or ""
+    if isinstance(value, dict):
+        value = value.get("tier") or value.get("value") or value.get("limit") or ""
+    return str(value)[:32]
 
 
 @dataclass
@@ -190,7 +224,8 @@ class GraphClient:
         return str(info.get("id") or "") if isinstance(info, dict) else ""
 
     def phone_numbers(self, waba_id: str) -> list[dict]:
-        body = self._request("GET", f"{waba_id}/phone_numbers", params={"fields": PHONE_FIELDS})
+        fields = f"{PHONE_FIELDS},{limit_field()}"
+        body = self._request("GET", f"{waba_id}/phone_numbers", params={"fields": fields})
         return list(body.get("data", []))
 
     def register_phone(self, phone_number_id: str, pin: str) -> bool:
@@ -241,7 +276,36 @@ class GraphClient:
             metrics.graph_call("GET", "media_download", outcome, time.monotonic() - started)
 
     def message_templates(self, waba_id: str) -> list[dict]:
-        return list(self._request("GET", f"{waba_id}/message_templates").get("data", []))
+        """Every template of the WABA, following `paging.next` page after page.
+
+        The next page is asked for with its `after` cursor on our own URL, never by calling
+        the `next` URL Meta returns (it would carry a token and could point anywhere)."""
+        templates: list[dict] = []
+        params: dict[str, str] = {"limit": str(TEMPLATE_PAGE_SIZE)}
+        seen: set[str] = set()
+        for _page in range(MAX_TEMPLATE_PAGES):
+            body = self._request("GET", f"{waba_id}/message_templates", params=params)
+            templates += [t for t in body.get("data", []) if isinstance(t, dict)]
+            after = next_cursor(body)
+            if not after or after in seen:
+                return templates
+            seen.add(after)
+            params = {**params, "after": after}
+        logger.warning("Templates of WABA %s: stopped after %d pages", waba_id, MAX_TEMPLATE_PAGES)
+        return templates
+
+
+def next_cursor(body: dict) -> str:
+    """The `after` cursor of a Graph listing that has a next page ("" on the last page)."""
+    paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+    if not paging.get("next"):
+        return ""
+    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+    after = cursors.get("after")
+    if not after:
+        query = parse_qs(urlsplit(str(paging["next"])).query)
+        after = (query.get("after") or [""])[0]
+    return str(after or "")
 
 
 def app_token() -> str:

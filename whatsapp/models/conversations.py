@@ -120,12 +120,14 @@ class Contact(models.Model):
         Contact.objects.filter(pk=self.pk).update(user_id=self.user_id, wa_id=self.wa_id)
 
     def set_identity(self, identities) -> None:
-        """From (key, first_seen_at, superseded_at): the newest BSUID not superseded (a user
-        who changes number gets a new one) and the newest phone; ties broken by value."""
+        """From (key, first_seen_at, superseded_at): the newest BSUID and the newest phone not
+        superseded (a user who changes number gets a new BSUID and retires the old number);
+        ties broken by value."""
         floor = datetime.min.replace(tzinfo=UTC)
         users = [i for i in identities if i[0][0] == ContactIdentity.Kind.USER_ID]
         live = [i for i in users if i[2] is None] or users
         phones = [i for i in identities if i[0][0] == ContactIdentity.Kind.PHONE]
+        phones = [i for i in phones if i[2] is None] or phones
         newest = lambda items: max(items, key=lambda i: (i[1] or floor, i[0][1]))[0][1]  # noqa: E731
         self.user_id = newest(live) if live else ""
         self.wa_id = newest(phones) if phones else ""
@@ -183,7 +185,8 @@ class ContactIdentity(models.Model):
     value = models.CharField(_("value"), max_length=160)
     # Earliest message time that carried it: the newest BSUID is the current one.
     first_seen_at = models.DateTimeField(_("first seen at"), null=True, blank=True)
-    # Set by user_id_update / user_changed_user_id: kept so late messages still match.
+    # Set by the BSUID system messages (user_changed_user_id / user_changed_number) and the
+    # old user_id_update: the retired id or number is kept so late messages still match.
     superseded_at = models.DateTimeField(_("superseded at"), null=True, blank=True)
 
     class Meta:

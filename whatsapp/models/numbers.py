@@ -101,7 +101,10 @@ class PhoneNumber(models.Model):
     messages_in_count = models.PositiveBigIntegerField(_("messages received"), default=0)
     messages_out_count = models.PositiveBigIntegerField(_("messages sent"), default=0)
     last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
+    # The business portfolio's messaging limit (TIER_250 … TIER_UNLIMITED): one value shared by
+    # every number of the portfolio, copied onto each; from Graph or phone_number_quality_update.
     messaging_limit = models.CharField(_("messaging limit"), max_length=32, blank=True)
+    messaging_limit_at = models.DateTimeField(_("messaging limit as of"), null=True, blank=True)
     quality_event = models.CharField(_("last quality event"), max_length=32, blank=True)
     quality_event_at = models.DateTimeField(_("last quality event at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -49,8 +50,8 @@ class TemplateStatusEvent(models.Model):
 class MessageTemplate(models.Model):
     """An approved-or-not template of a WABA, as last synced or reported by Meta.
 
-    Kept current by `templates_sync` (the WABA listing) and by `message_template_status_update`
-    events (whatsapp/templates.py). `use` maps it to what the product sends with it
+    Kept current by `templates_sync` (the WABA listing) and by Meta's template webhooks
+    (whatsapp/sending/template_events.py: status, category, quality). `use` maps it to what the product sends with it
     (confirmacao, lembrete, …), one template per use and organization.
     """
 
@@ -72,6 +73,26 @@ class MessageTemplate(models.Model):
     status_at = models.DateTimeField(_("status at"), null=True, blank=True)
     status_reason = models.CharField(_("status reason"), max_length=255, blank=True)
     components = models.JSONField(_("components"), default=list, blank=True)
+    # POSITIONAL ({{1}}) or NAMED ({{first_name}}): how a send passes its parameters.
+    parameter_format = models.CharField(_("parameter format"), max_length=16, blank=True)
+    # template_category_update: Meta re-categorised the template (e.g. UTILITY → MARKETING,
+    # which costs more). Automation does not send it until a person confirms the new category.
+    previous_category = models.CharField(_("previous category"), max_length=32, blank=True)
+    category_changed_at = models.DateTimeField(_("category changed at"), null=True, blank=True)
+    category_confirmation_required = models.BooleanField(
+        _("new category awaiting confirmation"), default=False)
+    category_confirmed_at = models.DateTimeField(_("new category confirmed at"), null=True,
+                                                 blank=True)
+    category_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("new category confirmed by"))
+    # An announced change (correct_category / new_category / category_update_timestamp).
+    upcoming_category = models.CharField(_("upcoming category"), max_length=32, blank=True)
+    upcoming_category_at = models.DateTimeField(_("upcoming category from"), null=True,
+                                                blank=True)
+    # message_template_quality_update: GREEN, YELLOW, RED or UNKNOWN.
+    quality_score = models.CharField(_("quality score"), max_length=16, blank=True)
+    quality_score_at = models.DateTimeField(_("quality score at"), null=True, blank=True)
     body_parameter_count = models.PositiveSmallIntegerField(_("body parameters"), default=0)
     header_parameter_count = models.PositiveSmallIntegerField(_("header parameters"), default=0)
     use = models.SlugField(
@@ -94,6 +115,8 @@ class MessageTemplate(models.Model):
         ]
         verbose_name = _("message template")
         verbose_name_plural = _("message templates")
+        permissions = [("confirm_template_category",
+                        _("Can confirm a template's new category for automated sends"))]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.language})"
@@ -101,6 +124,10 @@ class MessageTemplate(models.Model):
     @property
     def is_sendable(self) -> bool:
         return self.status in self.SENDABLE
+
+    @property
+    def is_named(self) -> bool:
+        return self.parameter_format.upper() == "NAMED"
 
 
 class SendMode(models.TextChoices):

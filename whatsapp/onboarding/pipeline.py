@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from whatsapp.conversations.numbers import numbers_health_apply
 from whatsapp.core.graph import GraphClient, GraphError
 from whatsapp.events import facts
 from whatsapp.events.outbox import emit
@@ -188,6 +189,7 @@ def _sync_numbers(connection: Connection, client: GraphClient) -> list[PhoneNumb
     if taken and not phone_numbers:
         raise Blocked("number_taken", f"Number(s) {', '.join(taken)} already connected by "
                                       "another organization.")
+    numbers_health_apply(connection, numbers)
     if phone_numbers:
         coexistence = connection.finish_event == COEXISTENCE_FINISH or any(
             c.is_on_biz_app for c in phone_numbers

@@ -3,6 +3,8 @@
 `is_valid: false` or Graph error 190 → the connection's token is invalid (the tenant's page then
 says "Sessão expirada. Clique para reconectar.") and TOKEN_INVALIDATED is audited once. Network
 trouble and other transient Graph errors change nothing: a flaky Meta must not log tenants out.
+A valid token also refreshes its numbers' health (quality rating, the portfolio's messaging
+limit) from `GET /{waba}/phone_numbers`.
 """
 
 import logging
@@ -11,6 +13,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from whatsapp.conversations.numbers import numbers_health_apply
 from whatsapp.core.crypto import DecryptionError
 from whatsapp.core.graph import GraphClient, GraphError
 from whatsapp.models import Connection
@@ -65,7 +68,22 @@ def connection_check_token(connection: Connection, *,
         token_status=Connection.TokenStatus.VALID, token_expires_at=check.expires_at,
         token_checked_at=now,
     )
+    numbers_health_refresh(connection, token)
     return check
+
+
+def numbers_health_refresh(connection: Connection, token: str) -> None:
+    """With a token known to work: the numbers' quality rating and the portfolio's messaging
+    limit, read again from Graph (limits change as the portfolio grows). Best effort: Meta's
+    trouble here says nothing about the token."""
+    if not connection.phone_numbers.exists():
+        return
+    try:
+        numbers = GraphClient(token).phone_numbers(connection.waba_id)
+    except GraphError as exc:
+        logger.info("Number health of WABA %s not refreshed: %s", connection.waba_id, exc)
+        return
+    numbers_health_apply(connection, numbers)
 
 
 def _invalidate(connection: Connection, check: TokenCheck, reason: str) -> TokenCheck:

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from organizations.permissions import is_org_admin
 from organizations.services import organization_for_request
 from whatsapp.api.presenters import connection_status_for
+from whatsapp.backoffice import labels
 from whatsapp.models import AnalyticsEvent, flags
 from whatsapp.onboarding.analytics import analytics_record
 from whatsapp.onboarding.signup import launch_extras, signup_enabled_for
@@ -94,7 +95,6 @@ def _page_config(request: HttpRequest, organization, signup_enabled: bool, *,
                           "{attempt} of {max})."),
             "quality": _("Quality: {quality}"),
             "qualities": {"GREEN": _("high"), "YELLOW": _("medium"), "RED": _("low")},
-            "limit": _("Messaging limit: {limit}"),
             "coexistence": _("WhatsApp Business app on the phone"),
             "contacts": _("Contacts: {state}"),
             "history": _("History: {state}"),
@@ -104,5 +104,7 @@ def _page_config(request: HttpRequest, organization, signup_enabled: bool, *,
                            "declined": _("not shared by the business"),
                            "failed": _("failed (support was alerted)")},
             "disconnectThis": _("Disconnect this number"),
+            "messagingLimit": _("Messaging limit: %(limit)s"),
+            "limits": {code: str(text) for code, text in labels.MESSAGING_LIMIT.items()},
         },
     }

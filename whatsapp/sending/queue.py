@@ -16,7 +16,8 @@ from whatsapp.models import (
     SendMode,
 )
 
-from .rules import SendRefused, SendRequest, mode_for, rule_broken
+from .rules import SendRefused, SendRequest, mode_for, rule_broken, template_refused
+from .template_params import TemplateParams, params_check, template_components
 from .templates import TemplateError, template_for_send, template_payload
 
 
@@ -84,7 +85,7 @@ def outbound_queue(*, organization, request: SendRequest, user=None, token=None
         recipient_user_id=recipient, kind=request.kind,
         text=request.text, use=request.use, automated=request.automated,
         idempotency_key=request.idempotency_key, request_hash=fingerprint,
-        parameters={"body": request.body_parameters, "header": request.header_parameters},
+        parameters=_params(request).stored(),
         **_actor(user, token),
     )
     if request.kind == OutboundMessage.Kind.TEMPLATE:
@@ -122,16 +123,27 @@ def _actor(user, token) -> dict:
     return {"actor": OutboundMessage.Actor.SYSTEM}
 
 
+def _params(request: SendRequest) -> TemplateParams:
+    return TemplateParams(body=request.body_parameters, header=request.header_parameters,
+                          named=request.named_parameters, header_media=request.header_media,
+                          buttons=request.buttons)
+
+
 def _attach_template(message: OutboundMessage, request: SendRequest, config: PhoneNumber) -> None:
+    params = _params(request)
     try:
         template = template_for_send(
             organization=message.organization, config=config, name=request.template_name,
             language=request.template_language, use=request.use,
-            body_parameters=request.body_parameters,
-            header_parameters=request.header_parameters)
+            with_parameters=bool(params.body or params.header or not params.is_plain))
+        if template is not None:
+            params_check(template, params)
     except TemplateError as exc:
         # Meta would refuse this template send (132xxx); say why now.
         raise SendRefused("invalid_template", exc.message) from exc
+    refused = template_refused(template, automated=request.automated)
+    if refused:
+        raise refused
     message.template = template
     message.template_name = template.name if template else request.template_name
     message.template_language = template.language if template else request.template_language
@@ -152,10 +164,11 @@ def graph_payload(message: OutboundMessage) -> dict:
             "type": "request_contact_info", "body": {"text": message.text},
             "action": {"name": "request_contact_info"}})
     else:
-        params = message.parameters or {}
+        components = template_components(message.template,
+                                         TemplateParams.from_stored(message.parameters))
         payload.update(type="template", template=template_payload(
             name=message.template_name, language=message.template_language,
-            body_parameters=params.get("body", []), header_parameters=params.get("header", [])))
+            components=components))
     return payload
 
 

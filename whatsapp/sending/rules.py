@@ -9,6 +9,7 @@ before the Graph call, because things change while a send waits:
 | free-form text only inside the 24 h window (inbound opens it; echoes don't) | refused | blocked |
 | automated send to a conversation a person handles from the phone (echo seen) | refused | blocked |
 | template approved, language and parameter count match | refused | blocked |
+| automated send of a template Meta moved to MARKETING, not yet confirmed by a person | refused | blocked |
 
 A refusal is a `SendRefused` with a stable code; `whatsapp.api.sending` maps codes to HTTP."""
 
@@ -24,6 +25,7 @@ from django.utils.translation import gettext as _
 from whatsapp.core.phones import normalize_phone
 from whatsapp.models import (
     Contact,
+    MessageTemplate,
     OutboundMessage,
     SendMode,
     SendPolicy,
@@ -62,6 +64,9 @@ class SendRequest:
     use: str = ""
     body_parameters: list = field(default_factory=list)
     header_parameters: list = field(default_factory=list)
+    named_parameters: dict = field(default_factory=dict)
+    header_media: dict = field(default_factory=dict)
+    buttons: list = field(default_factory=list)
     automated: bool = False
     idempotency_key: str = ""
 
@@ -120,4 +125,17 @@ def rule_broken(*, organization, to: str, contact: Contact | None, kind: str,
         return SendRefused("window_closed",
                            _("The 24-hour customer service window is closed: only an approved "
                              "template can be sent."))
+    return None
+
+
+def template_refused(template: MessageTemplate | None, *, automated: bool) -> SendRefused | None:
+    """Automation never sends, as the utility it was approved as, a template Meta moved to
+    MARKETING until a person confirms the new category; a person's own send still goes."""
+    if automated and template is not None and template.category_confirmation_required:
+        # Meta re-categorised it (it now costs as marketing); a person must confirm first.
+        return SendRefused("template_category_unconfirmed",
+                           _("Meta moved template “%(name)s” to the %(category)s category. "
+                             "Automated sends of it wait until someone confirms the new "
+                             "category in the admin (“Confirm new category”).")
+                           % {"name": template.name, "category": template.category})
     return None

@@ -24,7 +24,7 @@ from whatsapp.models import (
 
 from . import pacing
 from .queue import event_add, outbound_enqueue
-from .rules import SendRefused, mode_for, rule_broken
+from .rules import SendRefused, mode_for, rule_broken, template_refused
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +114,15 @@ def _gate(message: OutboundMessage) -> Outcome | None:
 def _template_stale(message: OutboundMessage) -> SendRefused | None:
     template = message.template
     if template is not None:
-        template.refresh_from_db(fields=["status"])
+        template.refresh_from_db(fields=["status", "category",
+                                         "category_confirmation_required"])
         if not template.is_sendable:
             return SendRefused("invalid_template",
                                _("Template “%(name)s” is no longer approved (status: "
                                  "%(status)s).") % {"name": template.name,
                                                     "status": template.status})
+        # Meta may have moved it to MARKETING while the automated send waited.
+        return template_refused(template, automated=message.automated)
     return None
 
 

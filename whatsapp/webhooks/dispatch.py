@@ -17,12 +17,14 @@ from whatsapp.core.payloads import (
     MessagesValue,
     QualityUpdate,
     StateSyncValue,
+    TemplateCategoryUpdate,
+    TemplateQualityUpdate,
     TemplateStatusUpdate,
     UserIdUpdateValue,
 )
 from whatsapp.models import Connection
 from whatsapp.onboarding import attribution, connections
-from whatsapp.sending import statuses, templates
+from whatsapp.sending import statuses, template_events
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +114,23 @@ handle_state_sync = _routed(StateSyncValue.from_change, history.state_sync_inges
 handle_user_id_update = _routed(UserIdUpdateValue.from_change, history.user_id_update_ingest)
 
 
-def handle_template_status(change: Change, ctx: Context) -> None:
-    event = templates.template_status_record(TemplateStatusUpdate.from_change(change))
-    if event:
-        ctx.attribute(event.organization_id)
+def _template_event(parse, record) -> Callable[[Change, Context], None]:
+    """A handler for a template webhook (entry.id is the WABA): record it, name the tenant."""
+
+    def handle(change: Change, ctx: Context) -> None:
+        event = record(parse(change))
+        if event:
+            ctx.attribute(event.organization_id)
+
+    return handle
+
+
+handle_template_status = _template_event(TemplateStatusUpdate.from_change,
+                                         template_events.template_status_record)
+handle_template_category = _template_event(TemplateCategoryUpdate.from_change,
+                                           template_events.template_category_record)
+handle_template_quality = _template_event(TemplateQualityUpdate.from_change,
+                                          template_events.template_quality_record)
 
 
 def handle_quality_update(change: Change, ctx: Context) -> None:
@@ -132,6 +147,8 @@ FIELD_HANDLERS: dict[str, Callable[[Change, Context], None]] = {
     "smb_app_state_sync": handle_state_sync,
     "user_id_update": handle_user_id_update,
     "message_template_status_update": handle_template_status,
+    "template_category_update": handle_template_category,
+    "message_template_quality_update": handle_template_quality,
     "phone_number_quality_update": handle_quality_update,
 }
 

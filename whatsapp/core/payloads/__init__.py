@@ -4,7 +4,13 @@
 module of its kind. Everything is re-exported here: import from `whatsapp.core.payloads`.
 """
 
-from .account import AccountUpdate, QualityUpdate, TemplateStatusUpdate
+from .account import (
+    AccountUpdate,
+    QualityUpdate,
+    TemplateCategoryUpdate,
+    TemplateQualityUpdate,
+    TemplateStatusUpdate,
+)
 from .base import (
     AccountIds,
     Change,
@@ -29,7 +35,7 @@ from .messages import (
 __all__ = [
     "MEDIA_TYPES", "AccountIds", "AccountUpdate", "Change", "Delivery", "HistoryChunkData",
     "HistoryThread", "HistoryValue", "MessagesValue", "Party", "PayloadError", "QualityUpdate",
-    "StateSyncItem", "StateSyncValue", "StatusItem", "TemplateStatusUpdate", "UserIdChange",
-    "UserIdUpdateValue", "WaMessage", "account_ids",
-    "addressed_accounts", "parse_delivery", "phone_number_ids",
+    "StateSyncItem", "StateSyncValue", "StatusItem", "TemplateCategoryUpdate",
+    "TemplateQualityUpdate", "TemplateStatusUpdate", "UserIdChange", "UserIdUpdateValue",
+    "WaMessage", "account_ids", "addressed_accounts", "parse_delivery", "phone_number_ids",
 ]

@@ -1,9 +1,10 @@
-"""Values without a phone number id: account_update, template status and quality updates."""
+"""Values without a phone number id: account_update, template status, category and quality
+updates, number quality updates."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import AccountIds, Change, _str, account_ids, graph_id
+from .base import AccountIds, Change, _int_or_none, _str, account_ids, graph_id
 
 
 @dataclass(frozen=True)
@@ -103,5 +104,68 @@ class QualityUpdate:
             # current_limit is the pre-2026 name of the same information.
             messaging_limit=_str(value.get("max_daily_conversations_per_business")
                                  or value.get("current_limit")),
+            time=change.entry_time,
+        )
+
+
+@dataclass(frozen=True)
+class TemplateCategoryUpdate:
+    """`template_category_update`: Meta re-categorises a template (META-PLATFORM.md §0).
+
+    Completed change: `previous_category` + `new_category`. Announced change: `correct_category`
+    + `new_category` + `category_update_timestamp` (when it takes effect)."""
+
+    waba_id: str
+    template_id: str
+    name: str
+    language: str
+    previous_category: str
+    new_category: str
+    correct_category: str
+    effective_at: int | None
+    time: int | None
+
+    @classmethod
+    def from_change(cls, change: Change) -> "TemplateCategoryUpdate":
+        value = change.value
+        return cls(
+            waba_id=change.entry_id,
+            template_id=_str(value.get("message_template_id")),
+            name=_str(value.get("message_template_name")),
+            language=_str(value.get("message_template_language")),
+            previous_category=_str(value.get("previous_category")).upper(),
+            new_category=_str(value.get("new_category")).upper(),
+            correct_category=_str(value.get("correct_category")).upper(),
+            effective_at=_int_or_none(value.get("category_update_timestamp")),
+            time=change.entry_time,
+        )
+
+    @property
+    def is_announcement(self) -> bool:
+        return bool(self.correct_category or self.effective_at) and not self.previous_category
+
+
+@dataclass(frozen=True)
+class TemplateQualityUpdate:
+    """`message_template_quality_update`: GREEN, YELLOW, RED or UNKNOWN."""
+
+    waba_id: str
+    template_id: str
+    name: str
+    language: str
+    previous_score: str
+    new_score: str
+    time: int | None
+
+    @classmethod
+    def from_change(cls, change: Change) -> "TemplateQualityUpdate":
+        value = change.value
+        return cls(
+            waba_id=change.entry_id,
+            template_id=_str(value.get("message_template_id")),
+            name=_str(value.get("message_template_name")),
+            language=_str(value.get("message_template_language")),
+            previous_score=_str(value.get("previous_quality_score")).upper(),
+            new_score=_str(value.get("new_quality_score")).upper(),
             time=change.entry_time,
         )
