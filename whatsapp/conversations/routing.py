@@ -41,19 +41,34 @@ def route(ctx, phone_number_id: str) -> Route:
     if ctx.routes is None:
         ctx.routes = {}
         ids = phone_number_ids(ctx.delivery.changes)
-        phone_numbers = {
-            c.phone_number_id: c
-            for c in PhoneNumber.objects.select_for_update(of=("self",))
-            .select_related("connection").filter(phone_number_id__in=ids)
-            .order_by("phone_number_id")
-        }
+        found = routes_lock(ids)
         for pnid in ids:
-            ctx.routes[pnid] = _route_or_park(pnid, phone_numbers.get(pnid))
+            if isinstance(found[pnid], Parked):
+                raise found[pnid]
+            ctx.routes[pnid] = found[pnid]
         if ctx.routes:
             ctx.attribute(ctx.routes[ids[0]].organization_id)
     if phone_number_id not in ctx.routes:
         raise Parked(phone_number_id, f"phone number {phone_number_id or '(none)'} is unknown")
     return ctx.routes[phone_number_id]
+
+
+def routes_lock(ids: list[str]) -> dict[str, "Route | Parked"]:
+    """Locks the numbers `ids` names (sorted: never a deadlock between two deliveries) and
+    returns, for each, its Route or the Parked reason it cannot be ingested yet."""
+    phone_numbers = {
+        c.phone_number_id: c
+        for c in PhoneNumber.objects.select_for_update(of=("self",))
+        .select_related("connection").filter(phone_number_id__in=ids)
+        .order_by("phone_number_id")
+    }
+    found: dict[str, Route | Parked] = {}
+    for pnid in ids:
+        try:
+            found[pnid] = _route_or_park(pnid, phone_numbers.get(pnid))
+        except Parked as exc:
+            found[pnid] = exc
+    return found
 
 
 def _route_or_park(pnid: str, config: PhoneNumber | None) -> Route:
