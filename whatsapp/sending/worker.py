@@ -62,10 +62,11 @@ def outbound_send(message_id) -> Outcome:
     if stop:
         return stop
     granted, wait = pacing.slot_wait(message.config.phone_number_id,
-                                     pacing.limit_for(message.config),
+                                     pacing.limit_for(message.config), recipient=message.to,
                                      max_wait=settings.WHATSAPP_PACING_MAX_WAIT_SECONDS)
     if granted is None:
-        # The number is busy: back to the queue without using up an attempt.
+        # The number (or this recipient's pair window) is busy: back to the queue without
+        # using up an attempt; the worker goes on with other sends meanwhile.
         _release(message, status=S.QUEUED, attempts=F("attempts") - 1,
                  next_attempt_at=timezone.now() + timedelta(seconds=wait))
         return Outcome("paced", retry_in=wait)
@@ -183,9 +184,25 @@ def retryable(exc: GraphError) -> bool:
     return exc.is_transient
 
 
+# Meta's pair rate: too many messages to the same user too fast. Not a failure: the send is
+# rescheduled after the pair window, and the recipient's gate stays closed until then.
+PAIR_RATE_LIMITED = 131056
+
+
 def _graph_failed(message: OutboundMessage, exc: GraphError) -> Outcome:
     error = {"code": exc.code, "subcode": exc.subcode, "message": exc.message,
              "http_status": exc.status, "fbtrace_id": exc.fbtrace_id}
+    if exc.code == PAIR_RATE_LIMITED and message.attempts < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
+        delay = settings.WHATSAPP_PAIR_RATE_SECONDS
+        pacing.pair_hold(message.config.phone_number_id, message.to, delay)
+        _release(message, status=S.QUEUED, next_attempt_at=timezone.now() + timedelta(
+            seconds=delay), error_code=exc.code, errors=[error])
+        event_add(message, "pair_rate_rescheduled", error=error, in_seconds=delay)
+        return Outcome("retry", retry_in=delay)
+    if exc.status != 0 and exc.code != PAIR_RATE_LIMITED:
+        # Graph answered with an error: no message reached the recipient, the pair window is
+        # not used (after no answer at all it may have been: the gate stays closed).
+        pacing.pair_release(message.config.phone_number_id, message.to)
     transient = retryable(exc)
     if transient and message.attempts < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
         delay = retry_delay(message.attempts)
