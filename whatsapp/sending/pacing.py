@@ -30,6 +30,13 @@ from config.cache import redis_client
 logger = logging.getLogger(__name__)
 WINDOW_US = 1_000_000
 
+
+def window_us() -> int:
+    """The window the pacer counts in: one second plus a margin for the time between the
+    grant and the call reaching Meta (a call held up on its way must not bring the next
+    second's calls into the same one-second window there)."""
+    return WINDOW_US + int(settings.WHATSAPP_PACING_MARGIN_MS * 1000)
+
 # Why a call was not let through.
 NUMBER, RECIPIENT = "number", "recipient"
 
@@ -86,7 +93,7 @@ def _take(phone_number_id: str, limit: int, recipient: str) -> tuple[bool, int, 
     pair = pair_window_ms() if recipient else 0
     allowed, value, why = redis_client().eval(
         SLOT_SCRIPT, 2, _key(phone_number_id), _pair_key(phone_number_id, recipient or "-"),
-        limit, WINDOW_US, secrets.token_hex(6), pair)
+        limit, window_us(), secrets.token_hex(6), pair)
     return bool(allowed), int(value), {1: NUMBER, 2: RECIPIENT}.get(int(why), "")
 
 

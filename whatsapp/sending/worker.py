@@ -1,12 +1,13 @@
 """The send task's body: claim a due send, check the rules again, pace, call Graph, record."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 
 LEASE = timedelta(minutes=5)
+# A pacing wait longer than this (seconds) re-reads the mode and the rules before the call.
+RECHECK_AFTER = 0.05
 
 
 S = OutboundMessage.Status
@@ -61,6 +64,7 @@ def outbound_send(message_id) -> Outcome:
     stop = _gate(message)
     if stop:
         return stop
+    asked = time.monotonic()
     granted, wait = pacing.slot_wait(message.config.phone_number_id,
                                      pacing.limit_for(message.config), recipient=message.to,
                                      max_wait=settings.WHATSAPP_PACING_MAX_WAIT_SECONDS)
@@ -70,12 +74,14 @@ def outbound_send(message_id) -> Outcome:
         _release(message, status=S.QUEUED, attempts=F("attempts") - 1,
                  next_attempt_at=timezone.now() + timedelta(seconds=wait))
         return Outcome("paced", retry_in=wait)
-    # Right before the Graph call: the kill switch or a rule may have changed while we waited.
-    if message.contact is not None:
-        message.contact.refresh_from_db()
-    stop = _gate(message)
-    if stop:
-        return stop
+    if time.monotonic() - asked > RECHECK_AFTER:
+        # Right before the Graph call: the kill switch or a rule may have changed while we
+        # waited (granted at once, the checks above are a few milliseconds old: not again).
+        if message.contact is not None:
+            message.contact.refresh_from_db()
+        stop = _gate(message, reread=True)
+        if stop:
+            return stop
     return _call_graph(message, granted)
 
 
@@ -90,8 +96,11 @@ def _not_claimed(message_id) -> Outcome:
     return Outcome("not_due", retry_in=(due - timezone.now()).total_seconds())
 
 
-def _gate(message: OutboundMessage) -> Outcome | None:
-    """Mode, kill switch and rules, read fresh; finishes the row when it must not be sent."""
+def _gate(message: OutboundMessage, *, reread: bool = False) -> Outcome | None:
+    """Mode, kill switch and rules, read fresh; finishes the row when it must not be sent.
+
+    The template was loaded with the claimed row: read again only when `reread` (a later
+    check)."""
     mode = mode_for(message.organization)
     if mode == SendMode.DISABLED:
         _finish(message, S.CANCELLED, "cancelled",
@@ -99,7 +108,7 @@ def _gate(message: OutboundMessage) -> Outcome | None:
         return Outcome(S.CANCELLED)
     refused = rule_broken(organization=message.organization, to=message.to,
                           contact=message.contact, kind=message.kind,
-                          automated=message.automated) or _template_stale(message)
+                          automated=message.automated) or _template_stale(message, reread)
     if refused:
         _finish(message, S.BLOCKED, "blocked", reason=refused.message, code=refused.code)
         return Outcome(S.BLOCKED)
@@ -109,10 +118,11 @@ def _gate(message: OutboundMessage) -> Outcome | None:
     return None
 
 
-def _template_stale(message: OutboundMessage) -> SendRefused | None:
+def _template_stale(message: OutboundMessage, reread: bool) -> SendRefused | None:
     template = message.template
     if template is not None:
-        template.refresh_from_db(fields=["status"])
+        if reread:
+            template.refresh_from_db(fields=["status"])
         if not template.is_sendable:
             return SendRefused("invalid_template",
                                _("Template “%(name)s” is no longer approved (status: "
@@ -135,9 +145,9 @@ def _call_graph(message: OutboundMessage, granted: datetime) -> Outcome:
     wamid = _wamid(body)
     now = timezone.now()
     OutboundMessage.objects.filter(pk=message.pk).update(
-        wamid=wamid or None, response=body, accepted_at=now, locked_until=None)
-    # Statuses may have beaten us here (they carry our callback data): never move back.
-    OutboundMessage.objects.filter(pk=message.pk, status=S.SENDING).update(status=S.ACCEPTED)
+        wamid=wamid or None, response=body, accepted_at=now, locked_until=None,
+        # Statuses may have beaten us here (they carry our callback data): never move back.
+        status=Case(When(status=S.SENDING, then=Value(S.ACCEPTED)), default=F("status")))
     event_add(message, "accepted", wamid=wamid, attempt=message.attempts)
     if wamid:
         _conversation_record(message, wamid, now)
