@@ -15,6 +15,8 @@ from tests.ingest_support import canonical_dump, stored
 from tests.meta import change_value, load
 from whatsapp.models import Message, MessageStatus, PhoneNumber, WebhookLog
 from whatsapp.conversations import messages
+from whatsapp.tasks import drain_webhook_inbox
+from whatsapp.webhooks import intake
 from whatsapp.webhooks.process import process_batch
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +147,19 @@ def test_a_bigger_batch_costs_no_more_queries():
         return len(captured)
 
     assert queries(100, 20) <= queries(200, 2)
+
+
+def test_the_drainer_claims_and_applies_a_popped_batch_together(broker):
+    fixture_numbers()
+    ids = [stored(inbound(i)).pk for i in range(5)]
+    for log_id in ids:
+        intake.webhook_announce(log_id)
+    [(slot, token)] = broker.of("drain_webhook_inbox")
+    with CaptureQueriesContext(connection) as captured:
+        assert drain_webhook_inbox(slot, token) == 5
+    claims = [q for q in captured if "SET status = 'processing'" in q["sql"]
+              or "SET status = %s" in q["sql"]]
+    assert len(claims) == 1  # one claim for the batch, not one per delivery
+    assert set(WebhookLog.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+        "processed"}
+    assert Message.objects.count() == 5
