@@ -4,13 +4,25 @@
 
 Code `code-<waba>` exchanges for token `EAAB-<waba>`, whose debug_token grants that WABA; the
 WABA has no phone numbers (the pipeline stops at "choose a number"). Bench only.
+
+`POST /{phone}/messages` answers with a fresh wamid and records when it arrived, per phone
+number: `GET /bench/sends` returns {phone_number_id: [epoch seconds, …]} and forgets them (the
+outbound phase of bench/run.py counts each number's busiest one-second window from them).
 """
 
 import argparse
+import itertools
 import json
+import threading
 import time
+from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+
+SENDS: dict[str, list[float]] = defaultdict(list)
+_sends_lock = threading.Lock()
+_wamids = itertools.count(1)
 
 
 def answer(method: str, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
@@ -18,6 +30,16 @@ def answer(method: str, path: str, query: dict[str, list[str]]) -> tuple[int, di
     if parts and parts[0].startswith("v") and parts[0][1:2].isdigit():
         parts = parts[1:]  # drop the Graph version
     q = {k: v[0] for k, v in query.items()}
+    if method == "POST" and len(parts) == 2 and parts[1] == "messages":
+        with _sends_lock:
+            SENDS[parts[0]].append(time.time())
+            wamid = f"wamid.STUB{next(_wamids):09d}"
+        return 200, {"messaging_product": "whatsapp", "messages": [{"id": wamid}]}
+    if parts == ["bench", "sends"]:
+        with _sends_lock:
+            sends = dict(SENDS)
+            SENDS.clear()
+        return 200, sends
     if parts == ["oauth", "access_token"]:
         code = q.get("code", "")
         if not code.startswith("code-"):

@@ -1,13 +1,15 @@
 """CPU and wall time per processed delivery, in-process (no Celery, no load generator).
 
     uv run python bench/run.py --quick --only tracking --keep-db   # leaves qualifica_bench
-    uv run python -m bench.process [--deliveries 400] [--profile] [--async-commit]
+    uv run python -m bench.process [--deliveries 400] [--batch 20] [--profile] [--async-commit]
                                    [--server-side-binding]
 
 Builds the end-to-end burst's mix (statuses in batches of 5, inbound texts, echoes; see
-bench/run.py), stores every delivery, then processes them one by one with webhook_process,
-exactly as a drainer does, and prints CPU and wall milliseconds per delivery. --profile adds a
-cProfile of the processing, summed by layer (Django ORM, psycopg, our code…): note that
+bench/run.py), stores every delivery, then processes them as a drainer does: in batches of
+--batch with process_batch (default 20, the drainer's WHATSAPP_WEBHOOK_DRAIN_BATCH), or with
+--batch 1 one by one with webhook_process (the drainer before batched processing), and prints
+CPU and wall milliseconds and SQL statements per delivery. --profile adds a cProfile of the
+processing, summed by layer (Django ORM, psycopg, our code…): note that
 cProfile counts time blocked on the database as psycopg's. --async-commit and
 --server-side-binding try two PostgreSQL settings the product does not use, for comparison.
 Run it twice: the first run also creates the burst's leads.
@@ -31,7 +33,7 @@ from django.db import connection  # noqa: E402
 
 from whatsapp.models import PhoneNumber  # noqa: E402
 from whatsapp.webhooks.intake import webhook_store  # noqa: E402
-from whatsapp.webhooks.process import webhook_process  # noqa: E402
+from whatsapp.webhooks.process import process_batch, webhook_process  # noqa: E402
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 LAYERS = (("django/db/models/sql", "Django ORM: query compiling"),
@@ -53,6 +55,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=400,
                         help="about how many deliveries to build (default 400)")
+    parser.add_argument("--batch", type=int, default=20,
+                        help="deliveries per process_batch call (default 20); 1: one by one "
+                             "with webhook_process")
     parser.add_argument("--profile", action="store_true", help="cProfile, summed by layer")
     parser.add_argument("--async-commit", action="store_true",
                         help="SET synchronous_commit = off for this session (not the product's)")
@@ -79,12 +84,19 @@ def main() -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     if profile:
         profile.enable()
-    outcomes = Counter(str(webhook_process(log_id)) for log_id in ids)
+    statements = []
+    with connection.execute_wrapper(lambda run, sql, *a: (statements.append(1), run(sql, *a))[1]):
+        if args.batch <= 1:
+            outcomes = Counter(str(webhook_process(log_id)) for log_id in ids)
+        else:
+            outcomes = Counter(str(status) for i in range(0, len(ids), args.batch)
+                               for _, status in process_batch(ids[i:i + args.batch]))
     if profile:
         profile.disable()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     print(f"{len(ids)} deliveries, {expected['events']} events, outcomes {dict(outcomes)}")
     print(f"per delivery: CPU {1000 * cpu / len(ids):.2f} ms, wall {1000 * wall / len(ids):.2f} ms"
+          f", {len(statements) / len(ids):.1f} SQL statements (batch {args.batch})"
           f"{' (under cProfile)' if profile else ''}")
     if profile:
         by_layer: Counter = Counter()

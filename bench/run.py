@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 from bench import loadgen  # noqa: E402
 
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-DB_NAME = "qualifica_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "qualifica_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 SECRET = "bench_app_secret_not_real"
 WEBHOOK = "/api/v1/whatsapp/webhook"
@@ -67,6 +67,8 @@ TARGETS = {
     "callback_p95_ms": ("<", 3000.0, "ms", "Embedded Signup callback p95 (Graph stub)"),
     "web_rss_mb": ("<", 150.0, "MB", "largest gunicorn worker RSS after the load"),
     "celery_rss_mb": ("<", 200.0, "MB", "largest Celery worker process RSS after the burst"),
+    "outbound_sends_per_s": (">=", 300.0, "/s", "sends accepted, 10 numbers, 2 worker processes"),
+    "outbound_over_limit": ("==", 0, "", "sends above a number's limit in any 1-s window"),
 }
 
 
@@ -282,6 +284,8 @@ def bench_env(graph_port: int, prefetch: int | None = None) -> dict:
         "LOG_LEVEL": "WARNING",
         # The bench's callback run would otherwise meet the per-organization API limit.
         "RATELIMIT_API_PER_MINUTE": "1000000",
+        # The outbound phase sends (to the Graph stub); no other phase queues a send.
+        "WHATSAPP_SEND_MODE": "enabled",
     }
 
 
@@ -853,6 +857,17 @@ def build_table(results: dict) -> list[dict]:
     if c:
         rows.append(("callback_p95_ms", c["p95_ms"],
                      f"p50 {c['p50_ms']} ms, {c['succeeded']}/{c['count']} ok, {c['graph']}"))
+    o = results.get("outbound", {})
+    if o:
+        busiest = {pnid: f"{n['max_in_1s_granted']}/{n['limit']}"
+                   for pnid, n in o["per_number"].items()}
+        rows.append(("outbound_sends_per_s", o["sends_per_s"],
+                     f"{o['sends']} sends over {o['numbers']} numbers in {o['seconds']} s, "
+                     f"{o['statuses']}; Graph saw {o['graph_calls_per_s']} calls/s"))
+        rows.append(("outbound_over_limit", o["windows_over_limit"],
+                     f"busiest 1-s window per number (granted/limit): "
+                     f"{sorted(busiest.values())}; at Graph: at most "
+                     f"{o['max_over_limit_at_graph']:+d} vs limit"))
     table = []
     for name, value, note in rows:
         op, target, unit, what = TARGETS[name]
@@ -902,8 +917,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--prefetch", type=int, default=None,
                         help="CELERY_WORKER_PREFETCH_MULTIPLIER for the bench's workers "
                              "(default: the product's setting)")
-    parser.add_argument("--only", choices=["webhook", "e2e", "tracking", "callback"],
+    parser.add_argument("--only", choices=["webhook", "e2e", "tracking", "callback", "outbound"],
                         action="append", help="run only these phases (repeatable)")
+    parser.add_argument("--send-threads", type=int, default=0,
+                        help="outbound phase: also run a Celery worker with a pool of this many "
+                             "threads (default 0: only the 2 prefork processes)")
     parser.add_argument("--keep-db", action="store_true",
                         help=f"keep the {DB_NAME} database at the end (for inspection)")
     parser.add_argument("--profile", metavar="DIR",
@@ -922,12 +940,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.tracking_codes = 200 if quick else 1000
     args.tracking_lookups = 1000 if quick else 5000
     args.callbacks = 15 if quick else 100
+    # Sends per number in the outbound phase: each number several seconds at its limit.
+    args.outbound_per_cloud = 120 if quick else 400
+    args.outbound_per_coexistence = 40 if quick else 100
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    phases = set(args.only or ["webhook", "e2e", "tracking", "callback"])
+    phases = set(args.only or ["webhook", "e2e", "tracking", "callback", "outbound"])
     workdir = Path(tempfile.mkdtemp(prefix="qualifica-bench-"))
     procs = Processes(workdir)
     sampler = LoadSampler()
@@ -1016,6 +1037,31 @@ def main(argv=None) -> int:
         if "callback" in phases:
             log("phase 3b: Embedded Signup callback through gunicorn, Graph stub")
             results["callback"] = phase_callback(args, web_port)
+        if "outbound" in phases:
+            log("phase 4: outbound sends for 10 numbers through the 2 worker processes, paced")
+            from bench.outbound import phase_outbound
+
+            if args.send_threads:
+                # Sends mostly wait (PostgreSQL, Redis, Graph): one more process with a
+                # thread pool beside the 2 prefork ones, for this phase only.
+                sender = procs.start("celery-send", [
+                    sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "threads",
+                    "-c", str(args.send_threads), "-n", "bench-send@%h", "--loglevel=WARNING",
+                    "--without-gossip", "--without-mingle", "--without-heartbeat"], env)
+                from config.celery import app
+
+                name = f"bench-send@{socket.gethostname()}"
+                deadline = time.monotonic() + 60
+                while not app.control.ping(destination=[name], timeout=0.5):
+                    if time.monotonic() > deadline or sender.poll() is not None:
+                        raise RuntimeError("the send worker did not start:\n"
+                                           + procs.log_tail("celery-send"))
+                results["config"]["celery_send"] = (f"+ celery worker -P threads -c "
+                                                    f"{args.send_threads} (outbound phase)")
+            results["outbound"] = _profiled(args, "worker-outbound", celery.pid,
+                                            lambda: phase_outbound(args, graph_port))
+            if args.send_threads:
+                procs.stop(sender)
     except Exception as exc:
         exit_code = 1
         log(f"bench failed: {type(exc).__name__}: {exc}")

@@ -321,8 +321,13 @@ WHATSAPP_SEND_RETRY_MAX_SECONDS = env.float("WHATSAPP_SEND_RETRY_MAX_SECONDS", d
 # Messages per second per number (META-PLATFORM.md §6): coexistence numbers are fixed at 20.
 WHATSAPP_THROUGHPUT_MPS = env.int("WHATSAPP_THROUGHPUT_MPS", default=80)
 WHATSAPP_THROUGHPUT_COEXISTENCE_MPS = env.int("WHATSAPP_THROUGHPUT_COEXISTENCE_MPS", default=20)
-# A worker waits this long at most for a pacing slot before handing the send back to the queue.
-WHATSAPP_PACING_MAX_WAIT_SECONDS = env.float("WHATSAPP_PACING_MAX_WAIT_SECONDS", default=5)
+# A worker sleeps this long at most for a number's pacing slot before handing the send back to
+# the queue (short: a worker asleep on one busy number holds back every other number's sends).
+WHATSAPP_PACING_MAX_WAIT_SECONDS = env.float("WHATSAPP_PACING_MAX_WAIT_SECONDS", default=0.25)
+# Pacing counts in windows of 1 s plus this margin, for jitter between the grant and the call.
+WHATSAPP_PACING_MARGIN_MS = env.float("WHATSAPP_PACING_MARGIN_MS", default=100)
+# Meta's pair rate: at most one message per this many seconds to the same user (131056).
+WHATSAPP_PAIR_RATE_SECONDS = env.float("WHATSAPP_PAIR_RATE_SECONDS", default=6)
 
 # Where analytics events are forwarded (a Segment-compatible HTTP endpoint); empty = stored only.
 ANALYTICS_ENDPOINT = env("ANALYTICS_ENDPOINT", default="")

@@ -367,7 +367,9 @@ def test_organization_override_stops_only_that_tenant(api, org, number, template
 
 
 # --- the 24 h window and human takeover -----------------------------------------------------------
-def test_free_form_only_inside_the_window(api, org, number, template, sending_on, graph):
+def test_free_form_only_inside_the_window(api, org, number, template, sending_on, graph,
+                                         settings):
+    settings.WHATSAPP_PAIR_RATE_SECONDS = 0  # two sends to one lead at once (test_pair_rate.py)
     lead(org, inbound_ago=timedelta(hours=25))
     response = api.post(URL, {"type": "text", "to": LEAD, "text": "Oi!"}, format="json")
     assert response.status_code == 409

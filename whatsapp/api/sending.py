@@ -19,7 +19,6 @@ from organizations.permissions import HasOrganization
 from whatsapp.models import MessageTemplate, OutboundMessage
 from whatsapp.sending import queue, rules
 
-
 PARAMETER_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 
 

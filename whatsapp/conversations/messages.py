@@ -28,6 +28,7 @@ from whatsapp.models import (
     PhoneNumber,
 )
 
+from .bulk import messages_insert_new
 from .contacts import (
     BATCH,
     ContactBook,
@@ -54,64 +55,66 @@ NOT_COUNTED = ("edit", "revoke")
 
 
 def message_row(route_: Route, m: WaMessage, *, direction: str, source: str,
-             contact: Contact | None, fallback: datetime) -> Message:
+                contact: Contact | None, fallback: datetime, now: datetime | None = None) -> dict:
+    """The Message column values of one item, as a plain dict (bulk.messages_insert_new)."""
     status = STATUS_ALIASES.get(m.history_status, m.history_status)
-    return Message(
-        organization_id=route_.organization_id,
-        config=route_.config,
-        wamid=m.wamid[:255],
-        direction=direction,
-        source=source,
-        type=m.type[:32] or "unknown",
-        timestamp=at(m.timestamp, fallback),
-        status=status if status in STATUS_RANK else "",
-        raw=m.raw,
-        contact=contact,
-        body=m.body,
-        media_id=m.media_id[:128],
-        reply_to_wamid=m.reply_to_wamid[:255],
-        target_wamid=m.target_wamid[:255],
-        referral=m.referral,
-        errors=m.errors,
-    )
+    return {
+        "organization_id": route_.organization_id,
+        "config_id": route_.config.pk,
+        "wamid": m.wamid[:255],
+        "direction": direction,
+        "source": source,
+        "type": m.type[:32] or "unknown",
+        "timestamp": at(m.timestamp, fallback),
+        "status": status if status in STATUS_RANK else "",
+        "raw": m.raw,
+        "created_at": now or fallback,
+        "contact_id": contact.pk if contact is not None else None,
+        "body": m.body,
+        "media_id": m.media_id[:128],
+        "reply_to_wamid": m.reply_to_wamid[:255],
+        "target_wamid": m.target_wamid[:255],
+        "referral": m.referral,
+        "errors": m.errors,
+    }
 
 
-def messages_store(route_: Route, rows: list[Message]) -> list[Message]:
-    """Inserts the rows whose wamid is new; merges the rest; returns the inserted ones."""
-    unique: dict[str, Message] = {}
+def messages_store(route_: Route, rows: list[dict]) -> list[dict]:
+    """Inserts the rows whose wamid is new (one insert-or-ignore for all of them); merges the
+    rest into the stored ones; returns the inserted rows."""
+    unique: dict[str, dict] = {}
     for row in rows:
-        unique.setdefault(row.wamid, row)
-    existing: dict[str, Message] = {}
-    for batch in chunks(list(unique)):
-        existing.update({m.wamid: m for m in Message.objects.filter(wamid__in=batch).only(
-            "id", "wamid", "type", "status", "media_id", "body", "raw")})
-    new = [row for wamid, row in unique.items() if wamid not in existing]
+        unique.setdefault(row["wamid"], row)
     # The PhoneNumber lock makes this the only writer of these wamids for this number; a wamid
     # stored through another number (never expected) is simply not duplicated.
-    Message.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
-    got_media = [r.wamid for r in new if r.media_id]
-    for wamid, old in existing.items():
-        if _message_merge(old, unique[wamid]):
-            got_media.append(wamid)
+    inserted = messages_insert_new(list(unique.values()))
+    new = [row for wamid, row in unique.items() if wamid in inserted]
+    got_media = [r["wamid"] for r in new if r["media_id"]]
+    seen = [wamid for wamid in unique if wamid not in inserted]
+    for batch in chunks(seen):
+        for old in Message.objects.filter(wamid__in=batch).only(
+                "id", "wamid", "type", "status", "media_id", "body", "raw"):
+            if _message_merge(old, unique[old.wamid]):
+                got_media.append(old.wamid)
     media_track(got_media)
     # Statuses only exist for what the business sent.
-    apply_stored_statuses([r.wamid for r in new if r.direction == Message.Direction.OUTBOUND])
+    apply_stored_statuses([r["wamid"] for r in new if r["direction"] == Message.Direction.OUTBOUND])
     _apply_edits_and_revokes(new)
     _count(route_, new)
     return new
 
 
-def _message_merge(old: Message, new: Message) -> bool:
+def _message_merge(old: Message, new: dict) -> bool:
     """A wamid seen again: keep the best facts from both, whichever came first. True when it
     brought the media id (history's placeholder meets its follow-up)."""
     changed = []
-    if STATUS_RANK.get(new.status, 0) > STATUS_RANK.get(old.status, 0):
-        old.status = new.status
+    if STATUS_RANK.get(new["status"], 0) > STATUS_RANK.get(old.status, 0):
+        old.status = new["status"]
         changed.append("status")
     # History's media_placeholder gets its media from the follow-up webhook (either order).
-    if new.media_id and not old.media_id:
-        old.type, old.media_id, old.raw = new.type, new.media_id, new.raw
-        old.body = old.body or new.body
+    if new["media_id"] and not old.media_id:
+        old.type, old.media_id, old.raw = new["type"], new["media_id"], new["raw"]
+        old.body = old.body or new["body"]
         changed += ["type", "media_id", "raw", "body"]
     if changed:
         old.save(update_fields=changed)
@@ -165,8 +168,9 @@ def _apply_edits_and_revokes(new: list[Message]) -> None:
     Recomputed from every stored edit: the latest edit gives the text, the earliest revoke
     the revocation time.
     """
-    targets = {m.target_wamid for m in new if m.type in ("edit", "revoke") and m.target_wamid}
-    targets |= {m.wamid for m in new if m.type not in ("edit", "revoke", "reaction")}
+    targets = {m["target_wamid"] for m in new
+               if m["type"] in ("edit", "revoke") and m["target_wamid"]}
+    targets |= {m["wamid"] for m in new if m["type"] not in ("edit", "revoke", "reaction")}
     changes: dict[str, list[Message]] = defaultdict(list)
     for batch in chunks(sorted(targets)):
         for m in Message.objects.filter(target_wamid__in=batch, type__in=["edit", "revoke"]).only(
@@ -185,13 +189,14 @@ def _apply_edits_and_revokes(new: list[Message]) -> None:
 
 
 def _count(route_: Route, new: list[Message]) -> None:
-    counted = [m for m in new if m.type not in NOT_COUNTED]
+    counted = [m for m in new if m["type"] not in NOT_COUNTED]
     if not counted:
         return
     config = route_.config
-    config.messages_in_count += sum(m.direction == Message.Direction.INBOUND for m in counted)
-    config.messages_out_count += sum(m.direction == Message.Direction.OUTBOUND for m in counted)
-    config.last_message_at = later(config.last_message_at, max(m.timestamp for m in counted))
+    inbound = sum(m["direction"] == Message.Direction.INBOUND for m in counted)
+    config.messages_in_count += inbound
+    config.messages_out_count += len(counted) - inbound
+    config.last_message_at = later(config.last_message_at, max(m["timestamp"] for m in counted))
     PhoneNumber.objects.filter(pk=config.pk).update(
         messages_in_count=config.messages_in_count,
         messages_out_count=config.messages_out_count,
@@ -201,19 +206,42 @@ def _count(route_: Route, new: list[Message]) -> None:
 
 def messages_ingest(route_: Route, value: MessagesValue) -> None:
     """Inbound messages (every type) and statuses of one `messages` change."""
+    conversation_ingest(route_, [value], [])
+
+
+def echoes_ingest(route_: Route, value: MessagesValue) -> None:
+    """Messages the business sent from the phone app: outbound, and a person is handling it.
+
+    They never open the service window (no last_inbound_at) and never trigger automation.
+    """
+    conversation_ingest(route_, [], [value])
+
+
+def conversation_ingest(route_: Route, values: list[MessagesValue],
+                        echo_values: list[MessagesValue]) -> None:
+    """The `messages` and `smb_message_echoes` changes of one number, however many deliveries
+    they came in: the leads resolved at once, one insert-or-ignore for every message, one
+    UPDATE per target status. Any order, any duplicates: the result is the same."""
     now = timezone.now()
     book = ContactBook(route_.organization_id)
-    inbound = [(m, value.party(user_id=m.from_user_id, wa_id=m.from_)) for m in value.messages]
-    statuses = [(s, value.party(user_id=s.recipient_user_id, wa_id=s.recipient_id))
-                for s in value.statuses]
+    inbound = [(m, v.party(user_id=m.from_user_id, wa_id=m.from_))
+               for v in values for m in v.messages]
+    statuses = [(s, v.party(user_id=s.recipient_user_id, wa_id=s.recipient_id))
+                for v in values for s in v.statuses]
+    echoes = [(m, v.party(user_id=m.to_user_id, wa_id=m.to))
+              for v in echo_values for m in v.echoes]
     book.resolve([sighting(p, at(m.timestamp, now)) for m, p in inbound]
-                 + [sighting(p, at(s.timestamp, now)) for s, p in statuses])
+                 + [sighting(p, at(s.timestamp, now)) for s, p in statuses]
+                 + [sighting(p, at(m.timestamp, now)) for m, p in echoes])
 
     # System messages (a BSUID or number change) are facts about the contact, never chat
     # messages: they move the identity and are kept only in the raw webhook log.
     rows = [message_row(route_, m, direction=Message.Direction.INBOUND,
-                     source=Message.Source.CLOUD_API, contact=book.get(p), fallback=now)
+                        source=Message.Source.CLOUD_API, contact=book.get(p), fallback=now)
             for m, p in inbound if m.type != "system"]
+    rows += [message_row(route_, m, direction=Message.Direction.OUTBOUND,
+                         source=Message.Source.PHONE_APP, contact=book.get(p), fallback=now)
+             for m, p in echoes]
     new = messages_store(route_, rows)
     shared: list[Sighting] = []
     for m, p in inbound:
@@ -225,26 +253,37 @@ def messages_ingest(route_: Route, value: MessagesValue) -> None:
             contact.note_inbound(when, m.referral)
             book.mark(contact)
             shared += _shared_phones(m, p, when)
+    taken = {}
+    for m, p in echoes:
+        contact = book.get(p)
+        if contact is not None:
+            was = contact.taken_over
+            contact.note_takeover(at(m.timestamp, now))
+            if contact.taken_over and not was:
+                taken[contact.pk] = contact
+            book.mark(contact)
     book.save()
     if shared:
         # After the save: a merge (the number was already another lead's) reads fresh rows.
         book.resolve(shared)
         book.save()
     _emit_received(new)
+    # A person answered on the phone app: automation stays quiet until it is handed back.
+    emit(*(facts.human_takeover(c, c.human_takeover_at) for _, c in sorted(taken.items())))
     statuses_ingest(route_, [s for s, _ in statuses], now)
 
 
-def _emit_received(new: list[Message]) -> None:
-    """message.received for each lead message stored for the first time (system notices are
-    identity changes: contact.identified says those)."""
-    new = [m for m in new if m.contact is not None and m.type != "system"]
-    if not new:
+def _emit_received(new: list[dict]) -> None:
+    """message.received for each lead message stored for the first time (inbound only: phone-app
+    echoes are announced as a takeover; system notices never become messages)."""
+    wamids = [r["wamid"] for r in new
+              if r["contact_id"] is not None and r["direction"] == Message.Direction.INBOUND]
+    if not wamids:
         return
-    ids = dict(Message.objects.filter(wamid__in=[m.wamid for m in new])
-               .values_list("wamid", "pk"))
-    for m in new:
-        m.pk = ids.get(m.wamid)
-    emit(*(facts.message_received(m, m.contact) for m in sorted(new, key=_arrival)))
+    stored = [m for batch in chunks(wamids)
+              for m in Message.objects.filter(wamid__in=batch)
+              .select_related("contact", "config")]
+    emit(*(facts.message_received(m, m.contact) for m in sorted(stored, key=_arrival)))
 
 
 def _arrival(m: Message) -> tuple:
@@ -314,30 +353,3 @@ def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) ->
     # when it was stored, or is when its message is inserted (apply_stored_statuses), and a
     # message only ever moves up.
     _apply_best_statuses(rows)
-
-
-def echoes_ingest(route_: Route, value: MessagesValue) -> None:
-    """Messages the business sent from the phone app: outbound, and a person is handling it.
-
-    They never open the service window (no last_inbound_at) and never trigger automation.
-    """
-    now = timezone.now()
-    book = ContactBook(route_.organization_id)
-    echoes = [(m, value.party(user_id=m.to_user_id, wa_id=m.to)) for m in value.echoes]
-    book.resolve([sighting(p, at(m.timestamp, now)) for m, p in echoes])
-    rows = [message_row(route_, m, direction=Message.Direction.OUTBOUND,
-                     source=Message.Source.PHONE_APP, contact=book.get(p), fallback=now)
-            for m, p in echoes]
-    messages_store(route_, rows)
-    taken = {}
-    for m, p in echoes:
-        contact = book.get(p)
-        if contact is not None:
-            was = contact.taken_over
-            contact.note_takeover(at(m.timestamp, now))
-            if contact.taken_over and not was:
-                taken[contact.pk] = contact
-            book.mark(contact)
-    book.save()
-    # A person answered on the phone app: automation stays quiet until it is handed back.
-    emit(*(facts.human_takeover(c, c.human_takeover_at) for _, c in sorted(taken.items())))

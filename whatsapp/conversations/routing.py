@@ -49,22 +49,48 @@ def route(ctx, phone_number_id: str) -> Route:
     if ctx.routes is None:
         ctx.routes = {}
         ids = phone_number_ids(ctx.delivery.changes)
-        phone_numbers = {
-            c.phone_number_id: c
-            for c in PhoneNumber.objects.select_for_update(of=("self",))
-            .select_related("connection").filter(phone_number_id__in=ids)
-            .order_by("phone_number_id")
-        }
-        addressed = addressed_accounts(ctx.delivery.changes)
+        found = routes_lock(ids, addressed_accounts(ctx.delivery.changes))
         for pnid in ids:
-            accounts, waacs = addressed.get(pnid, (set(), set()))
-            ctx.routes[pnid] = _route_or_park(pnid, phone_numbers.get(pnid), accounts, waacs)
-            _learn_waac(ctx.routes[pnid].config, waacs)
+            if isinstance(found[pnid], Parked):
+                raise found[pnid]
+            ctx.routes[pnid] = found[pnid]
         if ctx.routes:
             ctx.attribute(ctx.routes[ids[0]].organization_id)
     if phone_number_id not in ctx.routes:
         raise Parked(phone_number_id, f"phone number {phone_number_id or '(none)'} is unknown")
     return ctx.routes[phone_number_id]
+
+
+def routes_lock(ids: list[str], addressed: dict | None = None) -> dict[str, "Route | Parked"]:
+    """Locks the numbers `ids` names (sorted: never a deadlock between two deliveries) and
+    returns, for each, its Route or the Parked reason it cannot be ingested yet. `addressed`
+    (addressed_accounts of one delivery) also checks which account the delivery is for."""
+    phone_numbers = {
+        c.phone_number_id: c
+        for c in PhoneNumber.objects.select_for_update(of=("self",))
+        .select_related("connection").filter(phone_number_id__in=ids)
+        .order_by("phone_number_id")
+    }
+    found: dict[str, Route | Parked] = {}
+    for pnid in ids:
+        accounts, waacs = (addressed or {}).get(pnid, (set(), set()))
+        try:
+            found[pnid] = _route_or_park(pnid, phone_numbers.get(pnid), accounts, waacs)
+            _learn_waac(found[pnid].config, waacs)
+        except Parked as exc:
+            found[pnid] = exc
+    return found
+
+
+def route_accepts(route_: Route, accounts: set[str], waacs: set[str]) -> bool:
+    """Whether a delivery addressed to `accounts` / `waacs` may go to this number's tenant
+    (the batch path: numbers locked once for many deliveries, each checked on its own)."""
+    try:
+        _check_accounts(route_.config.phone_number_id, route_.config, accounts, waacs)
+    except Parked:
+        return False
+    _learn_waac(route_.config, waacs)
+    return True
 
 
 def _route_or_park(pnid: str, config: PhoneNumber | None, accounts: set[str],
@@ -75,6 +101,15 @@ def _route_or_park(pnid: str, config: PhoneNumber | None, accounts: set[str],
     if organization_id is None or config.connection.status == Connection.Status.DISCONNECTED:
         raise Parked(pnid, f"phone number {pnid} belongs to no organization "
                            f"(connection {config.connection.status})")
+    _check_accounts(pnid, config, accounts, waacs)
+    if config.status != PhoneNumber.Status.CONFIGURED:
+        raise Parked(pnid, f"phone number {pnid} is not configured yet ({config.status})")
+    return Route(config=config, organization_id=organization_id)
+
+
+def _check_accounts(pnid: str, config: PhoneNumber, accounts: set[str], waacs: set[str]) -> None:
+    """A delivery for another account (a number shared with several partners or tenants) is
+    never routed to this number's tenant: Parked."""
     foreign = accounts - config.connection.account_ids()
     if foreign:
         raise Parked(pnid, f"phone number {pnid} belongs to WABA {config.connection.waba_id}; "
@@ -83,9 +118,6 @@ def _route_or_park(pnid: str, config: PhoneNumber | None, accounts: set[str],
     if config.waac_id and waacs - {config.waac_id}:
         raise Parked(pnid, f"phone number {pnid} is WAAC {config.waac_id}; this delivery names "
                            f"WAAC {', '.join(sorted(waacs))}: not routed")
-    if config.status != PhoneNumber.Status.CONFIGURED:
-        raise Parked(pnid, f"phone number {pnid} is not configured yet ({config.status})")
-    return Route(config=config, organization_id=organization_id)
 
 
 def _learn_waac(config: PhoneNumber, waacs: set[str]) -> None:

@@ -11,7 +11,6 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-
 from urllib.parse import parse_qs, urlsplit
 
 import requests

@@ -51,8 +51,9 @@ class MessageTemplate(models.Model):
     """An approved-or-not template of a WABA, as last synced or reported by Meta.
 
     Kept current by `templates_sync` (the WABA listing) and by Meta's template webhooks
-    (whatsapp/sending/template_events.py: status, category, quality). `use` maps it to what the product sends with it
-    (confirmacao, lembrete, …), one template per use and organization.
+    (whatsapp/sending/template_events.py: status, category, quality). `use` maps it to what
+    the product sends with it (confirmacao, lembrete, …), one template per use and
+    organization.
     """
 
     SENDABLE = ("APPROVED",)

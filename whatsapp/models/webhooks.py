@@ -144,6 +144,25 @@ class WebhookLog(models.Model):
         ))
         return claimed[0] if claimed else None
 
+    @classmethod
+    def claim_ids(cls, pks: list[int], *, lease: timedelta, using: str = "default") -> dict:
+        """`claim_id` for a drainer's whole batch in one statement: {pk: row} of the rows
+        taken, all with the same `locked_until` (so one fenced UPDATE can finish them)."""
+        if not pks:
+            return {}
+        now = timezone.now()
+        S = cls.Status
+        when = connections[using].ops.adapt_datetimefield_value
+        marks = ", ".join(["%s"] * len(pks))
+        claimed = cls.objects.using(using).raw(
+            f"UPDATE {cls._meta.db_table} SET status = %s, locked_until = %s, "
+            f"attempts = attempts + 1 WHERE id IN ({marks}) AND (status IN (%s, %s) "
+            "OR (status = %s AND locked_until <= %s AND attempts < %s)) RETURNING *",
+            [S.PROCESSING, when(now + lease), *pks, S.RECEIVED, S.FAILED,
+             S.PROCESSING, when(now), settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS],
+        )
+        return {row.pk: row for row in claimed}
+
     # --- An attempt's outcome: each writes only while the row is still this attempt's ------
     def _owned(self) -> "WebhookLogQuerySet":
         """This row while our lease holds (fencing: a newer attempt changed `locked_until`)."""

@@ -1,12 +1,13 @@
 """The send task's body: claim a due send, check the rules again, pace, call Graph, record."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 
 LEASE = timedelta(minutes=5)
+# A pacing wait longer than this (seconds) re-reads the mode and the rules before the call.
+RECHECK_AFTER = 0.05
 
 
 S = OutboundMessage.Status
@@ -63,20 +66,24 @@ def outbound_send(message_id) -> Outcome:
     stop = _gate(message)
     if stop:
         return stop
+    asked = time.monotonic()
     granted, wait = pacing.slot_wait(message.config.phone_number_id,
-                                     pacing.limit_for(message.config),
+                                     pacing.limit_for(message.config), recipient=message.to,
                                      max_wait=settings.WHATSAPP_PACING_MAX_WAIT_SECONDS)
     if granted is None:
-        # The number is busy: back to the queue without using up an attempt.
+        # The number (or this recipient's pair window) is busy: back to the queue without
+        # using up an attempt; the worker goes on with other sends meanwhile.
         _release(message, status=S.QUEUED, attempts=F("attempts") - 1,
                  next_attempt_at=timezone.now() + timedelta(seconds=wait))
         return Outcome("paced", retry_in=wait)
-    # Right before the Graph call: the kill switch or a rule may have changed while we waited.
-    if message.contact is not None:
-        message.contact.refresh_from_db()
-    stop = _gate(message)
-    if stop:
-        return stop
+    if time.monotonic() - asked > RECHECK_AFTER:
+        # Right before the Graph call: the kill switch or a rule may have changed while we
+        # waited (granted at once, the checks above are a few milliseconds old: not again).
+        if message.contact is not None:
+            message.contact.refresh_from_db()
+        stop = _gate(message, reread=True)
+        if stop:
+            return stop
     return _call_graph(message, granted)
 
 
@@ -91,8 +98,11 @@ def _not_claimed(message_id) -> Outcome:
     return Outcome("not_due", retry_in=(due - timezone.now()).total_seconds())
 
 
-def _gate(message: OutboundMessage) -> Outcome | None:
-    """Mode, kill switch and rules, read fresh; finishes the row when it must not be sent."""
+def _gate(message: OutboundMessage, *, reread: bool = False) -> Outcome | None:
+    """Mode, kill switch and rules, read fresh; finishes the row when it must not be sent.
+
+    The template was loaded with the claimed row: read again only when `reread` (a later
+    check)."""
     mode = mode_for(message.organization)
     if mode == SendMode.DISABLED:
         _finish(message, S.CANCELLED, "cancelled",
@@ -101,7 +111,7 @@ def _gate(message: OutboundMessage) -> Outcome | None:
     refused = rule_broken(organization=message.organization,
                           to=message.to or message.recipient_user_id,
                           contact=message.contact, kind=message.kind,
-                          automated=message.automated) or _template_stale(message)
+                          automated=message.automated) or _template_stale(message, reread)
     if refused:
         _finish(message, S.BLOCKED, "blocked", reason=refused.message, code=refused.code)
         return Outcome(S.BLOCKED)
@@ -111,11 +121,12 @@ def _gate(message: OutboundMessage) -> Outcome | None:
     return None
 
 
-def _template_stale(message: OutboundMessage) -> SendRefused | None:
+def _template_stale(message: OutboundMessage, reread: bool) -> SendRefused | None:
     template = message.template
     if template is not None:
-        template.refresh_from_db(fields=["status", "category",
-                                         "category_confirmation_required"])
+        if reread:
+            template.refresh_from_db(fields=["status", "category",
+                                             "category_confirmation_required"])
         if not template.is_sendable:
             return SendRefused("invalid_template",
                                _("Template “%(name)s” is no longer approved (status: "
@@ -140,9 +151,9 @@ def _call_graph(message: OutboundMessage, granted: datetime) -> Outcome:
     wamid = _wamid(body)
     now = timezone.now()
     OutboundMessage.objects.filter(pk=message.pk).update(
-        wamid=wamid or None, response=body, accepted_at=now, locked_until=None)
-    # Statuses may have beaten us here (they carry our callback data): never move back.
-    OutboundMessage.objects.filter(pk=message.pk, status=S.SENDING).update(status=S.ACCEPTED)
+        wamid=wamid or None, response=body, accepted_at=now, locked_until=None,
+        # Statuses may have beaten us here (they carry our callback data): never move back.
+        status=Case(When(status=S.SENDING, then=Value(S.ACCEPTED)), default=F("status")))
     event_add(message, "accepted", wamid=wamid, attempt=message.attempts)
     if wamid:
         _conversation_record(message, wamid, now)
@@ -204,9 +215,25 @@ def retryable(exc: GraphError) -> bool:
     return exc.is_transient
 
 
+# Meta's pair rate: too many messages to the same user too fast. Not a failure: the send is
+# rescheduled after the pair window, and the recipient's gate stays closed until then.
+PAIR_RATE_LIMITED = 131056
+
+
 def _graph_failed(message: OutboundMessage, exc: GraphError) -> Outcome:
     error = {"code": exc.code, "subcode": exc.subcode, "message": exc.message,
              "http_status": exc.status, "fbtrace_id": exc.fbtrace_id}
+    if exc.code == PAIR_RATE_LIMITED and message.attempts < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
+        delay = settings.WHATSAPP_PAIR_RATE_SECONDS
+        pacing.pair_hold(message.config.phone_number_id, message.to, delay)
+        _release(message, status=S.QUEUED, next_attempt_at=timezone.now() + timedelta(
+            seconds=delay), error_code=exc.code, errors=[error])
+        event_add(message, "pair_rate_rescheduled", error=error, in_seconds=delay)
+        return Outcome("retry", retry_in=delay)
+    if exc.status != 0 and exc.code != PAIR_RATE_LIMITED:
+        # Graph answered with an error: no message reached the recipient, the pair window is
+        # not used (after no answer at all it may have been: the gate stays closed).
+        pacing.pair_release(message.config.phone_number_id, message.to)
     transient = retryable(exc)
     if transient and message.attempts < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
         delay = retry_delay(message.attempts)

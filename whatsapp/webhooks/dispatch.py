@@ -6,6 +6,7 @@ their fate). All of it runs inside the delivery's one transaction (`process.webh
 """
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 
 from whatsapp.conversations import history, messages, numbers, routing
@@ -155,3 +156,52 @@ FIELD_HANDLERS: dict[str, Callable[[Change, Context], None]] = {
 
 def dispatch(change: Change, ctx: Context) -> None:
     FIELD_HANDLERS.get(change.field, handle_stored_only)(change, ctx)
+
+
+# Fields whose deliveries a drainer applies together (process.process_batch): live messages,
+# statuses and echoes, most of the traffic. Everything else goes one delivery at a time.
+BATCHED_FIELDS = ("messages", "smb_message_echoes")
+
+
+def batchable(delivery: Delivery) -> bool:
+    return bool(delivery.changes) and all(c.field in BATCHED_FIELDS for c in delivery.changes)
+
+
+def dispatch_batch(deliveries: list[Delivery]) -> tuple[dict[int, int], list[int]]:
+    """Applies batchable deliveries together, in the caller's one transaction: every number
+    locked at once (sorted), per number one conversation_ingest (leads resolved at once, one
+    insert-or-ignore for the messages, one UPDATE per target status), per organization one
+    pass over our sends' statuses.
+
+    Returns ({index: organization id} of the deliveries applied, [indexes left out]): a
+    delivery naming a number that is not ready is left out, untouched, for the caller to
+    process (and park) alone.
+    """
+    parsed = [[(c.field, MessagesValue.from_change(c)) for c in d.changes] for d in deliveries]
+    routes = routing.routes_lock(sorted({v.phone_number_id for changes in parsed
+                                          for _, v in changes}))
+    applied: dict[int, int] = {}
+    left_out: list[int] = []
+    per_number: dict[str, tuple[list, list]] = {}
+    for i, changes in enumerate(parsed):
+        # Each delivery's own account check (a number shared with another partner).
+        addressed = routing.addressed_accounts(deliveries[i].changes)
+        if not all(isinstance(routes.get(v.phone_number_id), routing.Route)
+                   and routing.route_accepts(routes[v.phone_number_id],
+                                             *addressed.get(v.phone_number_id, (set(), set())))
+                   for _, v in changes):
+            left_out.append(i)
+            continue
+        for field, value in changes:
+            inbound, echoes = per_number.setdefault(value.phone_number_id, ([], []))
+            (inbound if field == "messages" else echoes).append(value)
+        applied[i] = routes[changes[0][1].phone_number_id].organization_id
+    by_organization: dict[int, list] = defaultdict(list)
+    for pnid in sorted(per_number):
+        route, (inbound, echoes) = routes[pnid], per_number[pnid]
+        messages.conversation_ingest(route, inbound, echoes)
+        by_organization[route.organization_id] += [s for v in inbound for s in v.statuses]
+        routing.connection_touched(route)
+    for organization_id, items in by_organization.items():
+        statuses.outbound_statuses_apply(organization_id, items)
+    return applied, left_out

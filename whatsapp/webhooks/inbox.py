@@ -6,8 +6,9 @@ after its INSERT commits (`announce`): LPUSH the row's id to a list and ring a d
 (`SET NX EX`). Only the request that finds the doorbell silent publishes a task,
 `drain_webhook_inbox`; under load almost no request publishes anything.
 
-A drainer pops ids in batches and processes each delivery in-process (`webhook_process`: one
-transaction per delivery, claimed by a conditional UPDATE, exactly as the per-delivery task).
+A drainer pops ids in batches and processes each batch in-process (`process_batch`: claimed in
+one conditional UPDATE, live messages and statuses applied together with set-based SQL, anything
+else or anything that fails one delivery per transaction, exactly as the per-delivery task).
 While a backlog remains it calls a helper into the next slot, up to
 `WHATSAPP_WEBHOOK_DRAINERS` at once, and after `WHATSAPP_WEBHOOK_DRAIN_SECONDS` it hands over
 to a fresh task so other tasks get a turn on the workers.
@@ -29,7 +30,7 @@ from django.conf import settings
 from config.cache import redis_client
 from whatsapp.core import jobs
 
-from .process import webhook_process
+from .process import process_together, webhook_process
 
 logger = logging.getLogger(__name__)
 
@@ -160,11 +161,12 @@ def drain(slot: int, token: str, *, on_result=None) -> int:
         return 0
     renewed = time.monotonic()
     processed, pending = 0, []
-    finished = False
+    finished = fresh = False
     try:
         while True:
             if not pending:
                 pending = [int(raw) for raw in client.rpop(QUEUE, batch) or []]
+                fresh = True
                 if not pending:
                     _release(slot, token)
                     # A delivery announced between our empty pop and the release found the
@@ -188,11 +190,18 @@ def drain(slot: int, token: str, *, on_result=None) -> int:
                 if not _hold(slot, token):
                     return processed  # superseded (our slot expired and was taken)
                 renewed = time.monotonic()
-            log_id = pending.pop(0)
-            status = webhook_process(log_id)
-            processed += 1
-            if on_result:
-                on_result(log_id, status)
+            if fresh:
+                # The batch's live deliveries together (set-based; one that fails is then
+                # processed alone); it takes their ids off `pending`, the rest go one by one.
+                fresh = False
+                outcomes = process_together(pending)
+            else:
+                log_id = pending.pop(0)
+                outcomes = [(log_id, webhook_process(log_id))]
+            for log_id, status in outcomes:
+                processed += 1
+                if on_result:
+                    on_result(log_id, status)
     finally:
         _push_back(client, pending)
         if not finished:

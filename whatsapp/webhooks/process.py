@@ -3,6 +3,7 @@ then mark it processed, parked, failed (with a backoff) or dead. Safe to run twi
 
 import logging
 import traceback
+from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,10 +13,10 @@ from django.utils import timezone
 from whatsapp.conversations.routing import Parked
 from whatsapp.core import metrics
 from whatsapp.core.backoff import backoff
-from whatsapp.core.payloads import PayloadError, parse_delivery
+from whatsapp.core.payloads import Delivery, PayloadError, parse_delivery
 from whatsapp.models import WebhookLog
 
-from .dispatch import Context, dispatch
+from .dispatch import Context, batchable, dispatch, dispatch_batch
 from .lease import LeaseHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -64,13 +65,22 @@ def webhook_process(log_id: int) -> str:
     """Processes one stored delivery; returns its resulting status. Safe to call twice."""
     log = WebhookLog.claim_id(log_id, lease=lease())
     if log is None:
-        # Finished, held by a live attempt, or abandoned after its last attempt: only the
-        # last is work (one query, on this rare path only).
-        if _bury_abandoned(log_id):
-            logger.error("Webhook %s is dead: abandoned after the last attempt", log_id)
-            metrics.delivery_outcome(WebhookLog.Status.DEAD, None)
-            return WebhookLog.Status.DEAD
-        return "skipped"
+        return _not_claimed(log_id)
+    return process_claimed(log)
+
+
+def _not_claimed(log_id: int) -> str:
+    # Finished, held by a live attempt, or abandoned after its last attempt: only the
+    # last is work (one query, on this rare path only).
+    if _bury_abandoned(log_id):
+        logger.error("Webhook %s is dead: abandoned after the last attempt", log_id)
+        metrics.delivery_outcome(WebhookLog.Status.DEAD, None)
+        return WebhookLog.Status.DEAD
+    return "skipped"
+
+
+def process_claimed(log: WebhookLog) -> str:
+    """Processes one delivery this attempt claimed, in its own transaction."""
     try:
         if log.raw_body is None:
             raise PayloadError("The raw body was purged (WHATSAPP_WEBHOOK_RETENTION_DAYS).")
@@ -121,3 +131,99 @@ def _park(log: WebhookLog, exc: Parked) -> str:
         return "skipped"
     metrics.delivery_outcome(WebhookLog.Status.PARKED, log.fields)
     return WebhookLog.Status.PARKED
+
+
+# A body this large is a history chunk or a state sync: never batched, not even parsed here.
+BATCH_BODY_MAX = 256 * 1024
+
+
+def process_batch(log_ids: list[int]) -> list[tuple[int, str]]:
+    """Processes a batch of stored deliveries; (log_id, resulting status) in processing order.
+
+    Same outcomes as `webhook_process` on each id: the live ones together
+    (`process_together`), then the others one by one.
+    """
+    log_ids = list(log_ids)
+    results = process_together(log_ids)
+    while log_ids:
+        log_id = log_ids.pop(0)
+        results.append((log_id, webhook_process(log_id)))
+    return results
+
+
+def process_together(log_ids: list[int]) -> list[tuple[int, str]]:
+    """Processes the batch's live deliveries with set-based work; the drainer's entry point.
+
+    The live `messages`/`smb_message_echoes` deliveries are claimed in one statement, applied
+    together in one transaction (`dispatch.dispatch_batch`) and finished with one fenced
+    UPDATE per (fields, organization). If that pass fails for any reason (a poisoned
+    delivery, a lost lease, a deadlock), it is rolled back whole and each of its deliveries
+    is processed alone: a bad delivery fails by itself, the others are processed in the same
+    call. Their ids are taken off `log_ids`; what is left (history, account updates, a body
+    that does not parse, a single live delivery) is for `webhook_process`, one by one.
+    """
+    together = _batchable(log_ids)
+    if not together:
+        return []
+    started = {log.pk for log, _ in together}
+    log_ids[:] = [i for i in log_ids if i not in started]
+    done = _process_together(together)
+    results = list(done.items())
+    for log, _ in together:
+        if log.pk not in done:
+            # Not finished together: alone, on the claim it already holds.
+            results.append((log.pk, process_claimed(log)))
+    return results
+
+
+def _batchable(log_ids: list[int]) -> list[tuple[WebhookLog, Delivery]]:
+    """The batch's live deliveries, claimed in one statement, with their parsed bodies
+    (nothing when fewer than two: one delivery goes the ordinary way)."""
+    parsed: dict[int, Delivery] = {}
+    for pk, body in WebhookLog.objects.filter(pk__in=log_ids).values_list("pk", "raw_body"):
+        if body is None or len(body) > BATCH_BODY_MAX:
+            continue
+        try:
+            delivery = parse_delivery(bytes(body))
+        except Exception:
+            continue  # processed alone, where the error is recorded
+        if batchable(delivery):
+            parsed[pk] = delivery
+    if len(parsed) < 2:
+        return []
+    claimed = WebhookLog.claim_ids(sorted(parsed), lease=lease())
+    together = []
+    for pk, log in sorted(claimed.items()):
+        log.fields = parsed[pk].fields
+        together.append((log, parsed[pk]))
+    return together
+
+
+def _process_together(items: list[tuple[WebhookLog, Delivery]]) -> dict[int, str]:
+    """{log id: processed} for the deliveries applied together; {} when the pass failed."""
+    try:
+        with transaction.atomic():
+            applied, _ = dispatch_batch([delivery for _, delivery in items])
+            groups: dict[tuple, list[WebhookLog]] = defaultdict(list)
+            for i, organization_id in applied.items():
+                log = items[i][0]
+                groups[(tuple(log.fields), organization_id, log.locked_until)].append(log)
+            for (fields, organization_id, locked_until), logs in groups.items():
+                finished = WebhookLog.objects.filter(
+                    pk__in=[log.pk for log in logs], status=WebhookLog.Status.PROCESSING,
+                    locked_until=locked_until,
+                ).update(status=WebhookLog.Status.PROCESSED, processed_at=timezone.now(),
+                         fields=list(fields), organization_id=organization_id,
+                         locked_until=None, next_attempt_at=None, last_error="", traceback="")
+                if finished != len(logs):
+                    raise LeaseLost()
+    except Exception:
+        logger.warning("Batch of %s deliveries failed as a whole; processing them one by one",
+                       len(items), exc_info=True)
+        return {}
+    done = {}
+    for i in sorted(applied):
+        log = items[i][0]
+        metrics.delivery_outcome(WebhookLog.Status.PROCESSED, log.fields, log.received_at)
+        done[log.pk] = WebhookLog.Status.PROCESSED
+    return done
