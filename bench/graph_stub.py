@@ -19,7 +19,6 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-
 SENDS: dict[str, list[float]] = defaultdict(list)
 _sends_lock = threading.Lock()
 _wamids = itertools.count(1)

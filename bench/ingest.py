@@ -189,10 +189,10 @@ def run_through_worker(name: str, bodies: list[bytes], events: int, timeout: flo
     """Posts every body to the webhook view, then waits until the worker processed them all."""
     from django.db.models import Count
     from django.test import Client
-    from whatsapp.webhooks.signatures import sign
 
     from whatsapp.models import WebhookLog
     from whatsapp.webhooks.intake import webhook_enqueue
+    from whatsapp.webhooks.signatures import sign
 
     client = Client()
     first_id = (WebhookLog.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1

@@ -9,7 +9,7 @@ before the Graph call, because things change while a send waits:
 | free-form text only inside the 24 h window (inbound opens it; echoes don't) | refused | blocked |
 | automated send to a conversation a person handles from the phone (echo seen) | refused | blocked |
 | template approved, language and parameter count match | refused | blocked |
-| automated send of a template Meta moved to MARKETING, not confirmed by a person | refused | blocked |
+| automated template Meta moved to MARKETING, not confirmed by a person | refused | blocked |
 
 A refusal is a `SendRefused` with a stable code; `whatsapp.api.sending` maps codes to HTTP."""
 
