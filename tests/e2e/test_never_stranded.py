@@ -69,6 +69,28 @@ def test_abandon_mid_signup_then_start_over(admin_page, sandbox, worker):
     assert (connection.organization, connection.onboarding) == (page.organization, second)
 
 
+def test_a_finish_relayed_twice_never_shows_a_meta_error(admin_page, sandbox, worker):
+    """A retried request: the relay reaches the server twice; the page gets the second answer
+    (409 from what is stored), shows no error, and ends connected."""
+    page = admin_page
+    answers = []
+
+    def relay_twice(route) -> None:
+        route.fetch()  # the first request: exchanges the code and binds the WABA
+        again = route.fetch()  # the same request again
+        answers.append(again.status)
+        route.fulfill(response=again)
+
+    page.route("**/api/v1/whatsapp/embedded-signup/callback", relay_twice)
+    walk(open_signup(page), CLOUD_ONE)
+    wait_status(page, "connected")
+    # 409, not Meta's 400 "code already used": the code was not exchanged a second time.
+    assert answers == [409]
+    assert not page.locator("#wa-error").is_visible()
+    assert [c["used"] for c in sandbox.state()["codes"]] == [True]
+    assert Connection.objects.get().organization == page.organization
+
+
 def test_browser_closed_mid_signup_then_stalled(admin_page, browser, live_server, sandbox,
                                                 settings):
     page = admin_page
