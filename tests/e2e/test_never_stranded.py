@@ -12,7 +12,15 @@ from tests.e2e.conftest import assert_accessible, settings_page, shot
 from tests.e2e.test_connect_whatsapp import CLOUD_ONE, COEXISTENCE, open_signup, wait_status, walk
 from tests.factories import ConnectionFactory, PhoneNumberFactory
 from tests.support import wait_for
-from whatsapp.models import Connection, Onboarding, TokenExpiryNotice
+from whatsapp.models import (
+    Connection,
+    FeatureFlag,
+    FeatureFlagOverride,
+    Onboarding,
+    TokenExpiryNotice,
+    flags,
+)
+from whatsapp.onboarding.token_health import connection_check_token
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -89,6 +97,37 @@ def test_a_finish_relayed_twice_never_shows_a_meta_error(admin_page, sandbox, wo
     assert not page.locator("#wa-error").is_visible()
     assert [c["used"] for c in sandbox.state()["codes"]] == [True]
     assert Connection.objects.get().organization == page.organization
+
+
+def test_invalid_token_reconnects_through_the_hosted_link(admin_page, sandbox, worker):
+    """Hosted re-authorization brings no code: a fresh token is fetched, never the invalid one."""
+    page = admin_page
+    flag = FeatureFlag.objects.create(name=flags.V2_ONBOARDING, rollout_percentage=0)
+    FeatureFlagOverride.objects.create(flag=flag, organization=page.organization, enabled=True)
+    sandbox.switches(echo_tracking_code=True)
+    page.reload()
+    hosted = open_signup(page)
+    walk(hosted, CLOUD_ONE)
+    wait_status(page, "connected")
+    hosted.close()  # Meta's "Tudo certo!" page, closed by the person
+    connection = Connection.objects.get()
+    old_token = connection.get_access_token()
+
+    sandbox.api("POST", "tokens/revoke", json={"waba_id": connection.waba_id})
+    assert connection_check_token(connection).result == "invalid"
+    page.reload()
+    wait_status(page, "token_invalid")
+    assert_accessible(page, "token_invalid")
+    shot(page, "20-12-token-invalid")
+
+    walk(open_signup(page, "Reconectar"), CLOUD_ONE, existing_business=connection.owner_business_id,
+         existing_waba=connection.waba_id)
+    wait_status(page, "connected")
+    connection.refresh_from_db()
+    assert connection.token_status == Connection.TokenStatus.VALID
+    assert connection.get_access_token() != old_token
+    assert Connection.objects.count() == 1
+    shot(page, "20-13-reconnected-through-hosted-link")
 
 
 def test_browser_closed_mid_signup_then_stalled(admin_page, browser, live_server, sandbox,
