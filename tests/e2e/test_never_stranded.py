@@ -9,17 +9,17 @@ from django.core import mail
 from django.utils import timezone
 
 from tests.e2e.conftest import assert_accessible, settings_page, shot
-from tests.e2e.test_connect_whatsapp import CLOUD_ONE, COEXISTENCE, open_signup, wait_status, walk
+from tests.e2e.test_connect_whatsapp import (
+    CLOUD_ONE,
+    COEXISTENCE,
+    open_hosted_signup,
+    open_signup,
+    wait_status,
+    walk,
+)
 from tests.factories import ConnectionFactory, PhoneNumberFactory
 from tests.support import wait_for
-from whatsapp.models import (
-    Connection,
-    FeatureFlag,
-    FeatureFlagOverride,
-    Onboarding,
-    TokenExpiryNotice,
-    flags,
-)
+from whatsapp.models import Connection, Onboarding, TokenExpiryNotice
 from whatsapp.onboarding.token_health import connection_check_token
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
@@ -102,11 +102,7 @@ def test_a_finish_relayed_twice_never_shows_a_meta_error(admin_page, sandbox, wo
 def test_invalid_token_reconnects_through_the_hosted_link(admin_page, sandbox, worker):
     """Hosted re-authorization brings no code: a fresh token is fetched, never the invalid one."""
     page = admin_page
-    flag = FeatureFlag.objects.create(name=flags.V2_ONBOARDING, rollout_percentage=0)
-    FeatureFlagOverride.objects.create(flag=flag, organization=page.organization, enabled=True)
-    sandbox.switches(echo_tracking_code=True)
-    page.reload()
-    hosted = open_signup(page)
+    hosted = open_hosted_signup(page, sandbox)
     walk(hosted, CLOUD_ONE)
     wait_status(page, "connected")
     hosted.close()  # Meta's "Tudo certo!" page, closed by the person
