@@ -50,6 +50,16 @@ def open_signup(page, button: str = "Conectar WhatsApp"):
     return popup
 
 
+def open_hosted_signup(page, sandbox):
+    """The organization is on the v2 onboarding (the hosted link first), and Meta echoes the
+    tracking code in PARTNER_ADDED (a sandbox switch, as the seeds expect): open the link."""
+    flag = FeatureFlag.objects.create(name=flags.V2_ONBOARDING, rollout_percentage=0)
+    FeatureFlagOverride.objects.create(flag=flag, organization=page.organization, enabled=True)
+    sandbox.switches(echo_tracking_code=True)
+    page.reload()
+    return open_signup(page)
+
+
 def walk(popup, scenario: str, *, share_history: bool = True, existing_waba: str = "",
          existing_business: str = "") -> None:
     if existing_business:
@@ -98,11 +108,7 @@ def test_coexistence_success(admin_page, sandbox, worker):
 def test_cloud_api_two_numbers_and_a_choice(admin_page, sandbox, worker):
     """Through the v2 hosted link (no browser-side number): the admin chooses in our page."""
     page = admin_page
-    flag = FeatureFlag.objects.create(name=flags.V2_ONBOARDING, rollout_percentage=0)
-    FeatureFlagOverride.objects.create(flag=flag, organization=page.organization, enabled=True)
-    sandbox.switches(echo_tracking_code=True)
-    page.reload()
-    hosted = open_signup(page)
+    hosted = open_hosted_signup(page, sandbox)
     assert "/sandbox/onboard/" in hosted.url
     walk(hosted, CLOUD_TWO)
 

@@ -9,10 +9,18 @@ from django.core import mail
 from django.utils import timezone
 
 from tests.e2e.conftest import assert_accessible, settings_page, shot
-from tests.e2e.test_connect_whatsapp import CLOUD_ONE, COEXISTENCE, open_signup, wait_status, walk
+from tests.e2e.test_connect_whatsapp import (
+    CLOUD_ONE,
+    COEXISTENCE,
+    open_hosted_signup,
+    open_signup,
+    wait_status,
+    walk,
+)
 from tests.factories import ConnectionFactory, PhoneNumberFactory
 from tests.support import wait_for
 from whatsapp.models import Connection, Onboarding, TokenExpiryNotice
+from whatsapp.onboarding.token_health import connection_check_token
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -67,6 +75,55 @@ def test_abandon_mid_signup_then_start_over(admin_page, sandbox, worker):
     assert second.status == Onboarding.Status.COMPLETED
     connection = Connection.objects.get()
     assert (connection.organization, connection.onboarding) == (page.organization, second)
+
+
+def test_a_finish_relayed_twice_never_shows_a_meta_error(admin_page, sandbox, worker):
+    """A retried request: the relay reaches the server twice; the page gets the second answer
+    (409 from what is stored), shows no error, and ends connected."""
+    page = admin_page
+    answers = []
+
+    def relay_twice(route) -> None:
+        route.fetch()  # the first request: exchanges the code and binds the WABA
+        again = route.fetch()  # the same request again
+        answers.append(again.status)
+        route.fulfill(response=again)
+
+    page.route("**/api/v1/whatsapp/embedded-signup/callback", relay_twice)
+    walk(open_signup(page), CLOUD_ONE)
+    wait_status(page, "connected")
+    # 409, not Meta's 400 "code already used": the code was not exchanged a second time.
+    assert answers == [409]
+    assert not page.locator("#wa-error").is_visible()
+    assert [c["used"] for c in sandbox.state()["codes"]] == [True]
+    assert Connection.objects.get().organization == page.organization
+
+
+def test_invalid_token_reconnects_through_the_hosted_link(admin_page, sandbox, worker):
+    """Hosted re-authorization brings no code: a fresh token is fetched, never the invalid one."""
+    page = admin_page
+    hosted = open_hosted_signup(page, sandbox)
+    walk(hosted, CLOUD_ONE)
+    wait_status(page, "connected")
+    hosted.close()  # Meta's "Tudo certo!" page, closed by the person
+    connection = Connection.objects.get()
+    old_token = connection.get_access_token()
+
+    sandbox.api("POST", "tokens/revoke", json={"waba_id": connection.waba_id})
+    assert connection_check_token(connection).result == "invalid"
+    page.reload()
+    wait_status(page, "token_invalid")
+    assert_accessible(page, "token_invalid")
+    shot(page, "20-12-token-invalid")
+
+    walk(open_signup(page, "Reconectar"), CLOUD_ONE, existing_business=connection.owner_business_id,
+         existing_waba=connection.waba_id)
+    wait_status(page, "connected")
+    connection.refresh_from_db()
+    assert connection.token_status == Connection.TokenStatus.VALID
+    assert connection.get_access_token() != old_token
+    assert Connection.objects.count() == 1
+    shot(page, "20-13-reconnected-through-hosted-link")
 
 
 def test_browser_closed_mid_signup_then_stalled(admin_page, browser, live_server, sandbox,

@@ -289,3 +289,18 @@ def test_hosted_reauthorization_fetches_a_fresh_token_instead_of_the_invalid_one
     assert connection.token_status == Connection.TokenStatus.VALID
     assert "Bearer EAArevoked" not in used
     assert Connection.objects.get(pk=connection.pk).status == Connection.Status.CONNECTED
+
+
+def test_reconnecting_an_invalid_token_reads_as_connecting_until_the_new_token(api, org):
+    connection = ConnectionFactory(organization=org, with_token=True,
+                                   token_checked_at=timezone.now() - timedelta(minutes=5))
+    Connection.objects.filter(pk=connection.pk).update(
+        token_status=Connection.TokenStatus.INVALID)
+    assert status_of(api)["status"] == "token_invalid"
+
+    api.get("/api/v1/whatsapp/onboarding-url")  # the admin clicks "Reconectar"
+    assert status_of(api)["status"] == "connecting"
+    Onboarding.objects.update(status=Onboarding.Status.COMPLETED, completed_at=timezone.now())
+    assert status_of(api)["status"] == "connecting"  # the pipeline fetches the new token
+    Onboarding.objects.update(completed_at=timezone.now() - timedelta(hours=1))
+    assert status_of(api)["status"] == "token_invalid"  # it never came: ask again

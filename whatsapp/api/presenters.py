@@ -53,7 +53,7 @@ def connection_status_for(organization: Organization) -> dict:
               and onboarding.effective_status == Onboarding.Status.PENDING
               and onboarding.created_at > connection.created_at)
     if live and connection.token_status == Connection.TokenStatus.INVALID:
-        status = "token_invalid"
+        status = reconnect_status(connection, onboarding) or "token_invalid"
     elif adding:
         status = "stalled" if onboarding_is_idle(onboarding) else "connecting"
     elif live:
@@ -103,6 +103,22 @@ def connection_status_for(organization: Organization) -> dict:
     body["reconnectBy"] = token_reconnect_by(connection if live else None)
     body["notice"] = token_expiry_notice(body["reconnectBy"])
     return body
+
+
+def reconnect_status(connection: Connection, onboarding: Onboarding | None) -> str:
+    """While the admin reconnects a connection whose token is invalid (an onboarding started
+    after the token was found invalid), the page follows that onboarding: `connecting` (or
+    `stalled`) until the new token arrives, so it keeps polling. Empty when not reconnecting."""
+    since = connection.token_checked_at or connection.updated_at
+    if onboarding is None or onboarding.created_at <= since:
+        return ""
+    if onboarding.effective_status == Onboarding.Status.PENDING:
+        return "stalled" if onboarding_is_idle(onboarding) else "connecting"
+    recent = timedelta(seconds=settings.WHATSAPP_ONBOARDING_IDLE_SECONDS)
+    if (onboarding.effective_status == Onboarding.Status.COMPLETED
+            and timezone.now() - onboarding.completed_at < recent):
+        return "connecting"  # Meta confirmed; the pipeline is fetching the new token
+    return ""
 
 
 def onboarding_is_idle(onboarding: Onboarding, *, now=None) -> bool:
