@@ -331,3 +331,5 @@ RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MI
 
 # Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
 from .operations import *  # noqa: E402,F403
+# Lanes: the inbox lanes, the Celery queues and their routes (issue 17).
+from .lanes import *  # noqa: E402,F403
