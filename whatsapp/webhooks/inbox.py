@@ -78,13 +78,18 @@ while budget > 0 do
 end
 return taken
 """
-# Returns ids (tenant, id pairs, newest first) to the end their lists are read from; a tenant
-# whose list was empty goes back to the head of the ring (its turn was interrupted).
+# Returns ids (ARGV: prefix, then tenant, id pairs oldest first) to the end their lists are
+# read from, and their tenants to the head of the ring in the order they were taken: the
+# interrupted turn resumes where it stopped.
 _PUT_BACK = """
+for i = #ARGV - 1, 2, -2 do redis.call('RPUSH', ARGV[1] .. ARGV[i], ARGV[i + 1]) end
+local seen, order = {}, {}
 for i = 2, #ARGV, 2 do
-  if redis.call('RPUSH', ARGV[1] .. ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call('RPUSH', KEYS[1], ARGV[i])
-  end
+  if not seen[ARGV[i]] then seen[ARGV[i]] = true; order[#order + 1] = ARGV[i] end
+end
+for j = #order, 1, -1 do
+  redis.call('LREM', KEYS[1], 0, order[j])
+  redis.call('RPUSH', KEYS[1], order[j])
 end
 return 1
 """
@@ -284,7 +289,7 @@ def _put_back(lane: str, pending: list[tuple[str, int]]) -> None:
     if not pending:
         return
     args = [TENANT.format(lane)]
-    for tenant, log_id in reversed(pending):
+    for tenant, log_id in pending:
         args += [tenant, log_id]
     try:
         _script(_PUT_BACK)(keys=[RING.format(lane)], args=args)
