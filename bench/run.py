@@ -4,12 +4,16 @@ and memory, measured in one run on this machine, each figure beside its target.
     uv run python bench/run.py            # full run (~5 min on 2 cores)
     uv run python bench/run.py --quick    # smoke run (~2 min): same phases, shorter and smaller
     uv run python bench/run.py --json bench/results/latest.json
+    uv run python bench/run.py --quick --only lanes   # issue 17: lanes on vs off (bench/lanes.py)
 
 It uses the local PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), starting them when
 they are down (and stopping what it started), with a database of its own (`qualifica_bench`,
-dropped and re-created, migrated) and Redis db 9 (flushed). It starts gunicorn (bench.wsgi:
-the product plus the reference endpoints), 2 Celery worker processes and a Graph API stub,
-and stops every process it started at the end. Traffic goes to 127.0.0.1 only.
+or BENCH_DB_NAME: dropped and re-created, migrated) and Redis db 9 (or BENCH_REDIS_URL:
+flushed). It starts gunicorn (bench.wsgi: the product plus the reference endpoints),
+2 Celery worker processes and a Graph API stub,
+and stops every process it started at the end. Traffic goes to 127.0.0.1 only. The lanes
+phase (bench/lanes.py) starts its own web server and workers for each mode: lanes on
+(`-Q live,sending` + `-Q bulk,maintenance`) and off (WHATSAPP_LANES=false, one queue).
 
 The exit status is 0 when the run completed (whatever the verdicts), 1 when it failed.
 
@@ -40,10 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import loadgen  # noqa: E402
+from bench import lanes, loadgen  # noqa: E402
 
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-DB_NAME = "qualifica_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "qualifica_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 SECRET = "bench_app_secret_not_real"
 WEBHOOK = "/api/v1/whatsapp/webhook"
@@ -67,6 +71,7 @@ TARGETS = {
     "callback_p95_ms": ("<", 3000.0, "ms", "Embedded Signup callback p95 (Graph stub)"),
     "web_rss_mb": ("<", 150.0, "MB", "largest gunicorn worker RSS after the load"),
     "celery_rss_mb": ("<", 200.0, "MB", "largest Celery worker process RSS after the burst"),
+    **lanes.TARGETS,
 }
 
 
@@ -627,7 +632,8 @@ def run_burst(args, ingest, port: int, configs: dict, tag: str, *, drain: bool) 
         f"{expected['inbound']} inbound over {len(numbers)} numbers, {expected['echoes']} "
         f"echoes on 1)")
     if drain:
-        app.control.cancel_consumer("celery", reply=True, timeout=5)
+        for queue in _queues():
+            app.control.cancel_consumer(queue, reply=True, timeout=5)
     started = time.perf_counter()
     generator_cpu = time.process_time()
     posted = loadgen.closed_loop(port, requests, concurrency=args.burst_connections)
@@ -638,7 +644,8 @@ def run_burst(args, ingest, port: int, configs: dict, tag: str, *, drain: bool) 
                                                      status="processed").count()
     if drain:
         started = time.perf_counter()
-        app.control.add_consumer("celery", reply=True, timeout=5)
+        for queue in _queues():
+            app.control.add_consumer(queue, reply=True, timeout=5)
     done, statuses = wait_processed(first_id, len(deliveries), timeout=args.e2e_timeout)
     elapsed = done - started
     out = {"mode": "drain" if drain else "concurrent", "expected": expected,
@@ -796,6 +803,8 @@ def phase_callback(args, port: int) -> dict:
 
 def verdict(name: str, value) -> str:
     op, target, _unit, _what = TARGETS[name]
+    if op == "info":
+        return "info"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     ok = {">=": value >= target, "<": value < target, "==": value == target}[op]
@@ -853,6 +862,7 @@ def build_table(results: dict) -> list[dict]:
     if c:
         rows.append(("callback_p95_ms", c["p95_ms"],
                      f"p50 {c['p50_ms']} ms, {c['succeeded']}/{c['count']} ok, {c['graph']}"))
+    rows.extend(lanes.table_rows(results))
     table = []
     for name, value, note in rows:
         op, target, unit, what = TARGETS[name]
@@ -879,7 +889,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Issue 8 performance bench: the webhook beside a minimal reference view, "
                     "end-to-end processing, tracking codes, the signup callback and memory, "
-                    "in one run.",
+                    "and (issue 17) a tenant's latency during another's bulk work with the "
+                    "lanes on and off, in one run.",
         epilog="Needs local PostgreSQL and Redis (started if down) and wrk "
                f"({loadgen.WRK_INSTALL_HINT}). Uses database {DB_NAME} and {REDIS_URL}.")
     parser.add_argument("--quick", action="store_true",
@@ -899,10 +910,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="Cloud API numbers the burst's statuses and inbound messages are "
                              "spread over (default 4; one number's deliveries are serialized "
                              "by its row lock)")
+    lanes.add_arguments(parser)
     parser.add_argument("--prefetch", type=int, default=None,
                         help="CELERY_WORKER_PREFETCH_MULTIPLIER for the bench's workers "
                              "(default: the product's setting)")
-    parser.add_argument("--only", choices=["webhook", "e2e", "tracking", "callback"],
+    parser.add_argument("--only", choices=["webhook", "e2e", "tracking", "callback", "lanes"],
                         action="append", help="run only these phases (repeatable)")
     parser.add_argument("--keep-db", action="store_true",
                         help=f"keep the {DB_NAME} database at the end (for inspection)")
@@ -922,12 +934,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.tracking_codes = 200 if quick else 1000
     args.tracking_lookups = 1000 if quick else 5000
     args.callbacks = 15 if quick else 100
+    lanes.configure(args)
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    phases = set(args.only or ["webhook", "e2e", "tracking", "callback"])
+    phases = set(args.only or ["webhook", "e2e", "tracking", "callback", "lanes"])
     workdir = Path(tempfile.mkdtemp(prefix="qualifica-bench-"))
     procs = Processes(workdir)
     sampler = LoadSampler()
@@ -987,7 +1000,7 @@ def main(argv=None) -> int:
         results["config"] = {
             "gunicorn": f"{args.web_workers} workers x {args.web_threads} threads "
                         f"({worker_class}), no keep-alive (Connection: close)",
-            "celery": "celery -A config worker -c 2 -P prefork (acks_late, prefetch "
+            "celery": "celery -A config worker -c 2 -P prefork, every queue (acks_late, prefetch "
                       f"{_setting('CELERY_WORKER_PREFETCH_MULTIPLIER')}, "
                       f"CELERY_DB_REUSE_MAX={_setting('CELERY_DB_REUSE_MAX')})",
             "load_generator": ("wrk (saturation), asyncio open loop (fixed rate)"
@@ -1016,6 +1029,11 @@ def main(argv=None) -> int:
         if "callback" in phases:
             log("phase 3b: Embedded Signup callback through gunicorn, Graph stub")
             results["callback"] = phase_callback(args, web_port)
+        if "lanes" in phases:
+            log("phase 4: lanes (issue 17): tenant B's messages during tenant A's bulk work, "
+                "lanes on and off, each with its own web server and workers")
+            procs.stop(celery)
+            results["lanes"] = lanes.phase_lanes(args, ingest, procs, env)
     except Exception as exc:
         exit_code = 1
         log(f"bench failed: {type(exc).__name__}: {exc}")
@@ -1054,6 +1072,11 @@ def main(argv=None) -> int:
         log(f"results written to {path}")
     log(f"process logs kept in {workdir}")
     return exit_code
+
+
+def _queues() -> list[str]:
+    """The Celery queues a worker without -Q consumes (config/settings/lanes.py)."""
+    return [queue.name for queue in _setting("CELERY_TASK_QUEUES")]
 
 
 def _setting(name: str):

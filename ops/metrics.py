@@ -24,8 +24,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
 from config import prometheus
-from whatsapp.models import Connection, OutboundMessage, WebhookLog
 from whatsapp.core.lanes import LANES
+from whatsapp.models import Connection, OutboundMessage, WebhookLog
 from whatsapp.webhooks import inbox
 
 from .models import AlertState

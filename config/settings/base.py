@@ -329,7 +329,7 @@ API_RATE_LIMITS = {
 RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MINUTE",
                                                default=60)
 
-# Operations and observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
-from .operations import *  # noqa: E402,F403
-# Lanes: the inbox lanes, the Celery queues and their routes (issue 17).
+# Lanes: the inbox lanes, the Celery queues and their routes (issue 17). Operations and
+# observability: alerts, e-mail, health, logs, metrics, Sentry, the admin's look.
 from .lanes import *  # noqa: E402,F403
+from .operations import *  # noqa: E402,F403

@@ -81,7 +81,7 @@ def webhooks_replay(*, logs: QuerySet[WebhookLog], actor=None, actor_label: str 
             for pk in reset_ids:
                 # Its lane's queue (whatsapp/core/lanes.py).
                 transaction.on_commit(
-                    lambda pk=pk: webhook_enqueue(pk, fields=fields_of[pk]))
+                    lambda pk=pk, fields=fields_of[pk]: webhook_enqueue(pk, fields=fields))
         result.replayed.extend(reset_ids)
         result.skipped_purged.extend(sorted(purged))
         result.skipped_in_progress.extend(sorted(set(chunk) - set(reset_ids) - purged))
