@@ -36,7 +36,9 @@ def build_traffic(args, ingest) -> dict:
     run = _run()
     log = run.log
     log(f"lanes: building {args.lanes_chunks} history chunks of 3 MB for tenant A")
-    chunks = [ingest.history_body(order, "BENCHLANE")[0]
+    # One chunk built, the others are copies with their own message ids (same length).
+    first = ingest.history_body(1, "BENCHLANE")[0]
+    chunks = [first.replace(b"wamid.BENCHLANE001", f"wamid.BENCHLANE{order:03d}".encode())
               for order in range(1, args.lanes_chunks + 1)]
     statuses = []
     batch = args.status_batch

@@ -162,6 +162,38 @@ def test_ids_put_back_keep_their_place_and_their_tenant(broker):
     assert inbox.waiting("live") == 5
 
 
+def test_the_live_lane_skips_a_tenant_whose_bulk_import_is_running(broker):
+    """The import locks the tenant's number rows: a live drainer would only wait on them."""
+    a = deliver(A, 3)
+    [lead] = deliver(B)
+    redis_client().set(inbox.BUSY + A, 1, ex=60)
+    assert drain_all("live") == [lead]  # and the drainer stops rather than wait
+    assert queued("live") == a and not inbox.ready("live")
+    redis_client().delete(inbox.BUSY + A)
+    assert inbox.ready("live")
+    assert drain_all("live") == a
+
+
+def test_a_bulk_drainer_marks_its_tenant_busy_then_wakes_the_live_lane(broker, monkeypatch):
+    [chunk] = deliver(A, field="history")
+    deliver(A, 2)
+    busy_while_processing = []
+    process = inbox.webhook_process
+
+    def spy(log_id):
+        busy_while_processing.append(redis_client().get(inbox.BUSY + A))
+        return process(log_id)
+
+    monkeypatch.setattr(inbox, "webhook_process", spy)
+    # The live drainer the announcement started stopped, A's ids left (A was busy).
+    redis_client().delete(inbox.SLOT.format("live", 0))
+    broker.clear()
+    assert drain_all("bulk") == [chunk]
+    assert busy_while_processing == [str(chunk).encode()]
+    assert redis_client().get(inbox.BUSY + A) is None
+    assert len(broker.of("drain_webhook_inbox")) == 1  # the live lane is woken
+
+
 # --- Exactly once ---------------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)

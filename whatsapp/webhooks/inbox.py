@@ -16,7 +16,10 @@ and puts that tenant at the back while it still has ids, until its batch is full
 tenant's 10,000 statuses or 20 history chunks get one turn per round like everyone else, and a
 tenant that just wrote is served within the first round. Each tenant's ids leave in arrival
 order. A tenant is in the ring exactly when its list is not empty (every change to both is
-one Lua script).
+one Lua script). While a bulk drainer imports one of a tenant's deliveries, its number rows are
+locked (conversations.routing serializes a number's ingestion); the live lane skips that
+tenant meanwhile (`BUSY`) rather than have a live process wait on the lock while other
+tenants' leads wait for the process, and the bulk drainer wakes the live lane when done.
 
 A drainer pops ids in batches and processes each delivery in-process (`webhook_process`: one
 transaction per delivery, claimed by a conditional UPDATE, exactly as the per-delivery task).
@@ -51,6 +54,10 @@ PREFIX = "whatsapp:webhooks:inbox:{}"
 RING = PREFIX + ":ring"
 TENANT = PREFIX + ":tenant:"
 SLOT = "whatsapp:webhooks:drainer:{}:{}"
+# Set while a bulk drainer processes one of the tenant's deliveries: the tenant's number rows
+# are locked by that import (conversations.routing), so a live drainer would only wait on
+# them, holding a live process other tenants need. The live lane skips the tenant meanwhile.
+BUSY = "whatsapp:webhooks:busy:"
 DRAIN_TASK = {LIVE: "drain_webhook_inbox", BULK: "drain_webhook_bulk"}
 # A doorbell rung by a request lives this long unless its drainer starts and takes the slot:
 # a drain task lost on the way (or a reply lost to a timeout) blocks slot 0 only briefly.
@@ -63,20 +70,36 @@ if redis.call('LPUSH', KEYS[2], ARGV[1]) == 1 then redis.call('LPUSH', KEYS[1], 
 return redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[3])
 """
 # Up to ARGV[2] ids, one per tenant per turn round the ring; returns tenant, id, tenant, id…
+# A tenant whose busy key (prefix ARGV[3], '' for none) exists keeps its ids and its turn goes
+# round; the loop ends when every tenant left in the ring was skipped in a row.
 _TAKE = """
-local taken, budget = {}, tonumber(ARGV[2])
+local taken, budget, skipped = {}, tonumber(ARGV[2]), 0
 while budget > 0 do
   local tenant = redis.call('RPOP', KEYS[1])
   if not tenant then break end
-  local id = redis.call('RPOP', ARGV[1] .. tenant)
-  if id then
-    taken[#taken + 1] = tenant
-    taken[#taken + 1] = id
-    budget = budget - 1
+  if ARGV[3] ~= '' and redis.call('EXISTS', ARGV[3] .. tenant) == 1 then
+    redis.call('LPUSH', KEYS[1], tenant)
+    skipped = skipped + 1
+    if skipped >= redis.call('LLEN', KEYS[1]) then break end
+  else
+    skipped = 0
+    local id = redis.call('RPOP', ARGV[1] .. tenant)
+    if id then
+      taken[#taken + 1] = tenant
+      taken[#taken + 1] = id
+      budget = budget - 1
+    end
+    if redis.call('LLEN', ARGV[1] .. tenant) > 0 then redis.call('LPUSH', KEYS[1], tenant) end
   end
-  if redis.call('LLEN', ARGV[1] .. tenant) > 0 then redis.call('LPUSH', KEYS[1], tenant) end
 end
 return taken
+"""
+# 1 when some tenant in the ring is not busy (has ids a drainer may take now).
+_READY = """
+for _, tenant in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if ARGV[1] == '' or redis.call('EXISTS', ARGV[1] .. tenant) == 0 then return 1 end
+end
+return 0
 """
 # Returns ids (ARGV: prefix, then tenant, id pairs oldest first) to the end their lists are
 # read from, and their tenants to the head of the ring in the order they were taken: the
@@ -181,7 +204,7 @@ def wake() -> bool:
     started = False
     for lane in LANES:
         try:
-            started |= bool(_redis().llen(RING.format(lane))) and _start_if_free(lane, 0)
+            started |= ready(lane) and _start_if_free(lane, 0)
         except Exception:
             logger.warning("Webhook inbox unavailable; the sweeper enqueues from the database")
             return started
@@ -222,10 +245,36 @@ def _start_if_free(lane: str, slot: int) -> bool:
     return True
 
 
+def _busy_prefix(lane: str) -> str:
+    """Live drainers skip tenants whose bulk import is running; bulk drainers skip nobody."""
+    return BUSY if lane == LIVE else ""
+
+
 def take(lane: str, count: int) -> list[tuple[str, int]]:
     """Pops up to `count` ids round robin across `lane`'s tenants: (tenant, id) pairs."""
-    flat = _script(_TAKE)(keys=[RING.format(lane)], args=[TENANT.format(lane), count])
+    flat = _script(_TAKE)(keys=[RING.format(lane)],
+                          args=[TENANT.format(lane), count, _busy_prefix(lane)])
     return [(flat[i].decode(), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def ready(lane: str) -> bool:
+    """True when `lane` has ids a drainer may take now (from a tenant that is not busy)."""
+    return bool(_script(_READY)(keys=[RING.format(lane)], args=[_busy_prefix(lane)]))
+
+
+def _process(lane: str, tenant: str, log_id: int) -> str:
+    """One delivery; a bulk one marks its tenant busy meanwhile, then wakes the live lane
+    (whose drainer may have stopped with only that tenant's ids left)."""
+    if lane != BULK or tenant == NO_TENANT:
+        return webhook_process(log_id)
+    client = _redis()
+    client.set(BUSY + tenant, log_id, ex=_slot_ttl())
+    try:
+        return webhook_process(log_id)
+    finally:
+        client.delete(BUSY + tenant)
+        if ready(LIVE):
+            _start_if_free(LIVE, 0)
 
 
 def drain(lane: str, slot: int, token: str, *, on_result=None) -> int:
@@ -237,7 +286,7 @@ def drain(lane: str, slot: int, token: str, *, on_result=None) -> int:
     it). Whatever happens, ids popped but not processed go back to the head of their lists.
     """
     client = _redis()
-    ring, slot_key = RING.format(lane), SLOT.format(lane, slot)
+    slot_key = SLOT.format(lane, slot)
     batch = _batch(lane)
     deadline = time.monotonic() + settings.WHATSAPP_WEBHOOK_DRAIN_SECONDS
     if not _hold(lane, slot, token):
@@ -253,12 +302,11 @@ def drain(lane: str, slot: int, token: str, *, on_result=None) -> int:
                     _release(lane, slot, token)
                     # A delivery announced between our empty pop and the release found the
                     # slot taken and started nobody: look again now that the slot is free.
-                    if client.llen(ring) and client.set(slot_key, token, nx=True,
-                                                        ex=_slot_ttl()):
+                    if ready(lane) and client.set(slot_key, token, nx=True, ex=_slot_ttl()):
                         continue
                     finished = True
                     return processed
-                if slot + 1 < _drainers(lane) and client.llen(ring):
+                if slot + 1 < _drainers(lane) and ready(lane):
                     _start_if_free(lane, slot + 1)  # a helper for the backlog
             if time.monotonic() >= deadline:
                 # Turn over: a fresh task at the back of the Celery queue keeps the slot.
@@ -272,8 +320,8 @@ def drain(lane: str, slot: int, token: str, *, on_result=None) -> int:
                 if not _hold(lane, slot, token):
                     return processed  # superseded (our slot expired and was taken)
                 renewed = time.monotonic()
-            _tenant, log_id = pending.pop(0)
-            status = webhook_process(log_id)
+            tenant, log_id = pending.pop(0)
+            status = _process(lane, tenant, log_id)
             processed += 1
             if on_result:
                 on_result(log_id, status)
