@@ -867,7 +867,8 @@ def build_table(results: dict) -> list[dict]:
     for name, value, note in rows:
         op, target, unit, what = TARGETS[name]
         table.append({"metric": name, "what": what, "value": value, "unit": unit,
-                      "target": f"{op} {target}", "verdict": verdict(name, value), "note": note})
+                      "target": "-" if op == "info" else f"{op} {target}",
+                      "verdict": verdict(name, value), "note": note})
     return table
 
 
