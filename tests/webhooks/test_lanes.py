@@ -228,27 +228,20 @@ def test_concurrent_drainers_process_every_delivery_exactly_once(settings, broke
 
 # --- Sweeps, retries, unpark ----------------------------------------------------------------
 
-def test_the_sweeper_reannounces_each_row_in_its_lane_under_its_tenant(settings, broker):
+@pytest.mark.parametrize("redis_up", [True, False])
+def test_the_sweeper_sends_each_row_to_its_lanes_queue(settings, broker, request, redis_up):
     settings.WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS = 0
+    if not redis_up:
+        request.getfixturevalue("redis_down")
     # Stored, never announced (the process died between the commit and the announcement).
     history = intake.webhook_store(body=body(A, "history"), headers={})
     message = intake.webhook_store(body=body(B, "messages"), headers={})
     assert intake.webhooks_sweep() == 2
-    assert redis_client().lrange(inbox.TENANT.format("bulk") + A, 0, -1) == [
-        str(history).encode()]
-    assert redis_client().lrange(inbox.TENANT.format("live") + B, 0, -1) == [
-        str(message).encode()]
-    assert len(broker.of("drain_webhook_bulk")) == 1
-    assert len(broker.of("drain_webhook_inbox")) == 1
-
-
-def test_without_redis_the_sweeper_publishes_each_rows_lane_task(settings, redis_down, broker):
-    settings.WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS = 0
-    history = intake.webhook_store(body=body(A, "history"), headers={})
-    message = intake.webhook_store(body=body(B, "messages"), headers={})
-    intake.webhooks_sweep()
     assert broker.of("process_webhook_bulk") == [(history,)]
     assert broker.of("process_webhook") == [(message,)]
+    routes = django_settings.CELERY_TASK_ROUTES
+    assert routes["whatsapp.tasks.process_webhook_bulk"] == {"queue": "bulk"}
+    assert routes["whatsapp.tasks.process_webhook"] == {"queue": "live"}
 
 
 def test_a_failed_bulk_delivery_is_retried_in_the_bulk_queue(broker, monkeypatch):

@@ -3,7 +3,7 @@
 The view verifies, calls `webhook_store` inside its transaction and `webhook_announce` after
 the commit; a delivery whose announcement is lost is found again by `webhooks_sweep`. The
 delivery's change fields (a byte scan, `whatsapp.core.lanes`) are stored with it and choose
-its lane, live or bulk, there and in the sweeper."""
+its lane, live or bulk: its inbox here, its queue in the sweeper."""
 
 import hashlib
 import logging
@@ -13,7 +13,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections, router
-from django.db.models import BinaryField, F, Func, Value
 from django.utils import timezone
 
 from config import ratelimit
@@ -135,20 +134,17 @@ def count_invalid_signature(remote_addr: str) -> bool:
 
 
 def webhooks_sweep(*, limit: int = 500) -> int:
-    """Re-announces deliveries that were stored but not processed (broker down, worker died),
-    each in its lane and under its tenant, or publishes their lane's task without the inbox."""
+    """Re-enqueues deliveries that were stored but not processed (broker down, worker died),
+    each as its lane's task on its lane's queue (`process_webhook`, `process_webhook_bulk`).
+
+    A direct publish, not the inbox: a row whose worker died may have died with the lane's
+    drainer slot, which stays taken until its TTL; a publish is processed at once.
+    """
     stale = timedelta(seconds=settings.WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS)
-    # The body's first bytes name the tenant (lanes.tenant_of); never the whole body.
-    head = Func(F("raw_body"), Value(1), Value(lanes.TENANT_HEAD_BYTES), function="SUBSTR",
-                output_field=BinaryField())
     rows = list(WebhookLog.objects.due(stale_after=stale).order_by("received_at")
-                .annotate(head=head).values_list("pk", "fields", "head")[:limit])
-    use_inbox = inbox.enabled()
-    for log_id, fields, first_bytes in rows:
-        tenant = lanes.tenant_of(bytes(first_bytes or b""))
-        if not (use_inbox and inbox.announce(log_id, lane=lanes.lane_of(fields),
-                                             tenant=tenant)):
-            webhook_enqueue(log_id, fields=fields)
-    if use_inbox:
+                .values_list("pk", "fields")[:limit])
+    for log_id, fields in rows:
+        webhook_enqueue(log_id, fields=fields)
+    if inbox.enabled():
         inbox.wake()  # announced ids left waiting by a broker outage
     return len(rows)
