@@ -174,6 +174,24 @@ def test_the_live_lane_skips_a_tenant_whose_bulk_import_is_running(broker):
     assert drain_all("live") == a
 
 
+def test_a_live_drainer_puts_back_what_it_took_of_a_tenant_that_became_busy(
+        broker, monkeypatch):
+    a, b = deliver(A, 3), deliver(B, 2)
+    process = inbox.webhook_process
+    order = []
+
+    def import_starts_after_the_first(log_id):
+        order.append(log_id)
+        redis_client().set(inbox.BUSY + A, 1, ex=60)  # A's bulk import starts meanwhile
+        return process(log_id)
+
+    monkeypatch.setattr(inbox, "webhook_process", import_starts_after_the_first)
+    drain_all("live")
+    # A's first was under way; B's go on; A's others wait for the import, in their order.
+    assert order == [a[0], b[0], b[1]]
+    assert queued("live") == a[1:]
+
+
 def test_a_bulk_drainer_marks_its_tenant_busy_then_wakes_the_live_lane(broker, monkeypatch):
     [chunk] = deliver(A, field="history")
     deliver(A, 2)

@@ -320,6 +320,12 @@ def drain(lane: str, slot: int, token: str, *, on_result=None) -> int:
                 if not _hold(lane, slot, token):
                     return processed  # superseded (our slot expired and was taken)
                 renewed = time.monotonic()
+            if lane == LIVE and client.exists(BUSY + pending[0][0]):
+                # Its tenant's bulk import started since the take: its ids wait for it.
+                busy = pending[0][0]
+                _put_back(lane, [item for item in pending if item[0] == busy])
+                pending = [item for item in pending if item[0] != busy]
+                continue
             tenant, log_id = pending.pop(0)
             status = _process(lane, tenant, log_id)
             processed += 1
