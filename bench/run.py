@@ -4,12 +4,16 @@ and memory, measured in one run on this machine, each figure beside its target.
     uv run python bench/run.py            # full run (~5 min on 2 cores)
     uv run python bench/run.py --quick    # smoke run (~2 min): same phases, shorter and smaller
     uv run python bench/run.py --json bench/results/latest.json
+    uv run python bench/run.py --quick --only lanes   # issue 17: lanes on vs off (bench/lanes.py)
 
 It uses the local PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), starting them when
 they are down (and stopping what it started), with a database of its own (`qualifica_bench`,
-dropped and re-created, migrated) and Redis db 9 (flushed). It starts gunicorn (bench.wsgi:
-the product plus the reference endpoints), 2 Celery worker processes and a Graph API stub,
-and stops every process it started at the end. Traffic goes to 127.0.0.1 only.
+or BENCH_DB_NAME: dropped and re-created, migrated) and Redis db 9 (or BENCH_REDIS_URL:
+flushed). It starts gunicorn (bench.wsgi: the product plus the reference endpoints),
+2 Celery worker processes and a Graph API stub,
+and stops every process it started at the end. Traffic goes to 127.0.0.1 only. The lanes
+phase (bench/lanes.py) starts its own web server and workers for each mode: lanes on
+(`-Q live,sending` + `-Q bulk,maintenance`) and off (WHATSAPP_LANES=false, one queue).
 
 The exit status is 0 when the run completed (whatever the verdicts), 1 when it failed.
 
@@ -40,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import loadgen  # noqa: E402
+from bench import lanes, loadgen  # noqa: E402
 
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = os.environ.get("BENCH_DB_NAME", "qualifica_bench")
@@ -69,6 +73,7 @@ TARGETS = {
     "celery_rss_mb": ("<", 200.0, "MB", "largest Celery worker process RSS after the burst"),
     "outbound_sends_per_s": (">=", 300.0, "/s", "sends accepted, 10 numbers, 2 worker processes"),
     "outbound_over_limit": ("==", 0, "", "sends above a number's limit in any 1-s window"),
+    **lanes.TARGETS,
 }
 
 
@@ -631,7 +636,8 @@ def run_burst(args, ingest, port: int, configs: dict, tag: str, *, drain: bool) 
         f"{expected['inbound']} inbound over {len(numbers)} numbers, {expected['echoes']} "
         f"echoes on 1)")
     if drain:
-        app.control.cancel_consumer("celery", reply=True, timeout=5)
+        for queue in _queues():
+            app.control.cancel_consumer(queue, reply=True, timeout=5)
     started = time.perf_counter()
     generator_cpu = time.process_time()
     posted = loadgen.closed_loop(port, requests, concurrency=args.burst_connections)
@@ -642,7 +648,8 @@ def run_burst(args, ingest, port: int, configs: dict, tag: str, *, drain: bool) 
                                                      status="processed").count()
     if drain:
         started = time.perf_counter()
-        app.control.add_consumer("celery", reply=True, timeout=5)
+        for queue in _queues():
+            app.control.add_consumer(queue, reply=True, timeout=5)
     done, statuses = wait_processed(first_id, len(deliveries), timeout=args.e2e_timeout)
     elapsed = done - started
     out = {"mode": "drain" if drain else "concurrent", "expected": expected,
@@ -800,6 +807,8 @@ def phase_callback(args, port: int) -> dict:
 
 def verdict(name: str, value) -> str:
     op, target, _unit, _what = TARGETS[name]
+    if op == "info":
+        return "info"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     ok = {">=": value >= target, "<": value < target, "==": value == target}[op]
@@ -868,11 +877,13 @@ def build_table(results: dict) -> list[dict]:
                      f"busiest 1-s window per number (granted/limit): "
                      f"{sorted(busiest.values())}; at Graph: at most "
                      f"{o['max_over_limit_at_graph']:+d} vs limit"))
+    rows.extend(lanes.table_rows(results))
     table = []
     for name, value, note in rows:
         op, target, unit, what = TARGETS[name]
         table.append({"metric": name, "what": what, "value": value, "unit": unit,
-                      "target": f"{op} {target}", "verdict": verdict(name, value), "note": note})
+                      "target": "-" if op == "info" else f"{op} {target}",
+                      "verdict": verdict(name, value), "note": note})
     return table
 
 
@@ -894,7 +905,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Issue 8 performance bench: the webhook beside a minimal reference view, "
                     "end-to-end processing, tracking codes, the signup callback and memory, "
-                    "in one run.",
+                    "and (issue 17) a tenant's latency during another's bulk work with the "
+                    "lanes on and off, in one run.",
         epilog="Needs local PostgreSQL and Redis (started if down) and wrk "
                f"({loadgen.WRK_INSTALL_HINT}). Uses database {DB_NAME} and {REDIS_URL}.")
     parser.add_argument("--quick", action="store_true",
@@ -914,10 +926,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="Cloud API numbers the burst's statuses and inbound messages are "
                              "spread over (default 4; one number's deliveries are serialized "
                              "by its row lock)")
+    lanes.add_arguments(parser)
     parser.add_argument("--prefetch", type=int, default=None,
                         help="CELERY_WORKER_PREFETCH_MULTIPLIER for the bench's workers "
                              "(default: the product's setting)")
-    parser.add_argument("--only", choices=["webhook", "e2e", "tracking", "callback", "outbound"],
+    parser.add_argument("--only", choices=["webhook", "e2e", "tracking", "callback", "outbound",
+                                           "lanes"],
                         action="append", help="run only these phases (repeatable)")
     parser.add_argument("--send-threads", type=int, default=0,
                         help="outbound phase: also run a Celery worker with a pool of this many "
@@ -943,12 +957,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     # Sends per number in the outbound phase: each number several seconds at its limit.
     args.outbound_per_cloud = 120 if quick else 400
     args.outbound_per_coexistence = 40 if quick else 100
+    lanes.configure(args)
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    phases = set(args.only or ["webhook", "e2e", "tracking", "callback", "outbound"])
+    phases = set(args.only or ["webhook", "e2e", "tracking", "callback", "outbound", "lanes"])
     workdir = Path(tempfile.mkdtemp(prefix="qualifica-bench-"))
     procs = Processes(workdir)
     sampler = LoadSampler()
@@ -1008,7 +1023,7 @@ def main(argv=None) -> int:
         results["config"] = {
             "gunicorn": f"{args.web_workers} workers x {args.web_threads} threads "
                         f"({worker_class}), no keep-alive (Connection: close)",
-            "celery": "celery -A config worker -c 2 -P prefork (acks_late, prefetch "
+            "celery": "celery -A config worker -c 2 -P prefork, every queue (acks_late, prefetch "
                       f"{_setting('CELERY_WORKER_PREFETCH_MULTIPLIER')}, "
                       f"CELERY_DB_REUSE_MAX={_setting('CELERY_DB_REUSE_MAX')})",
             "load_generator": ("wrk (saturation), asyncio open loop (fixed rate)"
@@ -1062,6 +1077,11 @@ def main(argv=None) -> int:
                                             lambda: phase_outbound(args, graph_port))
             if args.send_threads:
                 procs.stop(sender)
+        if "lanes" in phases:
+            log("phase 5: lanes (issue 17): tenant B's messages during tenant A's bulk work, "
+                "lanes on and off, each with its own web server and workers")
+            procs.stop(celery)
+            results["lanes"] = lanes.phase_lanes(args, ingest, procs, env)
     except Exception as exc:
         exit_code = 1
         log(f"bench failed: {type(exc).__name__}: {exc}")
@@ -1100,6 +1120,11 @@ def main(argv=None) -> int:
         log(f"results written to {path}")
     log(f"process logs kept in {workdir}")
     return exit_code
+
+
+def _queues() -> list[str]:
+    """The Celery queues a worker without -Q consumes (config/settings/lanes.py)."""
+    return [queue.name for queue in _setting("CELERY_TASK_QUEUES")]
 
 
 def _setting(name: str):

@@ -24,7 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
 from config import prometheus
-from config.cache import redis_client
+from whatsapp.core.lanes import LANES
 from whatsapp.models import Connection, OutboundMessage, WebhookLog
 from whatsapp.webhooks import inbox
 
@@ -80,9 +80,12 @@ def _webhooks() -> Iterator[Metric]:
 
 
 def _inbox() -> Iterator[Metric]:
-    length = redis_client().llen(inbox.QUEUE) if inbox.enabled() else 0
-    yield GaugeMetricFamily("qualifica_webhook_inbox_length",
-                            "Delivery ids waiting in the Redis inbox for a drainer.", value=length)
+    family = GaugeMetricFamily("qualifica_webhook_inbox_length",
+                               "Delivery ids waiting in the Redis inbox for a drainer, by lane.",
+                               labels=["lane"])
+    for lane in LANES:
+        family.add_metric([lane], inbox.waiting(lane) if inbox.enabled() else 0)
+    yield family
 
 
 def _grouped(model, labels: list[str], name: str, documentation: str) -> Metric:

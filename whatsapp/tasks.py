@@ -23,33 +23,60 @@ def _retry_countdown(log_id: int) -> int:
     return max(1, int((next_at - timezone.now()).total_seconds()))
 
 
-@shared_task(bind=True, max_retries=None)
-def process_webhook(self, log_id: int) -> str:
+def _process(task, log_id: int) -> str:
     from whatsapp.models import WebhookLog
     from whatsapp.webhooks.process import webhook_process
 
     status = webhook_process(log_id)
     if status == WebhookLog.Status.FAILED and not settings.CELERY_TASK_ALWAYS_EAGER:
-        raise self.retry(countdown=_retry_countdown(log_id))
+        raise task.retry(countdown=_retry_countdown(log_id))
     return status
 
 
-@shared_task
-def drain_webhook_inbox(slot: int, token: str) -> int:
-    """Processes the deliveries announced in the Redis inbox (whatsapp/webhooks/inbox.py)."""
+# One task per lane (whatsapp/core/lanes.py), each routed to its lane's queue by name
+# (config/settings/lanes.py): the same work, never in the same queue.
+@shared_task(bind=True, max_retries=None)
+def process_webhook(self, log_id: int) -> str:
+    """One live delivery (messages, statuses, events), outside the inbox."""
+    return _process(self, log_id)
+
+
+@shared_task(bind=True, max_retries=None)
+def process_webhook_bulk(self, log_id: int) -> str:
+    """One bulk delivery (history, contacts sync), outside the inbox."""
+    return _process(self, log_id)
+
+
+def _drain(lane: str, slot: int, token: str) -> int:
+    from whatsapp.core.lanes import PROCESS_TASK
     from whatsapp.models import WebhookLog
     from whatsapp.webhooks import inbox
+
+    retry = {"process_webhook": process_webhook,
+             "process_webhook_bulk": process_webhook_bulk}[PROCESS_TASK[lane]]
 
     def retry_failed(log_id: int, status: str) -> None:
         if status != WebhookLog.Status.FAILED:
             return
         try:
-            process_webhook.apply_async((log_id,), countdown=_retry_countdown(log_id))
+            retry.apply_async((log_id,), countdown=_retry_countdown(log_id))
         except Exception:
             # The row keeps next_attempt_at: the sweeper retries it when it is due.
             logger.warning("Could not schedule the retry of webhook %s", log_id)
 
-    return inbox.drain(slot, token, on_result=retry_failed)
+    return inbox.drain(lane, slot, token, on_result=retry_failed)
+
+
+@shared_task
+def drain_webhook_inbox(slot: int, token: str) -> int:
+    """Processes the deliveries announced in the live inbox (whatsapp/webhooks/inbox.py)."""
+    return _drain("live", slot, token)
+
+
+@shared_task
+def drain_webhook_bulk(slot: int, token: str) -> int:
+    """Processes the deliveries announced in the bulk inbox (whatsapp/webhooks/inbox.py)."""
+    return _drain("bulk", slot, token)
 
 
 @shared_task

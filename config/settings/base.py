@@ -345,9 +345,11 @@ RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = env.int("RATELIMIT_WEBHOOK_INVALID_PER_MI
                                                default=60)
 
 # Settings groups, each read from the environment in its own module: usage/pricing and data
-# protection (compliance), lead events (leads), WhatsApp media, operations and observability,
-# the onboarding pipeline and reconciliation (pipeline), what the tenant is told (tenant).
+# protection (compliance), the inbox lanes and Celery queues (lanes), lead events (leads),
+# WhatsApp media, operations and observability, the onboarding pipeline and reconciliation
+# (pipeline), what the tenant is told (tenant).
 from .compliance import *  # noqa: E402,F403
+from .lanes import *  # noqa: E402,F403
 from .leads import *  # noqa: E402,F403
 from .media import *  # noqa: E402,F403
 from .operations import *  # noqa: E402,F403

@@ -15,7 +15,7 @@ import yaml
 from django.conf import settings
 
 COMPOSE = Path(settings.BASE_DIR) / "docker-compose.yml"
-LONG_RUNNING = ["postgres", "redis", "web", "worker", "beat"]
+LONG_RUNNING = ["postgres", "redis", "web", "worker", "worker-bulk", "beat"]
 
 
 def compose() -> dict:
@@ -66,3 +66,18 @@ def test_health_checks_are_the_tested_commands():
     assert healthcheck_test("beat")[1:] == ["python", "manage.py", "health_check", "--only",
                                             "beat"]
     assert compose()["services"]["migrate"]["restart"] == "no"
+
+
+def test_the_workers_follow_the_one_machine_lane_layout():
+    """README "Lanes, queues and workers": live and sends on one worker, bulk and maintenance
+    on the other, so no bulk job ever holds a live delivery back; together they serve every
+    queue a task is routed to."""
+    services = compose()["services"]
+    queues = {}
+    for name in ("worker", "worker-bulk"):
+        command = services[name]["command"][-1]
+        queues[name] = set(command.split(" -Q ")[1].split(" ")[0].split(","))
+        assert "celery -A config inspect ping" in services[name]["healthcheck"]["test"][1]
+    assert queues == {"worker": {"live", "sending"}, "worker-bulk": {"bulk", "maintenance"}}
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert routed | {settings.CELERY_TASK_DEFAULT_QUEUE} == queues["worker"] | queues["worker-bulk"]

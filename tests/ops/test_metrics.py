@@ -122,7 +122,9 @@ def test_backlog_inbox_connections_and_alerts_are_read_at_scrape_time(
     assert sample(samples, "qualifica_webhook_backlog") == 2
     assert sample(samples, "qualifica_webhook_deliveries_by_status", status="received") == 2
     assert sample(samples, "qualifica_webhook_backlog_oldest_seconds") >= 0
-    assert sample(samples, "qualifica_webhook_inbox_length") == 2
+    # Both are live deliveries: they wait in the live lane's inbox.
+    assert sample(samples, "qualifica_webhook_inbox_length", lane="live") == 2
+    assert sample(samples, "qualifica_webhook_inbox_length", lane="bulk") == 0
     assert sample(samples, "qualifica_whatsapp_connections", status="connected") == 1
     assert sample(samples, "qualifica_whatsapp_connections",
                   status="awaiting_phone_selection") == 1

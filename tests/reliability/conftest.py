@@ -123,11 +123,14 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_worker(self, name: str = "worker", concurrency: int = 1) -> subprocess.Popen:
+    def start_worker(self, name: str = "worker", concurrency: int = 1,
+                     queues: str | None = None) -> subprocess.Popen:
+        """A worker serving `queues` (`-Q`, e.g. "bulk,maintenance"), or all of them."""
         proc = self._spawn(
             [str(VENV_BIN / "celery"), "-A", "tests.reliability.celery_app", "worker",
              "-P", "prefork", "-c", str(concurrency), "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-l", "INFO", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h"],
+             "--without-heartbeat", "-l", "INFO", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+             *(["-Q", queues] if queues else [])],
             name)
         wait_until(lambda: "ready." in proc.log_path.read_text(errors="replace")
                    or proc.poll() is not None, timeout=30, message="worker ready")
@@ -152,7 +155,10 @@ class Stack:
         if self._sender is None:
             self._sender = Celery(broker=self.broker.url, set_as_current=False)
             self._sender.conf.task_serializer = "json"
-        return self._sender.send_task(task, args=list(args)).id
+        # To the queue the task is routed to (config/settings/lanes.py), as beat would.
+        route = settings.CELERY_TASK_ROUTES.get(task, {})
+        queue = route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
+        return self._sender.send_task(task, args=list(args), queue=queue).id
 
     def sweep_until(self, condition: Callable[[], object], *, timeout: float, message: str,
                     interval: float = 1.0) -> None:

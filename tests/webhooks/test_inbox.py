@@ -32,6 +32,20 @@ def deliver(n: int) -> list[int]:
     return ids
 
 
+def queued(lane: str = "live") -> list[int]:
+    """The ids waiting in a lane, in the order drainers take them (round robin by tenant)."""
+    client = redis_client()
+    tenants = [t.decode() for t in reversed(client.lrange(inbox.RING.format(lane), 0, -1))]
+    lists = {t: [int(i) for i in reversed(client.lrange(inbox.TENANT.format(lane) + t, 0, -1))]
+             for t in tenants}
+    order = []
+    while any(lists.values()):
+        for tenant in tenants:
+            if lists[tenant]:
+                order.append(lists[tenant].pop(0))
+    return order
+
+
 def statuses(ids) -> list[str]:
     by_id = dict(WebhookLog.objects.filter(pk__in=ids).values_list("pk", "status"))
     return [by_id[i] for i in ids]
@@ -66,12 +80,12 @@ def test_one_drainer_for_a_burst_processes_every_delivery_and_frees_its_slot(bro
     # Five deliveries, one task published: the doorbell was already ringing for the others.
     assert len(drainers(broker)) == 1
     [(slot, token)] = drainers(broker)
-    assert slot == 0 and redis_client().llen(inbox.QUEUE) == 5
+    assert slot == 0 and queued() == ids
 
     assert drain_webhook_inbox(slot, token) == 5
     assert statuses(ids) == ["processed"] * 5
-    assert redis_client().llen(inbox.QUEUE) == 0
-    assert redis_client().get(inbox.SLOT.format(0)) is None
+    assert queued() == [] and inbox.waiting("live") == 0
+    assert redis_client().get(inbox.SLOT.format("live", 0)) is None
     # The next delivery finds the doorbell silent and starts a new drainer.
     deliver(1)
     assert len(drainers(broker)) == 2
@@ -102,8 +116,8 @@ def test_a_drainer_hands_over_to_a_fresh_task_when_its_turn_is_over(settings, br
     assert drain_webhook_inbox(slot, token) == 0
     # Nothing was lost: the ids still wait, the slot is still held, a fresh task has it.
     assert drainers(broker) == [(slot, token), (slot, token)]
-    assert redis_client().llen(inbox.QUEUE) == 3
-    assert redis_client().get(inbox.SLOT.format(0)) == token.encode()
+    assert queued() == ids
+    assert redis_client().get(inbox.SLOT.format("live", 0)) == token.encode()
     assert statuses(ids) == ["received"] * 3
 
 
@@ -128,12 +142,12 @@ def test_broker_down_one_delivery_pays_the_publish_the_next_ones_only_push(broke
     broker.fail("drain_webhook_inbox", error=ConnectionError("broker down"))
     ids = deliver(3)
     assert len(broker.refused("drain_webhook_inbox")) == 1 and drainers(broker) == []
-    assert redis_client().llen(inbox.QUEUE) == 3
+    assert queued() == ids
     assert statuses(ids) == ["received"] * 3
 
     broker.recover()
     broker.clear()
-    redis_client().delete(inbox.SLOT.format(0))  # the cooldown is over
+    redis_client().delete(inbox.SLOT.format("live", 0))  # the cooldown is over
     intake.webhooks_sweep()
     assert len(drainers(broker)) == 1
     drain_webhook_inbox(*drainers(broker)[0])
@@ -155,7 +169,7 @@ def test_a_redelivered_drainer_takes_its_slot_back(broker):
     """Its worker died mid-turn: the slot still names it, and it carries on."""
     ids = deliver(2)
     slot, token = drainers(broker)[-1]
-    redis_client().set(inbox.SLOT.format(slot), token, ex=60)
+    redis_client().set(inbox.SLOT.format("live", slot), token, ex=60)
     assert drain_webhook_inbox(slot, token) == 2
     assert statuses(ids) == ["processed"] * 2
 
@@ -173,9 +187,9 @@ def test_an_error_mid_batch_returns_the_unprocessed_ids_and_frees_the_slot(broke
     assert restarted == [ids[1]]
     # The two it never reached wait at the head of the inbox, oldest first; the one that
     # failed stays `received` for the sweeper; the slot is free for the next drainer.
-    assert [int(i) for i in reversed(redis_client().lrange(inbox.QUEUE, 0, -1))] == ids[2:]
+    assert queued() == ids[2:]
     assert statuses(ids) == ["processed", "received", "received", "received"]
-    assert redis_client().get(inbox.SLOT.format(0)) is None
+    assert redis_client().get(inbox.SLOT.format("live", 0)) is None
     deliver(1)
     assert len(drainers(broker)) == 2
 
@@ -183,14 +197,14 @@ def test_an_error_mid_batch_returns_the_unprocessed_ids_and_frees_the_slot(broke
 def test_a_superseded_drainer_stops_without_touching_the_inbox(broker):
     deliver(2)
     slot, token = drainers(broker)[-1]
-    redis_client().set(inbox.SLOT.format(slot), "a-newer-drainer", ex=60)
+    redis_client().set(inbox.SLOT.format("live", slot), "a-newer-drainer", ex=60)
     assert drain_webhook_inbox(slot, token) == 0
-    assert redis_client().llen(inbox.QUEUE) == 2
-    assert redis_client().get(inbox.SLOT.format(slot)) == b"a-newer-drainer"
+    assert inbox.waiting("live") == 2
+    assert redis_client().get(inbox.SLOT.format("live", slot)) == b"a-newer-drainer"
 
 
 def test_in_process_tasks_never_use_the_inbox(settings, broker):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     [log_id] = deliver(1)
     assert broker.of("process_webhook") == [(log_id,)]
-    assert redis_client().llen(inbox.QUEUE) == 0
+    assert inbox.waiting("live") == 0

@@ -43,10 +43,13 @@ def test_signed_delivery_is_stored_byte_for_byte_then_announced(
     assert log.status == WebhookLog.Status.RECEIVED
     assert log.signature_valid is True
     assert log.headers["X-Hub-Signature-256"].startswith("sha256=")
-    assert (log.attempts, log.fields, log.last_error, log.organization) == (0, [], "", None)
+    # Its change fields are read at intake (they choose its lane); the rest waits.
+    assert (log.attempts, log.fields, log.last_error, log.organization) == (0, ["messages"],
+                                                                            "", None)
     assert len(callbacks) == 1
-    # The id waits in the Redis inbox, and one drainer was started for it.
-    assert redis_client().lrange(inbox.QUEUE, 0, -1) == [str(log.pk).encode()]
+    # The id waits in the live inbox under its WABA, and one drainer was started for it.
+    assert redis_client().lrange(inbox.TENANT.format("live") + "102000000000101", 0, -1) == [
+        str(log.pk).encode()]
     assert len(broker.of("drain_webhook_inbox")) == 1
 
 
@@ -160,7 +163,7 @@ def test_broker_failure_still_acknowledges_a_stored_delivery(
     assert WebhookLog.objects.get().status == WebhookLog.Status.RECEIVED
     # The drainer slot stays taken for a short cooldown, then the next delivery or the
     # sweeper starts a drainer (tests/webhooks/test_inbox.py).
-    assert 0 < redis_client().ttl(inbox.SLOT.format(0)) <= inbox.STARTING_TTL
+    assert 0 < redis_client().ttl(inbox.SLOT.format("live", 0)) <= inbox.STARTING_TTL
 
 
 def test_processing_twice_is_harmless(client):

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from organizations.permissions import HasOrganization, IsOrganizationAdmin
-from whatsapp.core import metrics
+from whatsapp.core import lanes, metrics
 from whatsapp.models import AnalyticsEvent, Connection, PhoneNumber
 from whatsapp.onboarding import attribution, connections, retries, signup
 from whatsapp.onboarding.analytics import analytics_record
@@ -265,14 +265,15 @@ def webhook(request: HttpRequest) -> HttpResponse:
         metrics.webhook_request("invalid_signature")
         return JsonResponse({"error": "Invalid signature"}, status=403)
     try:
-        log_id = intake.webhook_store(body=body, headers=request.headers)
+        fields = lanes.fields_in(body)  # the delivery's lane (whatsapp/core/lanes.py)
+        log_id = intake.webhook_store(body=body, headers=request.headers, fields=fields)
     except DatabaseError:
         logger.exception("Could not store a signed webhook delivery")
         # 503: not stored, so Meta must retry it.
         metrics.webhook_request("unavailable")
         return JsonResponse({"error": "Temporarily unavailable"}, status=503)
     metrics.delivery_stored(body)
-    transaction.on_commit(lambda: intake.webhook_announce(log_id))
+    transaction.on_commit(lambda: intake.webhook_announce(log_id, body=body, fields=fields))
     # 200: stored durably; processing continues in Celery.
     return HttpResponse(WEBHOOK_RECEIVED, content_type="application/json")
 

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from audit.models import AuditLog
 from audit.services import audit_record
 from organizations.models import Organization
-from whatsapp.core import jobs
+from whatsapp.core import jobs, lanes
 from whatsapp.core.graph import GraphClient, GraphError
 from whatsapp.events import facts
 from whatsapp.events.outbox import emit
@@ -92,8 +92,11 @@ def number_configured(config: PhoneNumber) -> None:
     phone_number_id = config.phone_number_id
 
     def unpark() -> None:
-        for log_id in WebhookLog.objects.unpark(phone_number_id=phone_number_id):
-            jobs.enqueue_quietly("process_webhook", log_id)
+        ids = WebhookLog.objects.unpark(phone_number_id=phone_number_id)
+        fields = dict(WebhookLog.objects.filter(pk__in=ids).values_list("pk", "fields"))
+        for log_id in ids:
+            # Its lane's queue: a parked history chunk never waits in front of live work.
+            jobs.enqueue_quietly(lanes.process_task(fields.get(log_id)), log_id)
 
     transaction.on_commit(unpark)
 

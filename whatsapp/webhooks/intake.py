@@ -1,7 +1,9 @@
 """Intake: store a signed delivery byte for byte, then announce it to the workers.
 
 The view verifies, calls `webhook_store` inside its transaction and `webhook_announce` after
-the commit; a delivery whose announcement is lost is found again by `webhooks_sweep`."""
+the commit; a delivery whose announcement is lost is found again by `webhooks_sweep`. The
+delivery's change fields (a byte scan, `whatsapp.core.lanes`) are stored with it and choose
+its lane, live or bulk: its inbox here, its queue in the sweeper."""
 
 import hashlib
 import logging
@@ -14,7 +16,7 @@ from django.db import connections, router
 from django.utils import timezone
 
 from config import ratelimit
-from whatsapp.core import jobs
+from whatsapp.core import jobs, lanes
 from whatsapp.models import WebhookLog
 
 from . import inbox
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")
 
 
-def webhook_store(*, body: bytes, headers) -> int:
+def webhook_store(*, body: bytes, headers, fields: list[str] | None = None) -> int:
     """Stores one signed delivery as received; returns its id. Raises DatabaseError if it can't.
 
     One INSERT with precompiled SQL rather than `objects.create()`: this runs for every
@@ -33,19 +35,24 @@ def webhook_store(*, body: bytes, headers) -> int:
     more CPU than the INSERT itself (bench/webcpu.py). It sends only the columns that vary;
     the processing columns take their database defaults (db_default on the model). Values go
     through each field's own `get_db_prep_save`, so they are stored as the ORM would.
+    `fields` (the change fields, scanned from `body` when not given) are stored at once: the
+    sweeper finds a row's lane by them; processing writes the parsed ones.
     """
+    if fields is None:
+        fields = lanes.fields_in(body)
     connection = connections[router.db_for_write(WebhookLog)]
-    sql, fields = _insert_statement(connection)
+    sql, columns = _insert_statement(connection)
     values = (timezone.now(), body, hashlib.sha256(body).hexdigest(),
-              {name: headers[name] for name in KEPT_HEADERS if name in headers}, True)
-    params = [field.get_db_prep_save(value, connection)
-              for field, value in zip(fields, values, strict=True)]
+              {name: headers[name] for name in KEPT_HEADERS if name in headers}, True, fields)
+    params = [column.get_db_prep_save(value, connection)
+              for column, value in zip(columns, values, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]
 
 
-STORED_COLUMNS = ("received_at", "raw_body", "body_sha256", "headers", "signature_valid")
+STORED_COLUMNS = ("received_at", "raw_body", "body_sha256", "headers", "signature_valid",
+                  "fields")
 
 
 _insert_statements: dict[str, tuple[str, list]] = {}
@@ -73,20 +80,26 @@ PUBLISH_PAUSE_SECONDS = 10.0
 _publish_paused_until = 0.0
 
 
-def webhook_announce(log_id: int) -> None:
-    """After a delivery's INSERT commits: the inbox when Redis is there, else a direct publish."""
+def webhook_announce(log_id: int, *, body: bytes = b"", fields: list[str] | None = None
+                     ) -> None:
+    """After a delivery's INSERT commits: its lane's inbox when Redis is there (the tenant
+    read from `body`), else a direct publish to its lane's queue."""
     global _publish_paused_until
-    if inbox.enabled() and inbox.announce(log_id):
+    if fields is None:
+        fields = lanes.fields_in(body)
+    lane = lanes.lane_of(fields)
+    if inbox.enabled() and inbox.announce(log_id, lane=lane, tenant=lanes.tenant_of(body)):
         return
     if time.monotonic() < _publish_paused_until:
         return  # stored as received: the sweeper enqueues it
-    if not webhook_enqueue(log_id):
+    if not webhook_enqueue(log_id, fields=fields):
         _publish_paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
 
 
-def webhook_enqueue(log_id: int) -> bool:
-    """Publishes the processing task; a broker outage only delays it (the sweeper retries)."""
-    return jobs.enqueue_quietly("process_webhook", log_id)
+def webhook_enqueue(log_id: int, *, fields=()) -> bool:
+    """Publishes the processing task of the delivery's lane; a broker outage only delays it
+    (the sweeper retries)."""
+    return jobs.enqueue_quietly(lanes.process_task(fields), log_id)
 
 
 def _invalid_signature_key(day) -> str:
@@ -121,12 +134,17 @@ def count_invalid_signature(remote_addr: str) -> bool:
 
 
 def webhooks_sweep(*, limit: int = 500) -> int:
-    """Re-enqueues deliveries that were stored but not processed (broker down, worker died)."""
+    """Re-enqueues deliveries that were stored but not processed (broker down, worker died),
+    each as its lane's task on its lane's queue (`process_webhook`, `process_webhook_bulk`).
+
+    A direct publish, not the inbox: a row whose worker died may have died with the lane's
+    drainer slot, which stays taken until its TTL; a publish is processed at once.
+    """
     stale = timedelta(seconds=settings.WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS)
-    ids = list(WebhookLog.objects.due(stale_after=stale).order_by("received_at")
-               .values_list("pk", flat=True)[:limit])
-    for log_id in ids:
-        webhook_enqueue(log_id)
+    rows = list(WebhookLog.objects.due(stale_after=stale).order_by("received_at")
+                .values_list("pk", "fields")[:limit])
+    for log_id, fields in rows:
+        webhook_enqueue(log_id, fields=fields)
     if inbox.enabled():
         inbox.wake()  # announced ids left waiting by a broker outage
-    return len(ids)
+    return len(rows)

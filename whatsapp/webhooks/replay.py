@@ -66,8 +66,10 @@ def webhooks_replay(*, logs: QuerySet[WebhookLog], actor=None, actor_label: str 
             purged = set(WebhookLog.objects.filter(pk__in=chunk, raw_body__isnull=True)
                          .values_list("pk", flat=True))
             by_org: dict[object, list[int]] = defaultdict(list)
-            for pk, org_id in rows.values_list("pk", "organization_id"):
+            fields_of = {}
+            for pk, org_id, fields in rows.values_list("pk", "organization_id", "fields"):
                 by_org[org_id].append(pk)
+                fields_of[pk] = fields
             reset_ids = [pk for group in by_org.values() for pk in group]
             WebhookLog.objects.filter(pk__in=reset_ids).update(
                 status=WebhookLog.Status.RECEIVED, attempts=0, last_error="", traceback="",
@@ -77,7 +79,9 @@ def webhooks_replay(*, logs: QuerySet[WebhookLog], actor=None, actor_label: str 
             for org_id, pks in by_org.items():
                 _audit_replay(org_id, pks, actor, actor_label, request)
             for pk in reset_ids:
-                transaction.on_commit(lambda pk=pk: webhook_enqueue(pk))
+                # Its lane's queue (whatsapp/core/lanes.py).
+                transaction.on_commit(
+                    lambda pk=pk, fields=fields_of[pk]: webhook_enqueue(pk, fields=fields))
         result.replayed.extend(reset_ids)
         result.skipped_purged.extend(sorted(purged))
         result.skipped_in_progress.extend(sorted(set(chunk) - set(reset_ids) - purged))
