@@ -90,7 +90,7 @@ def test_coexistence_success(admin_page, sandbox, worker):
     walk(popup, COEXISTENCE)
 
     wait_status(page, "connected")
-    assert page.get_by_text("WhatsApp conectado").first.is_visible()
+    assert page.get_by_role("heading", name="WhatsApp conectado").is_visible()
     number = PhoneNumber.objects.get()
     assert page.locator("#wa-connected-numbers").inner_text().startswith("+55")
     shot(page, "03-connected-coexistence")

@@ -124,7 +124,9 @@ def send(client, tenant, template: dict, **extra):
                        content_type="application/json", HTTP_AUTHORIZATION=tenant["bearer"])
 
 
-def test_every_template_page_is_synced_and_rich_sends_are_accepted(client, meta, tenant):
+def test_every_template_page_is_synced_and_rich_sends_are_accepted(client, meta, tenant,
+                                                                  settings):
+    settings.WHATSAPP_PAIR_RATE_SECONDS = 0  # three sends to one lead in a row, on purpose
     # The sandbox pages its listing two by two: all five arrive only by following paging.next.
     assert set(MessageTemplate.objects.values_list("name", flat=True)) == {
         "confirmacao_visita", "hello_world", "visita_agendada", "ficha_imovel", "tour_virtual"}

@@ -55,7 +55,8 @@ def confirm(support, template) -> str:
 
 
 def test_utility_moved_to_marketing_waits_for_a_person_before_automation_sends_it(
-        client, api, org, template, sending_on, graph):
+        client, api, org, template, sending_on, graph, settings):
+    settings.WHATSAPP_PAIR_RATE_SECONDS = 0  # two sends to one lead in a row, on purpose
     contact = lead(org)
     log = deliver(client, recategorised())
     assert log.organization == org

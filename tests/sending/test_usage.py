@@ -89,6 +89,7 @@ def test_usage_is_scoped_to_the_callers_organization(client, api, number):
     send(other, SERVICE_WAMID)
     body = copy.deepcopy(load("messages_status_delivered.json"))
     change_value(body)["metadata"]["phone_number_id"] = "304000000000202"
+    body["entry"][0]["id"] = "102000000000202"  # the other number's own WABA
     deliver(client, body)
     assert OutboundMessage.objects.get(wamid=SERVICE_WAMID).pricing_category == "service"
     assert api.get(URL, {"month": FIXTURE_MONTH}).json() == {
