@@ -32,7 +32,7 @@ workers.
 
 The inbox is only a hint. The database row is the truth: an id lost from it (Redis restarted,
 a worker killed after popping a batch) leaves its row `received`, and the sweeper
-(`webhooks_sweep`, every 30 s) announces it again in its lane. Redis unreachable in the
+(`webhooks_sweep`, every 30 s) publishes its lane's task. Redis unreachable in the
 request: the view falls back to a direct Celery publish (`webhook_enqueue`), then to the sweeper.
 Broker unreachable: the request that rang pays the publish retries (~0.3 s) and the slot stays
 taken for STARTING_TTL, so the deliveries meanwhile are only pushed.
