@@ -1,4 +1,5 @@
-"""Adds the new default beat entries (pipeline sweep, WABA reconciliation) to an existing
+"""Adds the new default beat entries of December 2026 (pipeline sweep, WABA reconciliation,
+token-expiry notices, lead events, human-takeover expiry, erasures, media) to an existing
 schedule; `schedules_ensure` keeps every entry that is already there (and an operator's edits)."""
 
 from django.db import migrations

@@ -55,6 +55,15 @@ class AccountUpdate:
         )
 
 
+def _template_of(change: Change) -> dict:
+    """The template a template webhook is about, and when Meta sent it."""
+    value = change.value
+    return {"waba_id": change.entry_id, "template_id": _str(value.get("message_template_id")),
+            "name": _str(value.get("message_template_name")),
+            "language": _str(value.get("message_template_language")),
+            "time": change.entry_time}
+
+
 @dataclass(frozen=True)
 class TemplateStatusUpdate:
     waba_id: str
@@ -71,16 +80,12 @@ class TemplateStatusUpdate:
     def from_change(cls, change: Change) -> "TemplateStatusUpdate":
         value = change.value
         return cls(
-            waba_id=change.entry_id,
+            **_template_of(change),
             event=_str(value.get("event")).upper(),
-            template_id=_str(value.get("message_template_id")),
-            name=_str(value.get("message_template_name")),
-            language=_str(value.get("message_template_language")),
             category=_str(value.get("message_template_category")),
             reason=_str(value.get("reason"))[:255],
             info={k: value[k] for k in ("rejection_info", "disable_info", "other_info")
                   if isinstance(value.get(k), dict)},
-            time=change.entry_time,
         )
 
 
@@ -129,15 +134,11 @@ class TemplateCategoryUpdate:
     def from_change(cls, change: Change) -> "TemplateCategoryUpdate":
         value = change.value
         return cls(
-            waba_id=change.entry_id,
-            template_id=_str(value.get("message_template_id")),
-            name=_str(value.get("message_template_name")),
-            language=_str(value.get("message_template_language")),
+            **_template_of(change),
             previous_category=_str(value.get("previous_category")).upper(),
             new_category=_str(value.get("new_category")).upper(),
             correct_category=_str(value.get("correct_category")).upper(),
             effective_at=_int_or_none(value.get("category_update_timestamp")),
-            time=change.entry_time,
         )
 
     @property
@@ -161,11 +162,7 @@ class TemplateQualityUpdate:
     def from_change(cls, change: Change) -> "TemplateQualityUpdate":
         value = change.value
         return cls(
-            waba_id=change.entry_id,
-            template_id=_str(value.get("message_template_id")),
-            name=_str(value.get("message_template_name")),
-            language=_str(value.get("message_template_language")),
+            **_template_of(change),
             previous_score=_str(value.get("previous_quality_score")).upper(),
             new_score=_str(value.get("new_quality_score")).upper(),
-            time=change.entry_time,
         )
