@@ -68,7 +68,7 @@ def main() -> None:
     connection.settings_dict["CONN_HEALTH_CHECKS"] = False
     connection.health_check_enabled = False
     measure("product, no CONN_HEALTH_CHECKS", R.WEBHOOK)
-    intake.webhook_announce = lambda log_id: None  # this process only
+    intake.webhook_announce = lambda log_id, **kwargs: None  # this process only
     measure("product, no health checks, no announce", R.WEBHOOK)
     settings.MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
     wsgi.django_application.load_middleware()
