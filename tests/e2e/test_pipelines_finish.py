@@ -73,14 +73,14 @@ def test_retries_run_out_then_the_tenant_retries_and_connects(admin_page, sandbo
     retrying.wait_for()
     assert "tentativa 2 de 3" in retrying.inner_text()
     assert_accessible(page, "connecting, retrying")
-    shot(page, "20-10-pipeline-retrying")
+    shot(page, "20-20-pipeline-retrying")
 
     wait_status(page, "error", timeout=60)
     assert "Código para o suporte: meta_unavailable" in page.locator("#wa-status").inner_text()
     retry = page.get_by_role("button", name="Tentar novamente")
     assert retry.is_visible()
     assert_accessible(page, "error after the last attempt")
-    shot(page, "20-11-pipeline-error-with-code")
+    shot(page, "20-21-pipeline-error-with-code")
 
     sandbox.api("DELETE", "faults")  # Meta is back
     retry.click()
@@ -89,7 +89,7 @@ def test_retries_run_out_then_the_tenant_retries_and_connects(admin_page, sandbo
     assert (connection.status, connection.error_code, connection.pipeline_attempts) == (
         "connected", "", 0)
     assert_accessible(page, "connected after a retry")
-    shot(page, "20-12-retried-and-connected")
+    shot(page, "20-22-retried-and-connected")
 
 
 def test_a_lost_pipeline_enqueue_is_resumed_by_the_sweep(admin_page, sandbox, beat, monkeypatch):
@@ -108,7 +108,7 @@ def test_a_lost_pipeline_enqueue_is_resumed_by_the_sweep(admin_page, sandbox, be
     connection = Connection.objects.get()
     assert connection.pipeline_step == "done"
     assert PhoneNumber.objects.get().registration_status == "registered"
-    shot(page, "20-13-lost-enqueue-resumed-by-the-sweep")
+    shot(page, "20-23-lost-enqueue-resumed-by-the-sweep")
 
 
 def test_hosted_link_orphan_is_claimed_by_support_for_the_suggested_tenant(
@@ -134,13 +134,13 @@ def test_hosted_link_orphan_is_claimed_by_support_for_the_suggested_tenant(
     support_notice.wait_for()
     assert "Nosso suporte está confirmando" in support_notice.inner_text()
     assert_accessible(page, "support reviewing an orphan")
-    shot(page, "20-14-tenant-told-support-is-on-it")
+    shot(page, "20-24-tenant-told-support-is-on-it")
 
     support = support_page
     support.goto(f"{support.base}/admin/whatsapp/orphanconnection/{orphan.pk}/claim/")
     suggestions = support.locator("#claim-suggestions")
     assert "Imobiliária Sol" in suggestions.inner_text()
-    shot(support, "20-15-claim-screen-suggests-the-tenant")
+    shot(support, "20-25-claim-screen-suggests-the-tenant")
     suggestions.get_by_role("button", name="Imobiliária Sol").click()
     support.locator("#confirm-claim").click()
     support.get_by_text("reivindicada para Imobiliária Sol").wait_for()
@@ -149,7 +149,7 @@ def test_hosted_link_orphan_is_claimed_by_support_for_the_suggested_tenant(
     connection = Connection.objects.get()
     assert (connection.organization, connection.attributed_by) == (page.organization, "claim")
     assert connection.token_source == "system_user"
-    shot(page, "20-16-claimed-and-connected")
+    shot(page, "20-26-claimed-and-connected")
 
 
 def test_a_second_number_is_added_and_both_are_listed(admin_page, sandbox, worker):
@@ -167,7 +167,7 @@ def test_a_second_number_is_added_and_both_are_listed(admin_page, sandbox, worke
     assert page.locator("#wa-connected-numbers li").count() == 2
     assert Onboarding.objects.filter(status=Onboarding.Status.COMPLETED).count() == 2
     assert_accessible(page, "two numbers connected")
-    shot(page, "20-17-second-number-added")
+    shot(page, "20-27-second-number-added")
 
     # Disconnect the older one only.
     older = Connection.objects.order_by("created_at").first()
@@ -178,4 +178,4 @@ def test_a_second_number_is_added_and_both_are_listed(admin_page, sandbox, worke
     assert statuses[older.pk] == "disconnected"
     assert sorted(statuses.values()) == ["connected", "disconnected"]
     wait_status(page, "connected")  # the newer number, still connected
-    shot(page, "20-18-one-of-two-disconnected")
+    shot(page, "20-28-one-of-two-disconnected")
