@@ -4,7 +4,6 @@ the `user_id_update` field), over real HTTP to the product's webhook URL."""
 import pytest
 
 from tests.sandbox.conftest import wait_for
-from tests.sending.test_sending_sandbox import meta, tenant  # noqa: F401 (fixtures)
 from whatsapp.models import Contact, Message, WebhookLog
 from whatsapp.webhooks.process import webhook_process
 
@@ -14,8 +13,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def event(meta, tenant, kind: str) -> None:
     """Fires one sandbox event for the tenant's number and processes what reached the product."""
     before = WebhookLog.objects.count()
-    response = meta.api("POST", "events", json={"kind": kind,
-                                                "phone_number_id": tenant["config"].phone_number_id})
+    number = tenant["config"].phone_number_id
+    response = meta.api("POST", "events", json={"kind": kind, "phone_number_id": number})
     assert response.status_code == 202, response.text
     rows = wait_for(lambda: list(WebhookLog.objects.order_by("id"))[before:] or None,
                     message=f"{kind} webhook")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from tests.factories import ConnectionFactory, PhoneNumberFactory
 from tests.ingest_support import deliver, ts
 from tests.meta import GRAPH, change_value, graph_signup, load
-from tests.onboarding.test_pipeline import PHONE, WABA, finish, number, onboarding  # noqa: F401
+from tests.onboarding.test_pipeline import PHONE, WABA, finish, number
 from tests.support import staff_client
 from whatsapp.models import PhoneNumber
 from whatsapp.onboarding.pipeline import pipeline_run

@@ -39,11 +39,6 @@ def calls(rsps, method: str, pattern: str) -> list:
             if c.request.method == method and re.search(pattern, c.request.url.split("?")[0])]
 
 
-@pytest.fixture
-def onboarding(org, admin_user):
-    return OnboardingFactory(organization=org, created_by=admin_user)
-
-
 def finish(api, onboarding, *, event="FINISH", waba=WABA, phone=PHONE, code="code-123"):
     body = {"state": str(onboarding.tracking_code), "event": event, "code": code, "wabaId": waba,
             "businessId": "203000000000101"}

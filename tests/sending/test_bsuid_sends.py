@@ -16,7 +16,6 @@ from whatsapp.models import ContactIdentity, OutboundMessage
 from whatsapp.sending.worker import outbound_send
 
 pytestmark = pytest.mark.django_db
-sending_on, number = base.sending_on, base.number
 BSUID = "BR.5512093847561029384"
 
 

@@ -6,15 +6,11 @@ import responses
 from django.utils import timezone
 
 from tests.meta import GRAPH
-from tests.sending.test_sending import (  # noqa: F401  (fixtures)
+from tests.sending.conftest import PHONE
+from tests.sending.test_sending import (
     LEAD,
-    PHONE,
     S,
-    graph,
-    number,
     queue,
-    sending_on,
-    template,
     template_body,
 )
 from whatsapp.models import OutboundEvent, OutboundMessage

@@ -22,6 +22,7 @@ from tests.factories import (
     PhoneNumberFactory,
 )
 from tests.meta import GRAPH, change_value, load, post_signed
+from tests.sending.conftest import PHONE, WABA
 from whatsapp.models import (
     Contact,
     FeatureFlag,
@@ -41,31 +42,8 @@ from whatsapp.webhooks.process import webhook_process
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/whatsapp/messages"
-WABA, PHONE = "102000000000101", "304000000000101"
 LEAD = "5511987654321"
 S = OutboundMessage.Status
-
-
-# --- fixtures -------------------------------------------------------------------------------------
-@pytest.fixture
-def sending_on(settings, org):
-    settings.WHATSAPP_SEND_MODE = "enabled"
-    SendPolicy.objects.create(organization=org, mode="enabled")
-
-
-@pytest.fixture
-def number(org):
-    return PhoneNumberFactory(connection__organization=org, connection__waba_id=WABA,
-                              connection__with_token=True, connection__token="EAAbusiness-token",
-                              phone_number_id=PHONE, display_phone_number="5511940001234")
-
-
-@pytest.fixture
-def template(org, number):
-    return MessageTemplate.objects.create(
-        organization=org, connection=number.connection, waba_id=WABA, template_id="606000000000001",
-        name="confirmacao_visita", language="pt_BR", category="UTILITY", status="APPROVED",
-        body_parameter_count=2, use="confirmacao")
 
 
 def lead(org, *, inbound_ago: timedelta | None = timedelta(hours=1), takeover: bool = False,
@@ -76,24 +54,6 @@ def lead(org, *, inbound_ago: timedelta | None = timedelta(hours=1), takeover: b
                              human_takeover_at=now - timedelta(minutes=5) if takeover else None)
     ContactIdentityFactory(contact=contact, kind="phone", value=phone)
     return contact
-
-
-@pytest.fixture
-def graph():
-    """Graph's send endpoint, answering like Meta with a fresh wamid per call."""
-    counter = itertools.count(1)
-
-    def accept(request):
-        body = json.loads(request.body)
-        wamid = f"wamid.TEST{next(counter):04d}"
-        return 200, {}, json.dumps({"messaging_product": "whatsapp",
-                                    "contacts": [{"input": body["to"], "wa_id": body["to"]}],
-                                    "messages": [{"id": wamid}]})
-
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/\d+/messages"),
-                          callback=accept, content_type="application/json")
-        yield rsps
 
 
 def sends(rsps) -> list[dict]:

@@ -7,53 +7,16 @@ import json
 import pytest
 from django.utils import timezone
 
-from organizations.models import ApiToken
-from tests.factories import ConnectionFactory, MembershipFactory, PhoneNumberFactory
 from tests.meta import change_value
-from tests.sandbox.conftest import Sandbox, wait_for
-from whatsapp.core.graph import GraphClient
+from tests.sandbox.conftest import wait_for
 from whatsapp.models import FeatureFlag, MessageTemplate, OutboundMessage, SendPolicy, WebhookLog
 from whatsapp.sending.rules import SENDING_FLAG
-from whatsapp.sending.templates import template_use_set, templates_sync
 from whatsapp.sending.worker import outbound_send
 from whatsapp.webhooks.process import webhook_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = OutboundMessage.Status
 URL = "/api/v1/whatsapp/messages"
-
-
-@pytest.fixture
-def meta(live_server, settings):
-    """The sandbox as Meta: Graph at /sandbox/graph, webhooks to this server, no delays."""
-    settings.META_GRAPH_API_URL = f"{live_server.url}/sandbox/graph"
-    client = Sandbox(live_server.url)
-    client.switches(webhook_url=client.webhook_url, app_installed_delay_ms=0, event_gap_ms=0,
-                    retry_delays=[0.2, 0.2])
-    yield client
-    client.api("POST", "reset")  # stop its threads before the tables are flushed
-    client.http.close()
-
-
-@pytest.fixture
-def tenant(meta, settings):
-    """An organization connected to a sandbox coexistence number, sending enabled."""
-    settings.WHATSAPP_SEND_MODE = "enabled"
-    result, token = meta.connected("coexistence")
-    waba, phone = result["waba_id"], result["phone_number_ids"][0]
-    assert GraphClient(token).subscribe_app(waba)  # without it Meta sends no statuses
-    membership = MembershipFactory()
-    org = membership.organization
-    connection = ConnectionFactory(organization=org, waba_id=waba)
-    connection.set_access_token(token)
-    connection.save()
-    config = PhoneNumberFactory(connection=connection, phone_number_id=phone, is_on_biz_app=True)
-    SendPolicy.objects.create(organization=org, mode="enabled")
-    templates_sync(connection)
-    template_use_set(template=MessageTemplate.objects.get(name="confirmacao_visita"),
-                     use="confirmacao")
-    _, raw = ApiToken.issue(user=membership.user, organization=org)
-    return {"org": org, "config": config, "bearer": f"Bearer {raw}"}
 
 
 def queue(client, tenant, to: str) -> OutboundMessage:

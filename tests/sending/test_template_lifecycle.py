@@ -6,17 +6,13 @@ import pytest
 import responses
 
 from tests.ingest_support import deliver, ts
-from tests.meta import GRAPH, load
-from tests.sending.test_sending import (  # noqa: F401 (fixtures)
+from tests.meta import GRAPH
+from tests.sending.conftest import WABA
+from tests.sending.test_sending import (
     URL,
-    WABA,
-    graph,
     lead,
-    number,
     queue,
-    sending_on,
     sends,
-    template,
     template_body,
 )
 from tests.support import staff_client

@@ -4,14 +4,11 @@ refuse (nothing is queued then)."""
 
 import pytest
 
-from tests.sending.test_sending import (  # noqa: F401 (fixtures)
+from tests.sending.conftest import WABA
+from tests.sending.test_sending import (
     LEAD,
     URL,
-    WABA,
-    graph,
-    number,
     queue,
-    sending_on,
     sends,
 )
 from whatsapp.models import MessageTemplate, OutboundMessage

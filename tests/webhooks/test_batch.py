@@ -13,8 +13,8 @@ from tests.conversations.test_properties import all_deliveries, ingest
 from tests.factories import fixture_numbers
 from tests.ingest_support import canonical_dump, stored
 from tests.meta import change_value, load
-from whatsapp.models import Message, MessageStatus, PhoneNumber, WebhookLog
 from whatsapp.conversations import messages
+from whatsapp.models import Message, MessageStatus, PhoneNumber, WebhookLog
 from whatsapp.tasks import drain_webhook_inbox
 from whatsapp.webhooks import intake
 from whatsapp.webhooks.process import process_batch
