@@ -13,7 +13,6 @@ from sandbox.models import SentMessage
 from tests.factories import MembershipFactory
 from tests.ingest_support import deliver
 from tests.sandbox.conftest import wait_for
-from tests.sending import test_sending_sandbox as sending_sandbox
 from whatsapp.conversations.media import media_fetch, media_purge
 from whatsapp.models import Contact, Message, MessageMedia, OutboundMessage, WebhookLog
 from whatsapp.sending.worker import outbound_send
@@ -21,7 +20,6 @@ from whatsapp.webhooks.process import webhook_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # The sandbox as Meta and a tenant connected to one of its numbers, sending enabled.
-meta, tenant = sending_sandbox.meta, sending_sandbox.tenant
 API = "/api/v1/whatsapp"
 
 

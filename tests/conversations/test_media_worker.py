@@ -8,13 +8,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.sending import test_sending_sandbox as sending_sandbox
 from tests.support import solo_worker, wait_for
 from whatsapp.conversations.media import media_storage
 from whatsapp.models import MessageMedia
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-meta, tenant = sending_sandbox.meta, sending_sandbox.tenant
 
 
 @pytest.fixture
