@@ -57,15 +57,15 @@ NUMBER_B = ("102000000000202", "304000000000202", "5521970005678")   # echoes, h
 
 # name -> (comparison, target, unit, what)
 TARGETS = {
-    "webhook_ratio": (">=", 0.8, "x", "webhook saturation / reference view saturation"),
+    "webhook_ratio": (">=", 0.9, "x", "webhook saturation / reference view saturation"),
     "fixed_p99_ms": ("<", 50.0, "ms", "webhook p99 at half the reference's saturation rate"),
     "fixed_p99_9_ms": ("<", 200.0, "ms", "webhook p99.9 at half the reference's saturation rate"),
     "fixed_errors": ("==", 0, "", "webhook errors at the fixed rate"),
     "own_half_p99_ms": ("<", 50.0, "ms", "(info) webhook p99 at half its own saturation"),
-    "e2e_events_per_s": (">=", 500.0, "ev/s", "status/message events through 2 worker processes"),
-    "e2e_drain_events_per_s": (">=", 500.0, "ev/s", "same, burst queued first (workers only)"),
+    "e2e_events_per_s": (">=", 1000.0, "ev/s", "status/message events through 2 worker processes"),
+    "e2e_drain_events_per_s": (">=", 1500.0, "ev/s", "same, burst queued first (workers only)"),
     "e2e_lost_or_duplicated": ("==", 0, "", "deliveries or rows lost or duplicated in the burst"),
-    "history_seconds": ("<", 5.0, "s", "one 3 MB history chunk, POST to processed"),
+    "history_seconds": ("<", 1.0, "s", "one 3 MB history chunk, POST to processed"),
     "tracking_redis_p99_ms": ("<", 2.0, "ms", "onboarding_for_code p99, Redis hit"),
     "tracking_db_p99_ms": ("<", 10.0, "ms", "onboarding_for_code p99, DB fallback"),
     "callback_p95_ms": ("<", 3000.0, "ms", "Embedded Signup callback p95 (Graph stub)"),

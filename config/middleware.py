@@ -1,4 +1,5 @@
-"""Request ids (`X-Request-ID`, echoed) and the client address behind trusted proxies."""
+"""Request ids (`X-Request-ID`, echoed), the client address behind trusted proxies, and the
+short way through for endpoints only machines call (Meta's webhook)."""
 
 import ipaddress
 import re
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
+from django.urls import resolve, reverse
 
 from .logging import org_id_var, request_id_var
 
@@ -55,6 +57,43 @@ class TrustedProxyMiddleware:
             if client:
                 request.META["REMOTE_ADDR"] = client
         return self.get_response(request)
+
+
+class MachineEndpointMiddleware:
+    """Endpoints only machines call (`MACHINE_ENDPOINTS`, URL names: Meta's webhook) skip
+    the middlewares below this one, which serve people with browsers: sessions, language,
+    CSRF (the webhook is exempt anyway), the logged-in user, flash messages, frame options.
+
+    The webhook is most of the traffic and Meta waits on it (bench/webcpu.py: those seven cost
+    it about as much CPU as storing the delivery). Everything above this one still runs for
+    it: the request id, the client address behind trusted proxies (the invalid-signature limit
+    is per address), SecurityMiddleware (HTTPS redirect, HSTS) and, in production, WhiteNoise.
+    An exception in the view is still turned into a 500 (and reported) by Django's handler.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.views: dict[str, Callable] | None = None
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.views is None:  # the URLconf is read at the first request, not at start-up
+            self.views = machine_views(settings.MACHINE_ENDPOINTS)
+        view = self.views.get(request.path_info)
+        if view is None:
+            return self.get_response(request)
+        response = view(request)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))  # as CommonMiddleware
+        return response
+
+
+def machine_views(names) -> dict[str, Callable]:
+    """path → view of each named URL (URLs without arguments only)."""
+    views = {}
+    for name in names:
+        path = reverse(name)
+        views[path] = resolve(path).func
+    return views
 
 
 def parse_networks(values: list[str]) -> tuple:

@@ -51,6 +51,8 @@ MIDDLEWARE = [
     # Before anything reads REMOTE_ADDR: behind a trusted proxy it becomes the client's address.
     "config.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Meta's webhook (MACHINE_ENDPOINTS) stops here: what follows serves browsers.
+    "config.middleware.MachineEndpointMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -59,6 +61,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# URL names of endpoints only machines call: they skip the browser middlewares
+# (config.middleware.MachineEndpointMiddleware).
+MACHINE_ENDPOINTS = ["whatsapp:webhook"]
 
 # Meta's Embedded Signup popup posts back to window.opener; "same-origin" would cut that link.
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin-allow-popups"

@@ -266,13 +266,14 @@ def webhook(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "Invalid signature"}, status=403)
     try:
         fields = lanes.fields_in(body)  # the delivery's lane (whatsapp/core/lanes.py)
-        log_id = intake.webhook_store(body=body, headers=request.headers, fields=fields)
+        log_id = intake.webhook_store(body=body, headers=intake.kept_headers(request.META),
+                                      fields=fields)
     except DatabaseError:
         logger.exception("Could not store a signed webhook delivery")
         # 503: not stored, so Meta must retry it.
         metrics.webhook_request("unavailable")
         return JsonResponse({"error": "Temporarily unavailable"}, status=503)
-    metrics.delivery_stored(body)
+    metrics.delivery_stored(fields)
     transaction.on_commit(lambda: intake.webhook_announce(log_id, body=body, fields=fields))
     # 200: stored durably; processing continues in Celery.
     return HttpResponse(WEBHOOK_RECEIVED, content_type="application/json")

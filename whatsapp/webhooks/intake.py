@@ -25,6 +25,15 @@ logger = logging.getLogger(__name__)
 
 
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")
+# The same headers as WSGI environ keys (reading these four is cheaper than building
+# `request.headers` from the whole environ on every delivery).
+_KEPT_META = tuple(("CONTENT_TYPE" if name == "Content-Type" else
+                    "HTTP_" + name.upper().replace("-", "_"), name) for name in KEPT_HEADERS)
+
+
+def kept_headers(meta) -> dict[str, str]:
+    """The headers stored with a delivery, read from the request's `META`."""
+    return {name: meta[key] for key, name in _KEPT_META if key in meta}
 
 
 def webhook_store(*, body: bytes, headers, fields: list[str] | None = None) -> int:

@@ -1,0 +1,77 @@
+"""Meta's webhook skips the browser middlewares (config.middleware.MachineEndpointMiddleware)
+but keeps what matters to it: the request id, the client address behind trusted proxies,
+HTTPS (SecurityMiddleware), a Content-Length, and Django's 500 handling."""
+
+import pytest
+
+from tests.meta import WEBHOOK_URL, load, post_signed, wire
+from whatsapp.models import WebhookLog
+from whatsapp.webhooks import intake
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_delivery_gets_no_browser_headers_but_its_request_id_and_length(client):
+    body = wire(load("messages_text_inbound.json"))
+    response = post_signed(client, body, HTTP_X_REQUEST_ID="meta-delivery-0001")
+
+    assert response.status_code == 200
+    assert response["X-Request-ID"] == "meta-delivery-0001"
+    assert response["Content-Length"] == str(len(response.content))
+    # No session, language or frame-options work for a machine.
+    assert "X-Frame-Options" not in response
+    assert "Vary" not in response
+    assert not response.cookies
+    assert WebhookLog.objects.get().headers["X-Hub-Signature-256"].startswith("sha256=")
+
+
+def test_a_browser_page_still_goes_through_every_middleware(client):
+    response = client.get("/privacidade")
+
+    assert response.status_code == 200
+    assert response["X-Frame-Options"] == "DENY"
+    assert "Accept-Language" in response["Vary"]
+
+
+def test_the_webhook_still_redirects_plain_http_when_https_is_required(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    response = post_signed(client, wire(load("messages_text_inbound.json")))
+
+    assert response.status_code == 301
+    assert response["Location"].startswith("https://")
+    assert not WebhookLog.objects.exists()
+
+
+def test_forged_requests_are_limited_by_the_address_behind_a_trusted_proxy(client, settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    settings.RATELIMIT_WEBHOOK_INVALID_PER_MINUTE = 2
+    forged = {"secret": "not-the-app-secret", "REMOTE_ADDR": "10.0.0.5"}
+    body = wire(load("messages_text_inbound.json"))
+
+    first = [post_signed(client, body, HTTP_X_FORWARDED_FOR="203.0.113.7", **forged).status_code
+             for _ in range(3)]
+    other = post_signed(client, body, HTTP_X_FORWARDED_FOR="203.0.113.8", **forged).status_code
+
+    # The proxy's own address is shared by everyone: only the client behind it is limited.
+    assert first == [403, 403, 429]
+    assert other == 403
+
+
+def test_an_error_in_the_view_is_still_a_500_for_meta_to_retry(client, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(intake, "webhook_store", broken)
+    client.raise_request_exception = False
+    response = post_signed(client, wire(load("messages_text_inbound.json")))
+
+    assert response.status_code == 500
+    assert not WebhookLog.objects.exists()
+
+
+def test_the_verification_handshake_goes_the_same_way(client, settings):
+    response = client.get(WEBHOOK_URL, {"hub.mode": "subscribe", "hub.challenge": "42",
+                                        "hub.verify_token": settings.META_WEBHOOK_VERIFY_TOKEN})
+
+    assert (response.status_code, response.content) == (200, b"42")
+    assert "X-Frame-Options" not in response
