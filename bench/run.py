@@ -966,6 +966,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # `kill` (SIGTERM) tears down like Ctrl-C: every process the bench started is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     phases = set(args.only or ["webhook", "e2e", "tracking", "callback", "outbound", "lanes"])
     workdir = Path(tempfile.mkdtemp(prefix="qualifica-bench-"))
     procs = Processes(workdir)
