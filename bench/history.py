@@ -60,8 +60,9 @@ class Timed:
 
     def __init__(self, owner, name: str) -> None:
         self.seconds, self.owner, self.name = 0.0, owner, name
-        self.original = getattr(owner, name)
-        setattr(owner, name, self)
+        self.original = getattr(owner, name, None)
+        if self.original:  # (an older tree without it: 0)
+            setattr(owner, name, self)
 
     def __call__(self, *args, **kwargs):
         started = time.perf_counter()
@@ -123,7 +124,8 @@ def main() -> None:
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             del connection.commit
             gc.callbacks.remove(collector)
-            bulk._copy_rows = copy.original
+            if copy.original:
+                bulk._copy_rows = copy.original
             db = sum(t for t, _ in statements.timed)
             imported = Message.objects.filter(
                 wamid__startswith=f"wamid.{prefix}{order:03d}").count()
