@@ -140,6 +140,14 @@ def test_redelivered_chunk_raises_statuses_never_lowers_them(client, numbers):
     assert (config.messages_in_count, config.messages_out_count) == (2, 2)
 
 
+def test_absurd_timestamp_is_imported_at_receipt_time(client, numbers):
+    body = load("history_phase0_chunk1.json")
+    change_value(body)["history"][0]["threads"][0]["messages"][0]["timestamp"] = "9" * 20
+    deliver(client, body)
+    assert Message.objects.count() == 4
+    assert Message.objects.get(wamid="wamid.GA1ILUItMDAwMRUCABIYFEgtQi0wMDAx").timestamp
+
+
 def test_user_sent_media_follow_up(client, numbers):
     deliver(client, load("history_media_asset_user_sent.json"))
     message = Message.objects.get()

@@ -49,7 +49,9 @@ def _history_chunk(route_: Route, value: HistoryValue, chunk: HistoryChunkData,
     business = normalize_phone(value.display_phone_number or route_.config.display_phone_number)
     book = ContactBook(route_.organization_id)
     book.resolve([
-        sighting(t.party, min((at(m.timestamp) for m in t.messages if m.timestamp), default=None))
+        # The thread's first message dates the sighting (an absurd timestamp dates nothing).
+        sighting(t.party, min((when for m in t.messages if (when := at(m.timestamp))),
+                              default=None))
         for t in chunk.threads
     ])
     rows = []
