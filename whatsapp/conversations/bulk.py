@@ -11,6 +11,7 @@ escapes every text value with a Python regex). Elsewhere (SQLite, the embedded d
 import gc
 import json
 from contextlib import contextmanager
+from operator import itemgetter
 
 import orjson
 from django.db import connection
@@ -88,11 +89,19 @@ def _insert_postgresql(rows: list[dict]) -> set[str]:
 
 def _copy_rows(cursor, rows: list[dict]) -> None:
     json_at = [COLUMNS.index(c) for c in JSON_COLUMNS]
+    org_at = COLUMNS.index("organization_id")
+    values_of = itemgetter(*COLUMNS)
+    organizations: dict = {}  # the UUID's text once per tenant, not psycopg's Python dumper per row
     with cursor.cursor.copy(f"COPY {STAGE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
         for row in rows:
-            values = [row[c] for c in COLUMNS]
+            values = list(values_of(row))
             for i in json_at:
                 values[i] = _json(values[i])
+            org = values[org_at]
+            if org is not None:
+                if org not in organizations:
+                    organizations[org] = str(org)
+                values[org_at] = organizations[org]
             copy.write_row(values)
 
 
