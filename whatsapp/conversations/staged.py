@@ -42,7 +42,7 @@ FROM (SELECT s.wamid, s.status, s.type, s.raw, s.body, s.media_id,
              s.media_id <> '' AND o.media_id = '' AS fills
       FROM {STAGE} AS s JOIN {TABLE} AS o ON o.wamid = s.wamid
       WHERE o.wamid = ANY(ARRAY(SELECT wamid FROM {STAGE}))) AS x
-WHERE m.wamid = x.wamid AND (x.up OR x.fills)
+WHERE m.wamid = x.wamid AND m.wamid = ANY(ARRAY(SELECT wamid FROM {STAGE})) AND (x.up OR x.fills)
 RETURNING m.wamid, x.fills
 """
 # `= ANY(ARRAY(subquery))`: an index scan per staged wamid whatever the planner guesses of an
