@@ -87,6 +87,34 @@ class GcTime:
             self.runs[info["generation"]] += 1
 
 
+def intake(ingest, times: int, prefix: str) -> None:
+    """CPU and wall per POST of the 3 MB chunk through the webhook view, and its parts."""
+    import hashlib
+
+    from django.test import Client
+
+    from whatsapp.core import lanes
+    from whatsapp.webhooks.signatures import sign
+
+    body, _ = ingest.history_body(999, prefix + "I")
+    client = Client(SERVER_NAME="127.0.0.1")  # the bench's ALLOWED_HOSTS
+    for _ in range(times):
+        cpu, wall = time.process_time(), time.perf_counter()
+        response = client.post("/api/v1/whatsapp/webhook", data=body,
+                               content_type="application/json",
+                               HTTP_X_HUB_SIGNATURE_256=sign(body, R.SECRET))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(f"POST {len(body)} bytes: {response.status_code}, CPU {cpu:.3f} s, wall {wall:.3f} s")
+    parts = {"HMAC-SHA256": lambda: sign(body, R.SECRET),
+             "sha256": lambda: hashlib.sha256(body).hexdigest(),
+             "lane byte scan (fields_in, tenant_of)": lambda: (lanes.fields_in(body),
+                                                                lanes.tenant_of(body))}
+    for name, part in parts.items():
+        cpu = time.process_time()
+        part()
+        print(f"  {name}: CPU {1000 * (time.process_time() - cpu):.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=3, help="chunks to import (default 3)")
@@ -94,6 +122,9 @@ def main() -> None:
     parser.add_argument("--sql", action="store_true", help="the slowest statements")
     parser.add_argument("--no-gc", action="store_true",
                         help="the cyclic garbage collector off around each webhook_process")
+    parser.add_argument("--intake", type=int, default=0, metavar="N",
+                        help="also POST the chunk N times through the webhook view (Django test "
+                             "client: signature, hashes, lane scan, INSERT, announce)")
     parser.add_argument("--redeliver", action="store_true", help="process every chunk twice")
     args = parser.parse_args()
     ingest = R._ingest_module()
@@ -139,6 +170,8 @@ def main() -> None:
                 for seconds, sql in sorted(statements.timed, reverse=True)[:8]:
                     print(f"    {1000 * seconds:8.1f} ms  {' '.join(sql.split())[:110]}")
             WebhookLog.objects.filter(pk=log_id).update(raw_body=None)
+    if args.intake:
+        intake(ingest, args.intake, prefix)
     if profile:
         stats = pstats.Stats(profile)
         by_layer: Counter = Counter()
