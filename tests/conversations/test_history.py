@@ -98,6 +98,56 @@ def test_media_placeholder_is_filled_by_the_follow_up(client, numbers, media_fir
     assert Message.objects.count() == 4
 
 
+def _for_number_b(body: dict) -> dict:
+    body["entry"][0]["id"] = "102000000000202"
+    change_value(body)["metadata"] = {"display_phone_number": "5521970005678",
+                                      "phone_number_id": "304000000000202"}
+    return body
+
+
+def test_status_stored_before_its_history_message_applies_on_import(client, numbers):
+    status = _for_number_b(load("messages_status_read.json"))
+    change_value(status)["statuses"][0]["id"] = PLACEHOLDER
+    deliver(client, status)
+    assert not Message.objects.exists()
+    deliver(client, load("history_phase0_chunk1.json"))
+    # History says DELIVERED; the read status recorded before the import wins (never lower).
+    assert Message.objects.get(wamid=PLACEHOLDER).status == "read"
+    assert Message.objects.get(wamid="wamid.GA1ILUItMDAwMRUCABIYFEgtQi0wMDAx").status == "read"
+
+
+def test_revoke_stored_before_its_history_original_applies_on_import(client, numbers):
+    revoke = load("smb_message_echoes_revoke.json")
+    original = "wamid.GA1ILUItMDAwMRUCABIYFEgtQi0wMDAx"
+    change_value(revoke)["message_echoes"][0]["revoke"]["original_message_id"] = original
+    deliver(client, revoke)
+    deliver(client, load("history_phase0_chunk1.json"))
+    assert Message.objects.get(wamid=original).revoked_at == ts(1790001300)
+    assert Message.objects.get(wamid=PLACEHOLDER).revoked_at is None
+
+
+def test_redelivered_chunk_raises_statuses_never_lowers_them(client, numbers):
+    deliver(client, load("history_phase0_chunk1.json"))
+    again = load("history_phase0_chunk1.json")
+    threads = change_value(again)["history"][0]["threads"]
+    threads[0]["messages"][0]["history_context"]["status"] = "DELIVERED"  # stored: read
+    threads[0]["messages"][1]["history_context"]["status"] = "PLAYED"  # stored: delivered
+    deliver(client, again)
+    assert Message.objects.get(wamid="wamid.GA1ILUItMDAwMRUCABIYFEgtQi0wMDAx").status == "read"
+    assert Message.objects.get(wamid=PLACEHOLDER).status == "played"
+    assert (Message.objects.count(), sync().messages_imported) == (4, 4)
+    config = PhoneNumber.objects.get(pk=numbers["B"].pk)
+    assert (config.messages_in_count, config.messages_out_count) == (2, 2)
+
+
+def test_absurd_timestamp_is_imported_at_receipt_time(client, numbers):
+    body = load("history_phase0_chunk1.json")
+    change_value(body)["history"][0]["threads"][0]["messages"][0]["timestamp"] = "9" * 20
+    deliver(client, body)
+    assert Message.objects.count() == 4
+    assert Message.objects.get(wamid="wamid.GA1ILUItMDAwMRUCABIYFEgtQi0wMDAx").timestamp
+
+
 def test_user_sent_media_follow_up(client, numbers):
     deliver(client, load("history_media_asset_user_sent.json"))
     message = Message.objects.get()

@@ -8,8 +8,12 @@ escapes every text value with a Python regex). Elsewhere (SQLite, the embedded d
 `bulk_create(ignore_conflicts=True)` after a lookup of the wamids already stored.
 """
 
+import gc
 import json
+from contextlib import contextmanager
+from operator import itemgetter
 
+import orjson
 from django.db import connection
 
 from whatsapp.models import Message
@@ -28,7 +32,32 @@ def _json(value):
         return None
     if not value:
         return "[]" if isinstance(value, list) else "{}"
-    return json.dumps(value, ensure_ascii=False)
+    try:
+        # ~10x json.dumps (a 3 MB chunk's 13,000 raw items: 0.15 s of CPU with json.dumps).
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        # What orjson refuses (an integer beyond 64 bits, a non-str key): the stdlib's text.
+        return json.dumps(value, ensure_ascii=False)
+
+
+@contextmanager
+def collector_paused():
+    """The cyclic garbage collector off while a bulk import runs.
+
+    A 3 MB history chunk allocates about a million objects (its parsed items, their typed
+    values, the rows): each 700 allocations start a collection, and the older generations'
+    collections walk every one still alive (`bench/history.py`: ~150 collections, 0.15 s of
+    CPU per chunk). They are acyclic and freed by reference counting when the import ends;
+    the collector resumes then. Left as it was when it was already off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def messages_insert_new(rows: list[dict]) -> set[str]:
@@ -46,22 +75,34 @@ def messages_insert_new(rows: list[dict]) -> set[str]:
 
 def _insert_postgresql(rows: list[dict]) -> set[str]:
     columns = ", ".join(COLUMNS)
-    json_at = [COLUMNS.index(c) for c in JSON_COLUMNS]
     with connection.cursor() as cursor:
         # Once per database session; ON COMMIT DELETE ROWS empties it at every commit, the
         # DELETE below when one transaction stores several batches.
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ON COMMIT DELETE ROWS AS "
                        f"SELECT {columns} FROM {TABLE} WITH NO DATA")
         cursor.execute(f"DELETE FROM {STAGE}")
-        with cursor.cursor.copy(f"COPY {STAGE} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                values = [row[c] for c in COLUMNS]
-                for i in json_at:
-                    values[i] = _json(values[i])
-                copy.write_row(values)
+        _copy_rows(cursor, rows)
         cursor.execute(f"INSERT INTO {TABLE} ({columns}) SELECT {columns} FROM {STAGE} "
                        "ON CONFLICT (wamid) DO NOTHING RETURNING wamid")
         return {wamid for (wamid,) in cursor.fetchall()}
+
+
+def _copy_rows(cursor, rows: list[dict]) -> None:
+    json_at = [COLUMNS.index(c) for c in JSON_COLUMNS]
+    org_at = COLUMNS.index("organization_id")
+    values_of = itemgetter(*COLUMNS)
+    organizations: dict = {}  # the UUID's text once per tenant, not psycopg's Python dumper per row
+    with cursor.cursor.copy(f"COPY {STAGE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            values = list(values_of(row))
+            for i in json_at:
+                values[i] = _json(values[i])
+            org = values[org_at]
+            if org is not None:
+                if org not in organizations:
+                    organizations[org] = str(org)
+                values[org_at] = organizations[org]
+            copy.write_row(values)
 
 
 def _insert_portable(rows: list[dict]) -> set[str]:

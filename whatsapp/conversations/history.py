@@ -18,8 +18,9 @@ from whatsapp.models import (
 )
 
 from .contacts import ContactBook, contacts_change_user_id, sighting
-from .messages import message_row, messages_store
+from .messages import message_row
 from .routing import Route
+from .staged import staged_messages_store
 
 HISTORY_DECLINED = 2593109
 
@@ -48,20 +49,24 @@ def _history_chunk(route_: Route, value: HistoryValue, chunk: HistoryChunkData,
     business = normalize_phone(value.display_phone_number or route_.config.display_phone_number)
     book = ContactBook(route_.organization_id)
     book.resolve([
-        sighting(t.party, min((at(m.timestamp) for m in t.messages if m.timestamp), default=None))
+        # The thread's first message dates the sighting (an absurd timestamp dates nothing).
+        sighting(t.party, min((when for m in t.messages if (when := at(m.timestamp))),
+                              default=None))
         for t in chunk.threads
     ])
     rows = []
+    from_business: dict[str, bool] = {}  # a thread has two senders: normalized once each
     for thread in chunk.threads:
         contact = book.get(thread.party)
         for m in thread.messages:
+            if m.from_ not in from_business:
+                from_business[m.from_] = bool(business) and normalize_phone(m.from_) == business
             # `to` is present only on what the business sent; some BSPs relay from_me instead.
-            outbound = bool(m.to) or m.from_me or (bool(business)
-                                                   and normalize_phone(m.from_) == business)
+            outbound = bool(m.to) or m.from_me or from_business[m.from_]
             direction = Message.Direction.OUTBOUND if outbound else Message.Direction.INBOUND
             rows.append(message_row(route_, m, direction=direction, source=Message.Source.HISTORY,
                                  contact=contact, fallback=now))
-    inserted = messages_store(route_, rows)
+    inserted = staged_messages_store(route_, rows)
     book.save()
     _history_chunk_record(route_, chunk, len(rows))
     sync.progress = max(sync.progress, chunk.progress)
@@ -101,7 +106,7 @@ def _history_media(route_: Route, media: MessagesValue) -> int:
     rows += [message_row(route_, m, direction=Message.Direction.OUTBOUND,
                       source=Message.Source.HISTORY, contact=book.get(p), fallback=now)
              for m, p in outbound]
-    inserted = messages_store(route_, rows)
+    inserted = staged_messages_store(route_, rows)
     book.save()
     return len(inserted)
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from whatsapp.conversations import history, messages, numbers, routing
+from whatsapp.conversations.bulk import collector_paused
 from whatsapp.core.payloads import (
     AccountUpdate,
     Change,
@@ -110,7 +111,17 @@ def _messages_and_statuses(route: routing.Route, value: MessagesValue) -> None:
 
 handle_messages = _routed(MessagesValue.from_change, _messages_and_statuses)
 handle_message_echoes = _routed(MessagesValue.from_change, messages.echoes_ingest)
-handle_history = _routed(HistoryValue.from_change, history.history_ingest)
+def _bulk(handler) -> Callable[[Change, Context], None]:
+    """A handler for a large import (3 MB history chunks): the garbage collector paused."""
+
+    def handle(change: Change, ctx: Context) -> None:
+        with collector_paused():
+            handler(change, ctx)
+
+    return handle
+
+
+handle_history = _bulk(_routed(HistoryValue.from_change, history.history_ingest))
 handle_state_sync = _routed(StateSyncValue.from_change, history.state_sync_ingest)
 handle_user_id_update = _routed(UserIdUpdateValue.from_change, history.user_id_update_ingest)
 
