@@ -25,7 +25,7 @@ from whatsapp.models import (
 
 from . import pacing
 from .queue import event_add, outbound_enqueue
-from .rules import SendRefused, mode_for, rule_broken, template_refused
+from .rules import READ, SendRefused, mode_for, rule_broken, template_refused
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +98,13 @@ def _not_claimed(message_id) -> Outcome:
     return Outcome("not_due", retry_in=(due - timezone.now()).total_seconds())
 
 
-def _gate(message: OutboundMessage, *, reread: bool = False) -> Outcome | None:
+def _gate(message: OutboundMessage, *, reread: bool = False, mode: str = "",
+          policy=READ) -> Outcome | None:
     """Mode, kill switch and rules, read fresh; finishes the row when it must not be sent.
 
     The template was loaded with the claimed row: read again only when `reread` (a later
-    check)."""
-    mode = mode_for(message.organization)
+    check). A batch (batch.py) passes the mode and policy it read once for all its sends."""
+    mode = mode or mode_for(message.organization, policy)
     if mode == SendMode.DISABLED:
         _finish(message, S.CANCELLED, "cancelled",
                 reason=_("Sending was turned off before this message went out."))
@@ -111,7 +112,8 @@ def _gate(message: OutboundMessage, *, reread: bool = False) -> Outcome | None:
     refused = rule_broken(organization=message.organization,
                           to=message.to or message.recipient_user_id,
                           contact=message.contact, kind=message.kind,
-                          automated=message.automated) or _template_stale(message, reread)
+                          automated=message.automated, policy=policy
+                          ) or _template_stale(message, reread)
     if refused:
         _finish(message, S.BLOCKED, "blocked", reason=refused.message, code=refused.code)
         return Outcome(S.BLOCKED)
