@@ -214,3 +214,19 @@ def test_batched_slots_skip_a_closed_recipient_without_using_its_slot(settings):
                                             "5511900000003"])
     assert [why for _at, _wait, why in slots] == [pacing.RECIPIENT, "", "", pacing.NUMBER]
     assert slots[0][1] > 5  # the pair window's rest
+
+
+def test_the_sweeper_announces_the_number_of_sends_never_taken(api, org, number, template,
+                                                               sending_on, broker):
+    from datetime import timedelta
+
+    from whatsapp.sending.worker import outbound_sweep
+
+    old = [queue(api, template_body(to=to)) for to in recipients(3)]
+    OutboundMessage.objects.filter(pk__in=[m.pk for m in old]).update(
+        created_at=timezone.now() - timedelta(minutes=2))
+    broker.clear()
+    assert outbound_sweep() == 3
+    # One drain of the number takes them all, in order; never one task per send.
+    assert broker.of("send_outbound_number") == [(str(number.pk),)]
+    assert broker.of("send_outbound") == []

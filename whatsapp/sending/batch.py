@@ -18,6 +18,7 @@ go back to the one-send path (worker.outbound_send, task `send_outbound`) with t
 countdown; a refused or failed send finishes alone and never fails the others of its batch.
 """
 
+import json
 import logging
 import os
 import threading
@@ -29,7 +30,8 @@ from functools import lru_cache
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -182,11 +184,7 @@ def _accepted_record(config: PhoneNumber, accepted: list[tuple[OutboundMessage, 
         message.response, message.accepted_at, message.locked_until = body, now, None
     messages = [m for m, _body in accepted]
     with transaction.atomic():
-        OutboundMessage.objects.bulk_update(
-            messages, ["wamid", "response", "accepted_at", "locked_until"])
-        # Statuses may have beaten us here (they carry our callback data): never move back.
-        OutboundMessage.objects.filter(pk__in=[m.pk for m in messages],
-                                       status=S.SENDING).update(status=S.ACCEPTED)
+        _accepted_update(messages, now)
         OutboundEvent.objects.bulk_create([
             OutboundEvent(message=m, event="accepted",
                           detail={"wamid": m.wamid or "", "attempt": m.attempts})
@@ -199,6 +197,32 @@ def _accepted_record(config: PhoneNumber, accepted: list[tuple[OutboundMessage, 
             _user_id_record(message, body, now)
         except Exception:
             logger.exception("Recording the BSUID Meta answered for send %s failed", message.pk)
+
+
+ACCEPTED_SQL = f"""
+UPDATE {OutboundMessage._meta.db_table} AS o
+   SET wamid = NULLIF(v.wamid, ''), response = v.response::jsonb, accepted_at = %s,
+       locked_until = NULL,
+       status = CASE WHEN o.status = %s THEN %s ELSE o.status END
+  FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(id, wamid, response)
+ WHERE o.id = v.id
+"""
+
+
+def _accepted_update(messages: list[OutboundMessage], now) -> None:
+    """Meta's answers, in one statement. Statuses may have beaten us here (they carry our
+    callback data): the status only moves from sending to accepted, never back."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(ACCEPTED_SQL, [
+                now, S.SENDING, S.ACCEPTED, [m.pk for m in messages],
+                [m.wamid or "" for m in messages],
+                [json.dumps(m.response, cls=DjangoJSONEncoder) for m in messages]])
+        return
+    OutboundMessage.objects.bulk_update(
+        messages, ["wamid", "response", "accepted_at", "locked_until"])
+    OutboundMessage.objects.filter(pk__in=[m.pk for m in messages],
+                                   status=S.SENDING).update(status=S.ACCEPTED)
 
 
 def _conversation_record(config: PhoneNumber, messages: list[OutboundMessage], now) -> None:

@@ -24,7 +24,7 @@ from whatsapp.models import (
 )
 
 from . import pacing
-from .queue import event_add, outbound_enqueue
+from .queue import event_add, outbound_announce, outbound_enqueue
 from .rules import READ, SendRefused, mode_for, rule_broken, template_refused
 
 logger = logging.getLogger(__name__)
@@ -278,15 +278,25 @@ def _finish(message: OutboundMessage, status: str, event: str, *, reason: str = 
 
 
 def outbound_sweep(*, limit: int = 500) -> int:
-    """Re-enqueues sends that are due (retry time reached, never enqueued, worker died)."""
+    """Re-enqueues sends that are due (retry time reached, never enqueued, worker died).
+
+    A send never taken after a minute is waiting for its number's drain (a backlog, or a
+    lost publish): its number is announced again (a no-op while a drain is on its way), so a
+    long backlog is never split into one-send tasks racing the drain."""
     now = timezone.now()
     never_enqueued = Q(status=S.QUEUED, next_attempt_at__isnull=True,
                        created_at__lte=now - timedelta(minutes=1))
-    ids = list(OutboundMessage.objects.filter(
+    rows = list(OutboundMessage.objects.filter(
         Q(status=S.QUEUED, next_attempt_at__lte=now)
         | never_enqueued
         | Q(status=S.SENDING, locked_until__lte=now)
-    ).order_by("created_at").values_list("pk", flat=True)[:limit])
-    for message_id in ids:
-        outbound_enqueue(message_id)
-    return len(ids)
+    ).order_by("created_at").values_list("pk", "config_id", "next_attempt_at", "status")[:limit])
+    numbers = set()
+    for message_id, config_id, next_attempt_at, status in rows:
+        if status == S.QUEUED and next_attempt_at is None:
+            numbers.add(config_id)
+        else:
+            outbound_enqueue(message_id)
+    for config_id in numbers:
+        outbound_announce(config_id)
+    return len(rows)
