@@ -31,18 +31,40 @@ def recipients(n: int) -> list[str]:
     return [f"55119000000{i:02d}" for i in range(n)]
 
 
-def test_sends_queued_together_announce_their_number_once(
-        api, org, number, template, sending_on, broker, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
+@pytest.mark.django_db(transaction=True)
+def test_sends_queued_together_announce_their_number_once(org, number, template, sending_on, graph,
+                                                          broker):
+    from django.db import transaction
+
+    from whatsapp.sending import rules
+    from whatsapp.sending.queue import outbound_queue
+
+    def send(to: str) -> None:
+        outbound_queue(organization=org, request=rules.SendRequest(
+            kind="template", to=to, template_name=template.name, template_language="pt_BR",
+            body_parameters=["Mariana", "amanhã"]))
+
+    with transaction.atomic():  # a campaign queued in one transaction
         for to in recipients(3):
-            queue(api, template_body(to=to))
+            send(to)
+        assert broker.of("send_outbound_number") == []  # not before the commit
+    assert broker.of("send_outbound_number") == [(str(number.pk),)]
+    send("5511912345677")  # a drain is on its way: this one rides along
     assert broker.of("send_outbound_number") == [(str(number.pk),)]
     assert broker.of("send_outbound") == []
     # Once the drain has started, the next send announces the number again.
     outbound_drain(number.pk)
-    with django_capture_on_commit_callbacks(execute=True):
-        queue(api, template_body(to="5511912345678"))
+    send("5511912345678")
     assert broker.of("send_outbound_number") == [(str(number.pk),)] * 2
+    # A rolled-back transaction announces nothing, and forgets nothing for the next one.
+    outbound_drain(number.pk)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        send("5511912345679")
+        raise RuntimeError
+    assert broker.of("send_outbound_number") == [(str(number.pk),)] * 2
+    with transaction.atomic():
+        send("5511912345680")
+    assert broker.of("send_outbound_number") == [(str(number.pk),)] * 3
 
 
 def test_a_drain_sends_each_once_with_its_audit_and_conversation_message(

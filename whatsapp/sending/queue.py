@@ -106,7 +106,7 @@ def outbound_queue(*, organization, request: SendRequest, user=None, token=None
                                                idempotency_key=request.idempotency_key)
         return _replayed(existing, fingerprint), False
     # The number's drain (batch.py) sends it: one task for all the sends queued meanwhile.
-    transaction.on_commit(lambda: outbound_announce(config.pk))
+    _announce_on_commit(config.pk)
     return message, True
 
 
@@ -208,6 +208,26 @@ def outbound_announce(config_id, *, countdown: float | None = None) -> None:
         pass  # publish anyway
     if not jobs.enqueue_quietly("send_outbound_number", str(config_id), countdown=countdown):
         announce_clear(config_id)  # the next send announces again; the sweeper meanwhile
+
+
+def _announce_on_commit(config_id) -> None:
+    """Announces the number when the transaction commits, once however many of its sends the
+    transaction queues (a campaign queued in one transaction: one announce per number).
+
+    The transaction's commit hooks are a list Django replaces when it commits or rolls back (a
+    savepoint too): the numbers noted for one list never outlive it."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        outbound_announce(config_id)
+        return
+    hooks = connection.run_on_commit
+    noted = getattr(connection, "_outbound_announces", None)
+    if noted is None or noted[0] is not hooks:
+        noted = connection._outbound_announces = (hooks, set())
+    if config_id in noted[1]:
+        return
+    noted[1].add(config_id)
+    transaction.on_commit(lambda: outbound_announce(config_id))
 
 
 def announce_clear(config_id) -> None:
