@@ -251,10 +251,18 @@ def _executor(pid: int) -> ThreadPoolExecutor:
 
 
 def _session() -> requests.Session:
-    """A kept-alive HTTP session per calling thread (requests.Session is not thread-safe)."""
+    """A kept-alive HTTP session per calling thread (requests.Session is not thread-safe).
+
+    Every call goes to Graph: the environment's proxy and CA bundle for it are read once here
+    instead of on every request (requests scans the whole environment per call when
+    `trust_env` is on: a fifth of a send's CPU in the profile)."""
     session = getattr(_local, "session", None)
     if session is None:
         session = _local.session = requests.Session()
+        session.proxies = requests.utils.get_environ_proxies(settings.META_GRAPH_API_URL)
+        session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                          or os.environ.get("CURL_CA_BUNDLE") or True)
+        session.trust_env = False
     return session
 
 
