@@ -252,3 +252,24 @@ def test_the_sweeper_announces_the_number_of_sends_never_taken(api, org, number,
     # One drain of the number takes them all, in order; never one task per send.
     assert broker.of("send_outbound_number") == [(str(number.pk),)]
     assert broker.of("send_outbound") == []
+
+
+def test_a_round_takes_its_slots_only_as_its_calls_go_out(api, org, number, template,
+                                                          sending_on, settings):
+    """Slots are not held ahead of the calls: when a call reaches Graph, the number's window
+    holds only the slots of the rounds already sent and its own."""
+    settings.WHATSAPP_SEND_CONCURRENCY = 2
+    for to in recipients(5):
+        queue(api, template_body(to=to))
+    window = pacing._key(PHONE)
+    seen = []
+
+    def answer(request):
+        seen.append(pacing.redis_client().zcard(window))
+        return 200, {}, json.dumps({"messages": [{"id": f"wamid.R{len(seen)}"}]})
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/\d+/messages"),
+                          callback=answer)
+        assert outbound_drain(number.pk).sent == 5
+    assert sorted(seen) == [2, 2, 4, 4, 5]

@@ -3,12 +3,12 @@
 `outbound_queue` announces the number (queue.outbound_announce), not each send: one task
 `send_outbound_number` drains it. A drain claims the number's due sends in batches (one
 statement, `SKIP LOCKED`, at most as many as the pacer has free slots), reads the mode and
-the policy once per batch and checks each send's rules against them, takes every slot of the
-batch in one Redis call (pacing.slots_take: the same atomic sliding window, so no process or
-host ever brings a second above the number's limit), calls Graph for the granted sends
-concurrently over kept-alive sessions, and records the results set-based (one UPDATE for
-the accepted, one INSERT for their audit events, one insert of their conversation messages
-under the number's row lock).
+the policy once per batch and checks each send's rules against them, then goes in rounds of
+WHATSAPP_SEND_CONCURRENCY sends: the round's slots in one Redis call (pacing.slots_take: the
+same atomic sliding window, so no process or host ever brings a second above the number's
+limit), its Graph calls at once over kept-alive sessions, its results recorded set-based (one
+UPDATE for the accepted, one INSERT for their audit events, one insert of their conversation
+messages under the number's row lock).
 
 A drain never sleeps: when the number's window is full it ends, and the next drain of the
 number is published for when a slot frees, so the worker process goes on with other numbers'
@@ -112,34 +112,53 @@ def outbound_claim_batch(config: PhoneNumber, size: int) -> list[OutboundMessage
 
 def _send(config: PhoneNumber, messages: list[OutboundMessage], drained: Drained
           ) -> float | None:
-    """One claimed batch: rules, slots, Graph, results. Returns the wait when the number's
-    window was full for some of them (they are queued again), else None."""
+    """One claimed batch: rules, then slots and Graph calls one round of
+    WHATSAPP_SEND_CONCURRENCY at a time, each round's results recorded as it ends. Returns the
+    wait when the number's window was full for some of them (queued again), else None.
+
+    A round's slots are taken right before its calls go out together, so a call reaches Meta
+    about when the pacer counted it whatever Graph's latency (the window's margin covers the
+    rest); the batch's later rounds never hold slots while earlier calls are in flight."""
     policy = policy_for(config.organization)
     mode = mode_for(config.organization, policy)
     ready = [m for m in messages if _gate(m, mode=mode, policy=policy) is None]
-    if not ready:
-        return None
+    token = config.connection.get_access_token() if ready else ""
+    step = max(1, settings.WHATSAPP_SEND_CONCURRENCY)
+    busy: list[OutboundMessage] = []
+    number_wait = None
+    for first in range(0, len(ready), step):
+        round_ = ready[first:first + step]
+        if number_wait is not None:
+            busy += round_
+            continue
+        granted, round_wait = _slots(config, round_, busy)
+        number_wait = round_wait
+        if granted:
+            _call_graph(config, token, granted, drained)
+    if busy:
+        _requeue(busy, timezone.now() + timedelta(seconds=number_wait))
+    return number_wait
+
+
+def _slots(config: PhoneNumber, messages: list[OutboundMessage], busy: list
+           ) -> tuple[list[OutboundMessage], float | None]:
+    """Takes the round's slots in one Redis call: (granted sends, wait when the number's
+    window was full). A send held by its number goes to `busy`; one held by its recipient's
+    pair window back to the queue on its own, as the one-send path does."""
     slots = pacing.slots_take(config.phone_number_id, pacing.limit_for(config),
-                              [m.to for m in ready])
-    granted: list[OutboundMessage] = []
-    busy, number_wait = [], None
-    now = timezone.now()
-    for message, (at, wait, why) in zip(ready, slots, strict=True):
+                              [m.to for m in messages])
+    granted, number_wait = [], None
+    for message, (at, wait, why) in zip(messages, slots, strict=True):
         if at is not None:
             granted.append(message)
             message.graph_called_at = at
         elif why == pacing.RECIPIENT:
-            # The recipient's pair window: its own retry, as the one-send path does.
-            _requeue([message], now + timedelta(seconds=wait))
+            _requeue([message], timezone.now() + timedelta(seconds=wait))
             outbound_enqueue(message.pk, countdown=wait)
         else:
             busy.append(message)
             number_wait = wait if number_wait is None else min(number_wait, wait)
-    if busy:
-        _requeue(busy, now + timedelta(seconds=number_wait))
-    if granted:
-        _call_graph(config, granted, drained)
-    return number_wait
+    return granted, number_wait
 
 
 def _requeue(messages: list[OutboundMessage], due: datetime) -> None:
@@ -148,9 +167,9 @@ def _requeue(messages: list[OutboundMessage], due: datetime) -> None:
         status=S.QUEUED, locked_until=None, attempts=F("attempts") - 1, next_attempt_at=due)
 
 
-def _call_graph(config: PhoneNumber, granted: list[OutboundMessage], drained: Drained) -> None:
-    token = config.connection.get_access_token()
-    # One grant, one instant for the whole batch (pacing.slots_take).
+def _call_graph(config: PhoneNumber, token: str, granted: list[OutboundMessage],
+                drained: Drained) -> None:
+    # One grant, one instant for the whole round (pacing.slots_take).
     OutboundMessage.objects.filter(pk__in=[m.pk for m in granted]).update(
         graph_called_at=granted[0].graph_called_at)
     if not token:
