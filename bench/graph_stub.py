@@ -85,6 +85,12 @@ def serve(port: int, latency_ms: float) -> None:
         def log_message(self, *args) -> None:
             pass
 
+    # Keep-alive, as Meta's Graph API (a client that reuses its connections is measured as it
+    # runs in production; one that does not still gets Connection: close answered).
+    Handler.protocol_version = "HTTP/1.1"
+    Handler.disable_nagle_algorithm = True  # headers and body are two writes
+    # Concurrent clients (the batch sender) must not overflow the default backlog of 5.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.serve_forever()

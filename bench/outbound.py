@@ -4,8 +4,9 @@ against the Graph stub, paced by Redis (whatsapp/sending/pacing.py).
 8 Cloud API numbers (80 messages/s each) and 2 coexistence numbers (20/s), each with more
 sends queued than it may make in a second, every send to its own recipient (the pair gate is
 not what is measured here; tests/sending/test_pair_rate.py pins it). Every send is queued
-through the product's `outbound_queue` in one transaction, so the tasks are published when it
-commits; timed from that commit to the last send accepted. The Graph stub records when each
+through the product's `outbound_queue` in one transaction, so each number's drain
+(`send_outbound_number`, whatsapp/sending/batch.py) is published once when it commits; timed
+from that commit to the last send accepted. The Graph stub records when each
 call arrived per number: the busiest one-second window of each number is counted from those
 times (and from `graph_called_at`, the instant the pacer granted), against its limit.
 """

@@ -162,6 +162,19 @@ def send_outbound(self, message_id: str) -> str:
 
 
 @shared_task
+def send_outbound_number(config_id: str) -> int:
+    """Drains one number's due sends in batches (whatsapp/sending/batch.py); a number whose
+    window is full comes back when a slot frees, without holding the worker meanwhile."""
+    from whatsapp.sending.batch import outbound_drain
+    from whatsapp.sending.queue import outbound_announce
+
+    drained = outbound_drain(config_id)
+    if drained.again_in is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
+        outbound_announce(config_id, countdown=max(0.01, drained.again_in))
+    return drained.sent
+
+
+@shared_task
 def sweep_outbound() -> int:
     from whatsapp.sending.worker import outbound_sweep
 

@@ -334,6 +334,13 @@ WHATSAPP_PACING_MAX_WAIT_SECONDS = env.float("WHATSAPP_PACING_MAX_WAIT_SECONDS",
 WHATSAPP_PACING_MARGIN_MS = env.float("WHATSAPP_PACING_MARGIN_MS", default=100)
 # Meta's pair rate: at most one message per this many seconds to the same user (131056).
 WHATSAPP_PAIR_RATE_SECONDS = env.float("WHATSAPP_PAIR_RATE_SECONDS", default=6)
+# The batch sender (whatsapp/sending/batch.py): sends of one number claimed per statement; Graph
+# calls made at once by a worker process (a round: its slots taken in one Redis call right
+# before, its results recorded as it ends); how long one drain of a number runs before handing
+# the worker to the other numbers' drains.
+WHATSAPP_SEND_BATCH = env.int("WHATSAPP_SEND_BATCH", default=40)
+WHATSAPP_SEND_CONCURRENCY = env.int("WHATSAPP_SEND_CONCURRENCY", default=20)
+WHATSAPP_SEND_DRAIN_SECONDS = env.float("WHATSAPP_SEND_DRAIN_SECONDS", default=2)
 
 # Where analytics events are forwarded (a Segment-compatible HTTP endpoint); empty = stored only.
 ANALYTICS_ENDPOINT = env("ANALYTICS_ENDPOINT", default="")

@@ -301,6 +301,12 @@ class OutboundMessage(models.Model):
                 name="outbound_pending_idx",
                 condition=Q(status__in=["queued", "sending"]),
             ),
+            # A number's drain (sending/batch.py) claims its oldest waiting sends.
+            models.Index(
+                fields=["config", "created_at"],
+                name="outbound_drain_idx",
+                condition=Q(status__in=["queued", "sending"]),
+            ),
             # The monthly usage report: priced messages of a number in a month.
             models.Index(fields=["config", "priced_at"], name="outbound_priced_idx",
                          condition=Q(priced_at__isnull=False)),

@@ -140,3 +140,92 @@ def slot_wait(phone_number_id: str, limit: int, *, max_wait: float, recipient: s
             # A pair window is seconds long: never slept, whatever max_wait says.
             return None, wait
         time.sleep(wait)
+
+
+# Up to k slots of one number in one round trip (the batch sender, whatsapp/sending/batch.py):
+# the same trim-count-record as SLOT_SCRIPT, atomic, so the sliding-window guarantee holds
+# whatever the number of processes or hosts taking slots at once. One entry per send, in
+# order: {1, now, 0} granted; {0, µs, 1} the number's window is full; {0, µs, 2} the
+# recipient's pair window is closed (its slot is not used up).
+# KEYS: number window, then one pair gate per send; ARGV: limit, window µs, member, pair ms,
+# then per send 1 (gated by its recipient) or 0 (no recipient to gate).
+SLOTS_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[2])
+local pair = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+local out = {}
+local full = nil
+for i = 2, #KEYS do
+  local gated = pair > 0 and ARGV[3 + i] == '1'
+  local left = 0
+  if gated then left = redis.call('PTTL', KEYS[i]) end
+  if left > 0 then
+    out[#out + 1] = {0, left * 1000 + 1, 2}
+  elseif free > 0 then
+    redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3] .. ':' .. i)
+    if gated then redis.call('SET', KEYS[i], now, 'PX', pair) end
+    free = free - 1
+    out[#out + 1] = {1, now, 0}
+  else
+    if full == nil then
+      local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+      full = tonumber(oldest[2]) + window - now + 1
+    end
+    out[#out + 1] = {0, full, 1}
+  end
+end
+redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) + 1000)
+return out
+"""
+
+# How many calls the number may still make now (a hint for the size of the next claim; the
+# grant itself is SLOTS_SCRIPT's), and µs until the oldest call leaves the window.
+FREE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+if free > 0 then return {free, 0} end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tonumber(oldest[2]) + window - now + 1}
+"""
+
+
+def slots_free(phone_number_id: str, limit: int) -> tuple[int, float]:
+    """(calls the number may make now, seconds until one more may go when none may).
+    Without Redis: (limit, 0), as slot_wait lets calls through unpaced."""
+    try:
+        free, wait = redis_client().eval(FREE_SCRIPT, 1, _key(phone_number_id), limit,
+                                         window_us())
+    except Exception:
+        return limit, 0.0
+    return int(free), int(wait) / 1_000_000
+
+
+def slots_take(phone_number_id: str, limit: int, recipients: list[str]
+               ) -> list[tuple[datetime | None, float, str]]:
+    """One slot per recipient ("" = no pair gate), atomically: for each, (granted at, 0, "")
+    or (None, seconds to wait, NUMBER | RECIPIENT)."""
+    if not recipients:
+        return []
+    pair = pair_window_ms() if any(recipients) else 0
+    gates = [_pair_key(phone_number_id, r or "-") for r in recipients]
+    try:
+        rows = redis_client().eval(SLOTS_SCRIPT, 1 + len(gates), _key(phone_number_id), *gates,
+                                   limit, window_us(), secrets.token_hex(6), pair,
+                                   *("1" if r else "0" for r in recipients))
+    except Exception:
+        logger.warning("Pacing unavailable for %s; sending unpaced", phone_number_id)
+        now = datetime.now(UTC)
+        return [(now, 0.0, "") for _ in recipients]
+    out = []
+    for allowed, value, why in rows:
+        if allowed:
+            out.append((datetime.fromtimestamp(int(value) / 1_000_000, tz=UTC), 0.0, ""))
+        else:
+            out.append((None, int(value) / 1_000_000, {1: NUMBER, 2: RECIPIENT}[int(why)]))
+    return out

@@ -1,8 +1,11 @@
 """Queueing a send: checked against the rules, stored with its Graph payload, enqueued."""
 
+import logging
+
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from config.cache import redis_client
 from organizations.models import ApiToken
 from whatsapp.core import jobs
 from whatsapp.core.phones import normalize_phone
@@ -19,6 +22,8 @@ from whatsapp.models import (
 from .rules import SendRefused, SendRequest, mode_for, rule_broken, template_refused
 from .template_params import TemplateParams, params_check, template_components
 from .templates import TemplateError, template_for_send, template_payload
+
+logger = logging.getLogger(__name__)
 
 
 def sending_config(organization, phone_number_id: str = "") -> PhoneNumber:
@@ -100,7 +105,8 @@ def outbound_queue(*, organization, request: SendRequest, user=None, token=None
         existing = OutboundMessage.objects.get(organization=organization,
                                                idempotency_key=request.idempotency_key)
         return _replayed(existing, fingerprint), False
-    transaction.on_commit(lambda: outbound_enqueue(message.pk))
+    # The number's drain (batch.py) sends it: one task for all the sends queued meanwhile.
+    _announce_on_commit(config.pk)
     return message, True
 
 
@@ -179,3 +185,54 @@ def event_add(message: OutboundMessage, event: str, **detail) -> None:
 def outbound_enqueue(message_id, *, countdown: float | None = None) -> None:
     """Publishes the send task; a broker outage only delays it (outbound_sweep retries)."""
     jobs.enqueue_quietly("send_outbound", str(message_id), countdown=countdown)
+
+
+# A drain of the number is on its way (published, not yet started): later sends ride along.
+# Expires on its own, so a lost publish only waits for this (and the sweeper) to recover.
+ANNOUNCE_TTL = 60
+
+
+def _announce_key(config_id) -> str:
+    return f"whatsapp:sending:drain:{config_id}"
+
+
+def outbound_announce(config_id, *, countdown: float | None = None) -> None:
+    """Publishes a drain of the number's due sends (task `send_outbound_number`) unless one
+    is already on its way. Without Redis every announce publishes (a drain that finds nothing
+    due costs one query)."""
+    try:
+        if not redis_client().set(_announce_key(config_id), "1", nx=True,
+                                  ex=int(ANNOUNCE_TTL + (countdown or 0))):
+            return
+    except Exception:
+        pass  # publish anyway
+    if not jobs.enqueue_quietly("send_outbound_number", str(config_id), countdown=countdown):
+        announce_clear(config_id)  # the next send announces again; the sweeper meanwhile
+
+
+def _announce_on_commit(config_id) -> None:
+    """Announces the number when the transaction commits, once however many of its sends the
+    transaction queues (a campaign queued in one transaction: one announce per number).
+
+    The transaction's commit hooks are a list Django replaces when it commits or rolls back (a
+    savepoint too): the numbers noted for one list never outlive it."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        outbound_announce(config_id)
+        return
+    hooks = connection.run_on_commit
+    noted = getattr(connection, "_outbound_announces", None)
+    if noted is None or noted[0] is not hooks:
+        noted = connection._outbound_announces = (hooks, set())
+    if config_id in noted[1]:
+        return
+    noted[1].add(config_id)
+    transaction.on_commit(lambda: outbound_announce(config_id))
+
+
+def announce_clear(config_id) -> None:
+    """The drain has started: a send queued from now on must announce again."""
+    try:
+        redis_client().delete(_announce_key(config_id))
+    except Exception:
+        pass  # no Redis: nothing was recorded

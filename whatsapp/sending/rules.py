@@ -75,20 +75,28 @@ class SendRequest:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def mode_for(organization) -> str:
+# "Read the organization's SendPolicy now" (a batch passes the one it read for all its sends).
+READ = object()
+
+
+def policy_for(organization) -> SendPolicy | None:
+    return SendPolicy.objects.filter(organization=organization).first()
+
+
+def mode_for(organization, policy=READ) -> str:
     """The effective mode: the stricter of the environment's and the organization's."""
     global_mode = settings.WHATSAPP_SEND_MODE
     if global_mode not in MODE_RANK or not flag_enabled(SENDING_FLAG, organization):
         return SendMode.DISABLED
-    policy = SendPolicy.objects.filter(organization=organization).first()
+    policy = policy_for(organization) if policy is READ else policy
     org_mode = policy.mode if policy else SendMode.DRY_RUN
     return min(global_mode, org_mode, key=lambda m: MODE_RANK.get(m, 0))
 
 
-def allowlisted(organization, to: str) -> bool:
+def allowlisted(organization, to: str, policy=READ) -> bool:
     """Every configured allowlist (environment, organization) must contain the recipient (a
     phone number, or the BSUID of a username-only lead)."""
-    policy = SendPolicy.objects.filter(organization=organization).first()
+    policy = policy_for(organization) if policy is READ else policy
     for allowlist in (settings.WHATSAPP_SEND_ALLOWLIST, policy.allowlist if policy else []):
         entries = {normalize_phone(str(n)) for n in allowlist} | {str(n) for n in allowlist}
         if allowlist and to not in entries:
@@ -110,8 +118,8 @@ def handled_by_person(contact: Contact | None) -> bool:
 
 
 def rule_broken(*, organization, to: str, contact: Contact | None, kind: str,
-                automated: bool) -> SendRefused | None:
-    if not allowlisted(organization, to):
+                automated: bool, policy=READ) -> SendRefused | None:
+    if not allowlisted(organization, to, policy):
         # this environment only sends to its test numbers.
         return SendRefused("recipient_not_allowed",
                            _("This recipient is not in the sending allowlist."))

@@ -24,8 +24,8 @@ from whatsapp.models import (
 )
 
 from . import pacing
-from .queue import event_add, outbound_enqueue
-from .rules import SendRefused, mode_for, rule_broken, template_refused
+from .queue import event_add, outbound_announce, outbound_enqueue
+from .rules import READ, SendRefused, mode_for, rule_broken, template_refused
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +98,13 @@ def _not_claimed(message_id) -> Outcome:
     return Outcome("not_due", retry_in=(due - timezone.now()).total_seconds())
 
 
-def _gate(message: OutboundMessage, *, reread: bool = False) -> Outcome | None:
+def _gate(message: OutboundMessage, *, reread: bool = False, mode: str = "",
+          policy=READ) -> Outcome | None:
     """Mode, kill switch and rules, read fresh; finishes the row when it must not be sent.
 
     The template was loaded with the claimed row: read again only when `reread` (a later
-    check)."""
-    mode = mode_for(message.organization)
+    check). A batch (batch.py) passes the mode and policy it read once for all its sends."""
+    mode = mode or mode_for(message.organization, policy)
     if mode == SendMode.DISABLED:
         _finish(message, S.CANCELLED, "cancelled",
                 reason=_("Sending was turned off before this message went out."))
@@ -111,7 +112,8 @@ def _gate(message: OutboundMessage, *, reread: bool = False) -> Outcome | None:
     refused = rule_broken(organization=message.organization,
                           to=message.to or message.recipient_user_id,
                           contact=message.contact, kind=message.kind,
-                          automated=message.automated) or _template_stale(message, reread)
+                          automated=message.automated, policy=policy
+                          ) or _template_stale(message, reread)
     if refused:
         _finish(message, S.BLOCKED, "blocked", reason=refused.message, code=refused.code)
         return Outcome(S.BLOCKED)
@@ -276,15 +278,25 @@ def _finish(message: OutboundMessage, status: str, event: str, *, reason: str = 
 
 
 def outbound_sweep(*, limit: int = 500) -> int:
-    """Re-enqueues sends that are due (retry time reached, never enqueued, worker died)."""
+    """Re-enqueues sends that are due (retry time reached, never enqueued, worker died).
+
+    A send never taken after a minute is waiting for its number's drain (a backlog, or a
+    lost publish): its number is announced again (a no-op while a drain is on its way), so a
+    long backlog is never split into one-send tasks racing the drain."""
     now = timezone.now()
     never_enqueued = Q(status=S.QUEUED, next_attempt_at__isnull=True,
                        created_at__lte=now - timedelta(minutes=1))
-    ids = list(OutboundMessage.objects.filter(
+    rows = list(OutboundMessage.objects.filter(
         Q(status=S.QUEUED, next_attempt_at__lte=now)
         | never_enqueued
         | Q(status=S.SENDING, locked_until__lte=now)
-    ).order_by("created_at").values_list("pk", flat=True)[:limit])
-    for message_id in ids:
-        outbound_enqueue(message_id)
-    return len(ids)
+    ).order_by("created_at").values_list("pk", "config_id", "next_attempt_at", "status")[:limit])
+    numbers = set()
+    for message_id, config_id, next_attempt_at, status in rows:
+        if status == S.QUEUED and next_attempt_at is None:
+            numbers.add(config_id)
+        else:
+            outbound_enqueue(message_id)
+    for config_id in numbers:
+        outbound_announce(config_id)
+    return len(rows)
