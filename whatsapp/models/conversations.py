@@ -27,7 +27,9 @@ class Message(models.Model):
     )
     config = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="messages", verbose_name=_("phone number"))
-    wamid = models.CharField(_("WhatsApp message id"), max_length=255, unique=True)
+    # Unique through Meta.constraints, not `unique=True`: on PostgreSQL that would add a second
+    # `varchar_pattern_ops` index for LIKE, which no query uses and every insert maintains.
+    wamid = models.CharField(_("WhatsApp message id"), max_length=255)
     direction = models.CharField(_("direction"), max_length=10, choices=Direction)
     # cloud_api, phone_app (smb echo) or history.
     source = models.CharField(_("source"), max_length=20, default="cloud_api")
@@ -43,9 +45,9 @@ class Message(models.Model):
     media_id = models.CharField(_("media id"), max_length=128, blank=True)
     # The message this one replies to (context.id).
     reply_to_wamid = models.CharField(_("reply to"), max_length=255, blank=True)
-    # The message an edit, revoke or reaction is about; indexed so a late original finds them.
-    target_wamid = models.CharField(_("target message"), max_length=255, blank=True,
-                                    db_index=True)
+    # The message an edit, revoke or reaction is about; indexed (Meta.indexes) so a late
+    # original finds them.
+    target_wamid = models.CharField(_("target message"), max_length=255, blank=True)
     referral = models.JSONField(_("ad referral"), null=True, blank=True)
     errors = models.JSONField(_("errors"), default=list, blank=True)
     status_at = models.DateTimeField(_("status at"), null=True, blank=True)
@@ -57,6 +59,10 @@ class Message(models.Model):
         ordering = ["-timestamp"]
         verbose_name = _("message")
         verbose_name_plural = _("messages")
+        constraints = [
+            models.UniqueConstraint(fields=["wamid"], name="whatsapp_messages_wamid_key"),
+        ]
+        indexes = [models.Index(fields=["target_wamid"], name="msg_target_wamid_idx")]
 
     def __str__(self) -> str:
         return self.wamid
