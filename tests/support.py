@@ -94,3 +94,24 @@ def solo_worker(env: dict, log: Path, cwd: Path) -> Iterator:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def times_from_processes(target: Callable, args: tuple, *, processes: int = 4) -> list[float]:
+    """Runs `target(*args, queue)` in `processes` forked OS processes at once; each puts one
+    list of instants on the queue. Returns every instant, sorted."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    workers = [ctx.Process(target=target, args=(*args, out)) for _ in range(processes)]
+    for p in workers:
+        p.start()
+    times = sorted(t for _ in workers for t in out.get(timeout=30))
+    for p in workers:
+        p.join(timeout=10)
+    return times
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most instants in any one-second window starting at one of them."""
+    return max((sum(1 for t in times if start <= t < start + 1) for start in times), default=0)

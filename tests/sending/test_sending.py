@@ -23,6 +23,7 @@ from tests.factories import (
 )
 from tests.meta import GRAPH, change_value, load, post_signed
 from tests.sending.conftest import PHONE, WABA
+from tests.support import busiest_second, times_from_processes
 from whatsapp.models import (
     Contact,
     FeatureFlag,
@@ -519,18 +520,9 @@ def _take_slots(phone: str, limit: int, count: int, out) -> None:
 
 def test_pacing_is_shared_across_processes():
     """The pacer itself, hammered by 4 OS processes at once: Redis is the only shared state."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    workers = [ctx.Process(target=_take_slots, args=("304999", 20, 15, out)) for _ in range(4)]
-    for p in workers:
-        p.start()
-    times = sorted(t for _ in workers for t in out.get(timeout=30))
-    for p in workers:
-        p.join(timeout=10)
+    times = times_from_processes(_take_slots, ("304999", 20, 15))
     assert len(times) == 60
-    assert max(sum(1 for t in times if start <= t < start + 1) for start in times) <= 20
+    assert busiest_second(times) <= 20
 
 
 # --- tenancy --------------------------------------------------------------------------------------
