@@ -177,6 +177,10 @@ class ContactBook:
         phone = normalize_phone(party.wa_id)
         return self.by_key.get((ContactIdentity.Kind.PHONE, phone)) if phone else None
 
+    def contacts(self) -> dict[int, Contact]:
+        """The contacts resolved so far, by pk (as saved, after `save`)."""
+        return {c.pk: c for c in self.by_key.values()}
+
     def mark(self, contact: Contact) -> None:
         self._dirty[contact.pk] = contact
 
