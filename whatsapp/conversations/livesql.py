@@ -9,7 +9,7 @@ the new messages' insert returning their ids. `messages.py` keeps the portable O
 from datetime import datetime
 
 from whatsapp.core import sqlbatch
-from whatsapp.models import Message, MessageStatus
+from whatsapp.models import Contact, ContactIdentity, Message, MessageStatus
 
 from .bulk import COLUMNS, JSON_COLUMNS
 
@@ -104,3 +104,36 @@ def changes_of(targets: list[str]) -> list[Message]:
         cursor.execute(_CHANGES_OF, [targets])
         return [Message(wamid=w, type=t, target_wamid=tw, timestamp=ts, body=b)
                 for w, t, tw, ts, b in cursor.fetchall()]
+
+
+# The stored identities among `keys`, with the profile of their lead (read, not locked).
+_IDENTITIES_OF = (
+    f"SELECT i.id, i.kind, i.value, i.contact_id, i.first_seen_at, c.profile_name_at, "
+    f"c.profile_name, c.username FROM {ContactIdentity._meta.db_table} AS i "
+    f"JOIN {sqlbatch.unnest('text', 'text')} AS k(kind, value) "
+    "ON i.kind = k.kind AND i.value = k.value "
+    f"JOIN {Contact._meta.db_table} AS c ON c.id = i.contact_id WHERE i.organization_id = %b")
+
+
+def identities_of(organization_id, keys: list[tuple[str, str]]) -> list[tuple]:
+    """(id, kind, value, contact_id, first_seen_at, profile_name_at, profile_name, username)
+    of the organization's identities among `keys` ((kind, value) pairs)."""
+    if not keys:
+        return []
+    kinds, values = sqlbatch.columns(keys, 2)
+    with sqlbatch.bound_cursor() as cursor:
+        cursor.execute(_IDENTITIES_OF, [kinds, values, organization_id])
+        return cursor.fetchall()
+
+
+_CONTACT_ATTNAMES = [f.attname for f in Contact._meta.concrete_fields]
+_CONTACTS_LOCKED = (
+    f"SELECT {', '.join(f.column for f in Contact._meta.concrete_fields)} FROM "
+    f"{Contact._meta.db_table} WHERE id = ANY(%b::bigint[]) ORDER BY id FOR UPDATE")
+
+
+def contacts_locked(ids: list[int]) -> list[Contact]:
+    """The leads `ids`, locked in pk order."""
+    with sqlbatch.bound_cursor() as cursor:
+        cursor.execute(_CONTACTS_LOCKED, [ids])
+        return [Contact.from_db("default", _CONTACT_ATTNAMES, row) for row in cursor.fetchall()]

@@ -8,14 +8,12 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from whatsapp.core import sqlbatch
 from whatsapp.core.payloads import (
     MessagesValue,
     Party,
-    StatusItem,
     WaMessage,
 )
 from whatsapp.core.phones import at, normalize_phone
@@ -25,14 +23,12 @@ from whatsapp.models import (
     Contact,
     ContactIdentity,
     Message,
-    MessageStatus,
     PhoneNumber,
 )
 
 from . import livesql
 from .bulk import messages_insert_new
 from .contacts import (
-    BATCH,
     ContactBook,
     Sighting,
     chunks,
@@ -41,15 +37,15 @@ from .contacts import (
     sighting,
 )
 from .media import media_track
+from .message_statuses import (
+    STATUS_ALIASES,
+    STATUS_RANK,
+    apply_stored_statuses,
+    statuses_ingest,
+)
 from .routing import Route
 
 logger = logging.getLogger(__name__)
-
-# Never regress: failed > played > read > delivered > sent > pending. `played` (voice) comes
-# after `read`, so it ranks above it; history's ERROR is a failure.
-STATUS_RANK = {status: rank for rank, status in enumerate(livesql.STATUS_ORDER)}
-
-STATUS_ALIASES = {"error": "failed"}
 
 # Not conversation messages: they change another message, so not counted.
 NOT_COUNTED = ("edit", "revoke")
@@ -126,52 +122,6 @@ def _message_merge(old: Message, new: dict) -> bool:
     if changed:
         old.save(update_fields=changed)
     return "media_id" in changed
-
-
-def apply_stored_statuses(wamids: list[str]) -> None:
-    """Sets each message's status to the highest-ranked one recorded (never lower).
-
-    Whoever inserts a message calls this for it (statuses may have arrived first), under the
-    number's PhoneNumber row lock as webhook processing holds it.
-    """
-    if not wamids:
-        return
-    if sqlbatch.is_postgresql():
-        livesql.statuses_apply_stored(wamids)
-        return
-    _apply_best_statuses(st for batch in chunks(wamids)
-                         for st in MessageStatus.objects.filter(wamid__in=batch))
-
-
-def _apply_best_statuses(statuses) -> None:
-    """Moves each message up to the highest-ranked of `statuses` for it (never lower)."""
-    best: dict[str, MessageStatus] = {}
-    for st in statuses:
-        if st.status in STATUS_RANK and (
-            st.wamid not in best or STATUS_RANK[st.status] > STATUS_RANK[best[st.wamid].status]
-        ):
-            best[st.wamid] = st
-    # One UPDATE per target status (not per message): only rows still below it move up.
-    by_status: dict[str, list[MessageStatus]] = defaultdict(list)
-    for st in best.values():
-        by_status[st.status].append(st)
-    for status, found in by_status.items():
-        lower = [s for s, r in STATUS_RANK.items() if r < STATUS_RANK[status]]
-        for batch in chunks(found):
-            update = {"status": status, "status_at": _per_wamid(batch, "timestamp")}
-            if status == "failed":
-                update["errors"] = _per_wamid(batch, "errors")
-            Message.objects.filter(wamid__in=[st.wamid for st in batch],
-                                   status__in=lower).update(**update)
-
-
-def _per_wamid(statuses: list[MessageStatus], attr: str):
-    """The value of `attr` for each message of an UPDATE that spans several wamids."""
-    if len(statuses) == 1:
-        return getattr(statuses[0], attr)
-    field = MessageStatus._meta.get_field(attr)
-    return Case(*(When(wamid=st.wamid, then=Value(getattr(st, attr), output_field=field))
-                  for st in statuses), output_field=field)
 
 
 def _apply_edits_and_revokes(new: list[Message]) -> None:
@@ -252,7 +202,7 @@ def conversation_ingest(route_: Route, values: list[MessagesValue],
     echoes = [(m, v.party(user_id=m.to_user_id, wa_id=m.to))
               for v in echo_values for m in v.echoes]
     book.resolve([sighting(p, at(m.timestamp, now)) for m, p in inbound]
-                 + [sighting(p, at(s.timestamp, now)) for s, p in statuses]
+                 + [_lookup(sighting(p, at(s.timestamp, now))) for s, p in statuses]
                  + [sighting(p, at(m.timestamp, now)) for m, p in echoes])
 
     # System messages (a BSUID or number change) are facts about the contact, never chat
@@ -294,6 +244,11 @@ def conversation_ingest(route_: Route, values: list[MessagesValue],
     # A person answered on the phone app: automation stays quiet until it is handed back.
     emit(*(facts.human_takeover(c, c.human_takeover_at) for _, c in sorted(taken.items())))
     statuses_ingest(route_, [s for s, _ in statuses], now)
+
+
+def _lookup(seen: Sighting) -> Sighting:
+    seen.lookup_only = True  # a status: the lead is only looked up, never written
+    return seen
 
 
 def _emit_received(new: list[dict], route_: Route | None = None,
@@ -377,33 +332,3 @@ def _system_message(book: ContactBook, m: WaMessage, party: Party, when: datetim
     else:
         logger.warning("System message %s (%s) without the ids it should carry: stored only",
                        m.wamid, system.get("type"))
-
-
-def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) -> None:
-    """One MessageStatus per (wamid, status); messages move only up the status ranking."""
-    if not statuses:
-        return
-    if not sqlbatch.is_postgresql():
-        return _statuses_ingest_portable(route_, statuses, now)
-    livesql.statuses_insert_apply(route_.organization_id, route_.config.pk, [
-        (s.wamid[:255], STATUS_ALIASES.get(s.status, s.status)[:16], at(s.timestamp, now),
-         s.recipient_id[:32], s.recipient_user_id[:160], s.errors, s.pricing, s.conversation,
-         s.biz_opaque_callback_data, s.raw)
-        for s in statuses], now)
-
-
-def _statuses_ingest_portable(route_: Route, statuses: list[StatusItem], now: datetime) -> None:
-    """statuses_ingest through the ORM (SQLite, the embedded default)."""
-    rows = [
-        MessageStatus(
-            organization_id=route_.organization_id, config=route_.config,
-            wamid=s.wamid[:255], status=STATUS_ALIASES.get(s.status, s.status)[:16],
-            timestamp=at(s.timestamp, now), recipient_id=s.recipient_id[:32],
-            recipient_user_id=s.recipient_user_id[:160], errors=s.errors, pricing=s.pricing,
-            conversation=s.conversation, biz_opaque_callback_data=s.biz_opaque_callback_data,
-            raw=s.raw,
-        )
-        for s in statuses
-    ]
-    MessageStatus.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
-    _apply_best_statuses(rows)
