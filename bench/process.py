@@ -6,7 +6,7 @@
 
 Builds the end-to-end burst's mix (statuses in batches of 5, inbound texts, echoes; see
 bench/run.py), stores every delivery, then processes them as a drainer does: in batches of
---batch with process_batch (default 100, the drainer's WHATSAPP_WEBHOOK_DRAIN_BATCH), or with
+--batch with process_batch (default 50, the drainer's WHATSAPP_WEBHOOK_DRAIN_BATCH), or with
 --batch 1 one by one with webhook_process (the drainer before batched processing), and prints
 CPU and wall milliseconds and SQL statements per delivery, and the CPU the PostgreSQL server
 process of the connection spent meanwhile (read from /proc: the database runs on this
@@ -178,8 +178,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=400,
                         help="about how many deliveries to build (default 400)")
-    parser.add_argument("--batch", type=int, default=100,
-                        help="deliveries per process_batch call (default 100); 1: one by one "
+    parser.add_argument("--batch", type=int, default=50,
+                        help="deliveries per process_batch call (default 50); 1: one by one "
                              "with webhook_process")
     parser.add_argument("--drainers", type=int, default=0,
                         help="drain the live inbox with N forked drainers instead")

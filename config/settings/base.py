@@ -305,7 +305,7 @@ WHATSAPP_WEBHOOK_DRAINERS = env.int("WHATSAPP_WEBHOOK_DRAINERS", default=2)
 # one transaction of set-based statements each: the bigger the batch, the fewer statements per
 # delivery), and the turn of one drainer task before it hands over to a fresh task (so other
 # tasks get a worker during a long backlog).
-WHATSAPP_WEBHOOK_DRAIN_BATCH = env.int("WHATSAPP_WEBHOOK_DRAIN_BATCH", default=100)
+WHATSAPP_WEBHOOK_DRAIN_BATCH = env.int("WHATSAPP_WEBHOOK_DRAIN_BATCH", default=50)
 WHATSAPP_WEBHOOK_DRAIN_SECONDS = env.float("WHATSAPP_WEBHOOK_DRAIN_SECONDS", default=10)
 # A drainer slot whose worker died frees itself after this long.
 WHATSAPP_WEBHOOK_DRAINER_TTL_SECONDS = env.int("WHATSAPP_WEBHOOK_DRAINER_TTL_SECONDS", default=60)
