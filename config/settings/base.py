@@ -307,9 +307,11 @@ WHATSAPP_WEBHOOK_SWEEP_STALE_SECONDS = env.int("WHATSAPP_WEBHOOK_SWEEP_STALE_SEC
 WHATSAPP_WEBHOOK_INBOX = env.bool("WHATSAPP_WEBHOOK_INBOX", default=bool(REDIS_URL))
 # Drainers at once (each occupies one worker process while a backlog lasts).
 WHATSAPP_WEBHOOK_DRAINERS = env.int("WHATSAPP_WEBHOOK_DRAINERS", default=2)
-# Ids popped per Redis call, and the turn of one drainer task before it hands over to a fresh
-# task (so other tasks get a worker during a long backlog).
-WHATSAPP_WEBHOOK_DRAIN_BATCH = env.int("WHATSAPP_WEBHOOK_DRAIN_BATCH", default=20)
+# Ids popped per Redis call (a live batch is applied per group of deliveries sharing a number,
+# one transaction of set-based statements each: the bigger the batch, the fewer statements per
+# delivery), and the turn of one drainer task before it hands over to a fresh task (so other
+# tasks get a worker during a long backlog).
+WHATSAPP_WEBHOOK_DRAIN_BATCH = env.int("WHATSAPP_WEBHOOK_DRAIN_BATCH", default=50)
 WHATSAPP_WEBHOOK_DRAIN_SECONDS = env.float("WHATSAPP_WEBHOOK_DRAIN_SECONDS", default=10)
 # A drainer slot whose worker died frees itself after this long.
 WHATSAPP_WEBHOOK_DRAINER_TTL_SECONDS = env.int("WHATSAPP_WEBHOOK_DRAINER_TTL_SECONDS", default=60)

@@ -14,7 +14,7 @@ from tests.factories import fixture_numbers
 from tests.ingest_support import canonical_dump, stored
 from tests.meta import change_value, load
 from whatsapp.conversations import messages
-from whatsapp.models import Message, MessageStatus, PhoneNumber, WebhookLog
+from whatsapp.models import LeadEvent, Message, MessageStatus, PhoneNumber, WebhookLog
 from whatsapp.tasks import drain_webhook_inbox
 from whatsapp.webhooks import intake
 from whatsapp.webhooks.process import process_batch
@@ -163,3 +163,20 @@ def test_the_drainer_claims_and_applies_a_popped_batch_together(broker):
     assert set(WebhookLog.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
         "processed"}
     assert Message.objects.count() == 5
+
+
+def test_a_leads_ad_referral_read_back_in_a_later_batch_stays_an_object():
+    """The batch reads its leads with one raw statement: their JSON columns are still parsed."""
+    fixture_numbers()
+    first = load("messages_text_inbound_ctwa_referral.json")
+    later = copy.deepcopy(first)
+    message = change_value(later)["messages"][0]
+    message.update(id="wamid.BATCHREFERRAL2", timestamp=str(int(message["timestamp"]) + 60))
+    message.pop("referral", None)
+    batch([first, inbound(1)])
+    outcomes, _ = batch([later, inbound(2)])
+    assert set(outcomes.values()) == {"processed"}
+    received = LeadEvent.objects.filter(type="message.received").order_by("created_at")
+    referral = received.last().data["contact"]["referral"]
+    assert isinstance(referral, dict) and referral == change_value(first)["messages"][0][
+        "referral"]

@@ -4,12 +4,13 @@ keys turn out to be one person."""
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from whatsapp.core import sqlbatch
 from whatsapp.core.payloads import (
     Party,
 )
@@ -21,6 +22,8 @@ from whatsapp.models import (
     ContactIdentity,
     Message,
 )
+
+from . import livesql
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,21 @@ class Sighting:
     at: datetime | None = None
     profile_name: str = ""
     username: str = ""
+    # The caller only looks the person up (a status: whom our message went to) and never
+    # writes the lead itself: when the item says nothing new, its lead is not even loaded.
+    lookup_only: bool = False
+
+
+@dataclass(slots=True)
+class Known:
+    """A stored identity, and what its lead's profile says (None when not read with it)."""
+
+    id: int
+    kind: str
+    value: str
+    contact_id: int
+    first_seen_at: datetime | None
+    profile: tuple | None = None
 
 
 def sighting(party: Party, when: datetime | None, *extra_user_ids: str) -> Sighting:
@@ -95,12 +113,13 @@ class ContactBook:
 
     def _resolve(self, sightings: list[Sighting]) -> None:
         known = self._load_identities({k for s in sightings for k in s.keys})
+        sightings = _telling(sightings, known)
         groups = _group_keys(sightings)
         first_seen: dict[Key, datetime | None] = {}
         for s in sightings:
             for k in s.keys:
                 first_seen[k] = earlier(first_seen.get(k, s.at), s.at)
-        contacts = self._load_contacts({i.contact_id for i in known.values()})
+        contacts = self._load_contacts({known[k].contact_id for k in first_seen if k in known})
 
         new_contacts: list[Contact] = []
         refresh: dict[int, Contact] = {}
@@ -158,7 +177,9 @@ class ContactBook:
             key = (identity.kind, identity.value)
             identity.first_seen_at = first_seen[key]
             refresh[self.by_key[key].pk] = self.by_key[key]
-        ContactIdentity.objects.bulk_update(older, ["first_seen_at"], batch_size=BATCH)
+        ContactIdentity.objects.bulk_update(
+            [ContactIdentity(pk=i.id, first_seen_at=i.first_seen_at) for i in older],
+            ["first_seen_at"], batch_size=BATCH)
         for contact in refresh.values():
             self.refresh(contact)
 
@@ -176,6 +197,10 @@ class ContactBook:
             return self.by_key[(ContactIdentity.Kind.USER_ID, party.user_id)]
         phone = normalize_phone(party.wa_id)
         return self.by_key.get((ContactIdentity.Kind.PHONE, phone)) if phone else None
+
+    def contacts(self) -> dict[int, Contact]:
+        """The contacts resolved so far, by pk (as saved, after `save`)."""
+        return {c.pk: c for c in self.by_key.values()}
 
     def mark(self, contact: Contact) -> None:
         self._dirty[contact.pk] = contact
@@ -225,8 +250,11 @@ class ContactBook:
         self._identified.clear()
         emit(*pending)
 
-    def _load_identities(self, keys: set[Key]) -> dict[Key, ContactIdentity]:
-        found: dict[Key, ContactIdentity] = {}
+    def _load_identities(self, keys: set[Key]) -> dict[Key, Known]:
+        if sqlbatch.is_postgresql():
+            return {(row[1], row[2]): Known(*row[:5], profile=row[5:])
+                    for row in livesql.identities_of(self.organization_id, sorted(keys))}
+        found: dict[Key, Known] = {}
         for batch in chunks(sorted(keys)):
             # One query per batch; the (organization, kind, value) unique index serves both arms.
             match = Q()
@@ -234,20 +262,56 @@ class ContactBook:
                 values = [v for k, v in batch if k == kind]
                 if values:
                     match |= Q(kind=kind, value__in=values)
-            for identity in ContactIdentity.objects.filter(match,
-                                                           organization_id=self.organization_id):
-                found[(identity.kind, identity.value)] = identity
+            for i in ContactIdentity.objects.filter(match, organization_id=self.organization_id):
+                found[(i.kind, i.value)] = Known(i.pk, i.kind, i.value, i.contact_id,
+                                                 i.first_seen_at)
         return found
 
     def _load_contacts(self, ids: set[int]) -> dict[int, Contact]:
         """Locked (in pk order): two numbers of one organization may write the same lead, and
         the merges here read-modify-write its row."""
         loaded: dict[int, Contact] = {}
-        for batch in chunks(sorted(ids)):
-            loaded.update((c.pk, c) for c in Contact.objects.select_for_update()
-                          .filter(pk__in=batch).order_by("pk"))
+        if sqlbatch.is_postgresql():
+            loaded = {c.pk: c for c in livesql.contacts_locked(sorted(ids))} if ids else {}
+        else:
+            for batch in chunks(sorted(ids)):
+                loaded.update((c.pk, c) for c in Contact.objects.select_for_update()
+                              .filter(pk__in=batch).order_by("pk"))
         self._as_loaded.update((pk, _contact_values(c)) for pk, c in loaded.items())
         return loaded
+
+
+def _telling(sightings: list[Sighting], known: dict[Key, Known]) -> list[Sighting]:
+    """The sightings that may change something: all but the lookups whose every key is stored
+    for one lead (no earlier than this item), whose profile is no newer than the lead's, and
+    whose lead no other sighting of the batch touches. Leaving those out changes nothing."""
+    quiet: dict[int, int] = {}
+    for n, s in enumerate(sightings):
+        found = [known.get(k) for k in s.keys] if s.lookup_only else [None]
+        if any(i is None or i.profile is None or (
+                s.at and (i.first_seen_at is None or s.at < i.first_seen_at)) for i in found):
+            continue
+        if len({i.contact_id for i in found}) != 1:
+            continue
+        if (s.profile_name or s.username) and _newer_profile(s, found[0].profile):
+            continue
+        quiet[n] = found[0].contact_id
+    if not quiet:
+        return sightings
+    touched = {known[k].contact_id for n, s in enumerate(sightings) if n not in quiet
+               for k in s.keys if k in known}
+    return [s for n, s in enumerate(sightings) if n not in quiet or quiet[n] in touched]
+
+
+_FLOOR = datetime.min.replace(tzinfo=UTC)
+
+
+def _newer_profile(s: Sighting, profile: tuple) -> bool:
+    """Whether Contact.note_profile would take this sighting's profile over `profile`
+    (profile_name_at, profile_name, username)."""
+    at, name, username = profile
+    return (s.at or _FLOOR, s.profile_name, s.username) > (at or _FLOOR, name, username)
+
 
 _CONTACT_FIELDS = [f.attname for f in Contact._meta.concrete_fields
                    if not f.primary_key and f.attname != "updated_at"]

@@ -8,13 +8,12 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from whatsapp.core import sqlbatch
 from whatsapp.core.payloads import (
     MessagesValue,
     Party,
-    StatusItem,
     WaMessage,
 )
 from whatsapp.core.phones import at, normalize_phone
@@ -24,13 +23,12 @@ from whatsapp.models import (
     Contact,
     ContactIdentity,
     Message,
-    MessageStatus,
     PhoneNumber,
 )
 
+from . import livesql
 from .bulk import messages_insert_new
 from .contacts import (
-    BATCH,
     ContactBook,
     Sighting,
     chunks,
@@ -39,16 +37,15 @@ from .contacts import (
     sighting,
 )
 from .media import media_track
+from .message_statuses import (
+    STATUS_ALIASES,
+    STATUS_RANK,
+    apply_stored_statuses,
+    statuses_ingest,
+)
 from .routing import Route
 
 logger = logging.getLogger(__name__)
-
-# Never regress: failed > played > read > delivered > sent > pending. `played` (voice) comes
-# after `read`, so it ranks above it; history's ERROR is a failure.
-STATUS_RANK = {"": 0, "pending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5,
-               "failed": 6}
-
-STATUS_ALIASES = {"error": "failed"}
 
 # Not conversation messages: they change another message, so not counted.
 NOT_COUNTED = ("edit", "revoke")
@@ -81,13 +78,19 @@ def message_row(route_: Route, m: WaMessage, *, direction: str, source: str,
 
 def messages_store(route_: Route, rows: list[dict]) -> list[dict]:
     """Inserts the rows whose wamid is new (one insert-or-ignore for all of them); merges the
-    rest into the stored ones; returns the inserted rows."""
+    rest into the stored ones; returns the inserted rows (on PostgreSQL each with its "id")."""
     unique: dict[str, dict] = {}
     for row in rows:
         unique.setdefault(row["wamid"], row)
     # The PhoneNumber lock makes this the only writer of these wamids for this number; a wamid
     # stored through another number (never expected) is simply not duplicated.
-    inserted = messages_insert_new(list(unique.values()))
+    if sqlbatch.is_postgresql() and len(unique) <= livesql.LIVE_ROWS:
+        ids = livesql.messages_insert(list(unique.values()))
+        for wamid, pk in ids.items():
+            unique[wamid]["id"] = pk
+        inserted = set(ids)
+    else:
+        inserted = messages_insert_new(list(unique.values()))
     new = [row for wamid, row in unique.items() if wamid in inserted]
     got_media = [r["wamid"] for r in new if r["media_id"]]
     seen = [wamid for wamid in unique if wamid not in inserted]
@@ -121,47 +124,6 @@ def _message_merge(old: Message, new: dict) -> bool:
     return "media_id" in changed
 
 
-def apply_stored_statuses(wamids: list[str]) -> None:
-    """Sets each message's status to the highest-ranked one recorded (never lower).
-
-    Whoever inserts a message calls this for it (statuses may have arrived first), under the
-    number's PhoneNumber row lock as webhook processing holds it.
-    """
-    _apply_best_statuses(st for batch in chunks(wamids)
-                         for st in MessageStatus.objects.filter(wamid__in=batch))
-
-
-def _apply_best_statuses(statuses) -> None:
-    """Moves each message up to the highest-ranked of `statuses` for it (never lower)."""
-    best: dict[str, MessageStatus] = {}
-    for st in statuses:
-        if st.status in STATUS_RANK and (
-            st.wamid not in best or STATUS_RANK[st.status] > STATUS_RANK[best[st.wamid].status]
-        ):
-            best[st.wamid] = st
-    # One UPDATE per target status (not per message): only rows still below it move up.
-    by_status: dict[str, list[MessageStatus]] = defaultdict(list)
-    for st in best.values():
-        by_status[st.status].append(st)
-    for status, found in by_status.items():
-        lower = [s for s, r in STATUS_RANK.items() if r < STATUS_RANK[status]]
-        for batch in chunks(found):
-            update = {"status": status, "status_at": _per_wamid(batch, "timestamp")}
-            if status == "failed":
-                update["errors"] = _per_wamid(batch, "errors")
-            Message.objects.filter(wamid__in=[st.wamid for st in batch],
-                                   status__in=lower).update(**update)
-
-
-def _per_wamid(statuses: list[MessageStatus], attr: str):
-    """The value of `attr` for each message of an UPDATE that spans several wamids."""
-    if len(statuses) == 1:
-        return getattr(statuses[0], attr)
-    field = MessageStatus._meta.get_field(attr)
-    return Case(*(When(wamid=st.wamid, then=Value(getattr(st, attr), output_field=field))
-                  for st in statuses), output_field=field)
-
-
 def _apply_edits_and_revokes(new: list[Message]) -> None:
     """Applies edits/revokes to their originals, whichever of them arrived first.
 
@@ -171,12 +133,21 @@ def _apply_edits_and_revokes(new: list[Message]) -> None:
     targets = {m["target_wamid"] for m in new
                if m["type"] in ("edit", "revoke") and m["target_wamid"]}
     targets |= {m["wamid"] for m in new if m["type"] not in ("edit", "revoke", "reaction")}
+    if not targets:
+        found = []
+    elif sqlbatch.is_postgresql():
+        found = livesql.changes_of(sorted(targets))
+    else:
+        found = [m for batch in chunks(sorted(targets))
+                 for m in Message.objects.filter(target_wamid__in=batch,
+                                                 type__in=["edit", "revoke"])
+                 .only("wamid", "type", "target_wamid", "timestamp", "body")]
     changes: dict[str, list[Message]] = defaultdict(list)
-    for batch in chunks(sorted(targets)):
-        for m in Message.objects.filter(target_wamid__in=batch, type__in=["edit", "revoke"]).only(
-            "wamid", "type", "target_wamid", "timestamp", "body"
-        ):
-            changes[m.target_wamid].append(m)
+    for m in found:
+        changes[m.target_wamid].append(m)
+    for row in new:
+        if row["wamid"] in changes and row["type"] not in NOT_COUNTED:
+            row["edited"] = True  # what it says now is the stored edit's (_emit_received)
     for target, found in changes.items():
         edits = sorted((m for m in found if m.type == "edit"), key=lambda m: (m.timestamp, m.wamid))
         revokes = sorted(m.timestamp for m in found if m.type == "revoke")
@@ -231,7 +202,7 @@ def conversation_ingest(route_: Route, values: list[MessagesValue],
     echoes = [(m, v.party(user_id=m.to_user_id, wa_id=m.to))
               for v in echo_values for m in v.echoes]
     book.resolve([sighting(p, at(m.timestamp, now)) for m, p in inbound]
-                 + [sighting(p, at(s.timestamp, now)) for s, p in statuses]
+                 + [_lookup(sighting(p, at(s.timestamp, now))) for s, p in statuses]
                  + [sighting(p, at(m.timestamp, now)) for m, p in echoes])
 
     # System messages (a BSUID or number change) are facts about the contact, never chat
@@ -267,23 +238,53 @@ def conversation_ingest(route_: Route, values: list[MessagesValue],
         # After the save: a merge (the number was already another lead's) reads fresh rows.
         book.resolve(shared)
         book.save()
-    _emit_received(new)
+        _emit_received(new)
+    else:
+        _emit_received(new, route_, book.contacts())
     # A person answered on the phone app: automation stays quiet until it is handed back.
     emit(*(facts.human_takeover(c, c.human_takeover_at) for _, c in sorted(taken.items())))
     statuses_ingest(route_, [s for s, _ in statuses], now)
 
 
-def _emit_received(new: list[dict]) -> None:
+def _lookup(seen: Sighting) -> Sighting:
+    seen.lookup_only = True  # a status: the lead is only looked up, never written
+    return seen
+
+
+def _emit_received(new: list[dict], route_: Route | None = None,
+                   contacts: dict[int, Contact] | None = None) -> None:
     """message.received for each lead message stored for the first time (inbound only: phone-app
-    echoes are announced as a takeover; system notices never become messages)."""
-    wamids = [r["wamid"] for r in new
-              if r["contact_id"] is not None and r["direction"] == Message.Direction.INBOUND]
-    if not wamids:
+    echoes are announced as a takeover; system notices never become messages).
+
+    With the batch's contacts as saved (`contacts`, by pk) and the rows' ids, the events are
+    built from memory; otherwise (a merge may have moved a message to another lead) from the
+    stored rows."""
+    received = [r for r in new
+                if r["contact_id"] is not None and r["direction"] == Message.Direction.INBOUND]
+    if not received:
         return
+    if contacts is not None and all("id" in r and r["contact_id"] in contacts
+                                    and not r.get("edited") for r in received):
+        stored = [_as_message(r, route_.config) for r in received]
+        emit(*(facts.message_received(m, contacts[m.contact_id])
+               for m in sorted(stored, key=_arrival)))
+        return
+    wamids = [r["wamid"] for r in received]
     stored = [m for batch in chunks(wamids)
               for m in Message.objects.filter(wamid__in=batch)
               .select_related("contact", "config")]
     emit(*(facts.message_received(m, m.contact) for m in sorted(stored, key=_arrival)))
+
+
+_MESSAGE_FIELDS = ("organization_id", "wamid", "direction", "source", "type", "timestamp",
+                   "status", "contact_id", "body", "media_id", "reply_to_wamid", "target_wamid",
+                   "referral", "errors", "created_at")
+
+
+def _as_message(row: dict, config: PhoneNumber) -> Message:
+    """The Message a row just inserted is (what an event says of it), without reading it."""
+    return Message(id=row["id"], config=config, raw=row["raw"],
+                   **{f: row[f] for f in _MESSAGE_FIELDS})
 
 
 def _arrival(m: Message) -> tuple:
@@ -331,25 +332,3 @@ def _system_message(book: ContactBook, m: WaMessage, party: Party, when: datetim
     else:
         logger.warning("System message %s (%s) without the ids it should carry: stored only",
                        m.wamid, system.get("type"))
-
-
-def statuses_ingest(route_: Route, statuses: list[StatusItem], now: datetime) -> None:
-    """One MessageStatus per (wamid, status); messages move only up the status ranking."""
-    rows = [
-        MessageStatus(
-            organization_id=route_.organization_id, config=route_.config,
-            wamid=s.wamid[:255], status=STATUS_ALIASES.get(s.status, s.status)[:16],
-            timestamp=at(s.timestamp, now), recipient_id=s.recipient_id[:32],
-            recipient_user_id=s.recipient_user_id[:160], errors=s.errors, pricing=s.pricing,
-            conversation=s.conversation, biz_opaque_callback_data=s.biz_opaque_callback_data,
-            raw=s.raw,
-        )
-        for s in statuses
-    ]
-    if not rows:
-        return
-    MessageStatus.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
-    # This delivery's statuses are enough (no read-back): every earlier status was applied
-    # when it was stored, or is when its message is inserted (apply_stored_statuses), and a
-    # message only ever moves up.
-    _apply_best_statuses(rows)

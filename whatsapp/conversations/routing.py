@@ -12,6 +12,7 @@ deadlock on them), which serializes the ingestion of one number and keeps its co
 
 from dataclasses import dataclass
 
+from django.db import OperationalError
 from django.utils import timezone
 
 from whatsapp.core.payloads import (
@@ -31,6 +32,14 @@ class Parked(Exception):
         super().__init__(reason)
         self.phone_number_id = phone_number_id
         self.reason = reason
+
+
+# PostgreSQL's lock_not_available (a NOWAIT lock that is taken).
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class NumbersLocked(Exception):
+    """`routes_lock(nowait=True)`: another transaction holds one of the numbers' rows."""
 
 
 @dataclass
@@ -61,16 +70,22 @@ def route(ctx, phone_number_id: str) -> Route:
     return ctx.routes[phone_number_id]
 
 
-def routes_lock(ids: list[str], addressed: dict | None = None) -> dict[str, "Route | Parked"]:
+def routes_lock(ids: list[str], addressed: dict | None = None, *, nowait: bool = False
+                ) -> dict[str, "Route | Parked"]:
     """Locks the numbers `ids` names (sorted: never a deadlock between two deliveries) and
     returns, for each, its Route or the Parked reason it cannot be ingested yet. `addressed`
-    (addressed_accounts of one delivery) also checks which account the delivery is for."""
-    phone_numbers = {
-        c.phone_number_id: c
-        for c in PhoneNumber.objects.select_for_update(of=("self",))
-        .select_related("connection").filter(phone_number_id__in=ids)
-        .order_by("phone_number_id")
-    }
+    (addressed_accounts of one delivery) also checks which account the delivery is for.
+    `nowait`: raises NumbersLocked instead of waiting for a number another transaction holds
+    (the transaction must then be rolled back)."""
+    query = (PhoneNumber.objects.select_for_update(of=("self",), nowait=nowait)
+             .select_related("connection").filter(phone_number_id__in=ids)
+             .order_by("phone_number_id"))
+    try:
+        phone_numbers = {c.phone_number_id: c for c in query}
+    except OperationalError as exc:
+        if nowait and getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise NumbersLocked() from exc
+        raise
     found: dict[str, Route | Parked] = {}
     for pnid in ids:
         accounts, waacs = (addressed or {}).get(pnid, (set(), set()))

@@ -178,7 +178,12 @@ def batchable(delivery: Delivery) -> bool:
     return bool(delivery.changes) and all(c.field in BATCHED_FIELDS for c in delivery.changes)
 
 
-def dispatch_batch(deliveries: list[Delivery]) -> tuple[dict[int, int], list[int]]:
+class NumbersBusy(Exception):
+    """`dispatch_batch(wait=False)`: another transaction holds one of the numbers."""
+
+
+def dispatch_batch(deliveries: list[Delivery], *, wait: bool = True
+                   ) -> tuple[dict[int, int], list[int]]:
     """Applies batchable deliveries together, in the caller's one transaction: every number
     locked at once (sorted), per number one conversation_ingest (leads resolved at once, one
     insert-or-ignore for the messages, one UPDATE per target status), per organization one
@@ -186,11 +191,15 @@ def dispatch_batch(deliveries: list[Delivery]) -> tuple[dict[int, int], list[int
 
     Returns ({index: organization id} of the deliveries applied, [indexes left out]): a
     delivery naming a number that is not ready is left out, untouched, for the caller to
-    process (and park) alone.
+    process (and park) alone. With `wait` off, raises NumbersBusy at once (before any write)
+    when another transaction holds one of the numbers.
     """
     parsed = [[(c.field, MessagesValue.from_change(c)) for c in d.changes] for d in deliveries]
-    routes = routing.routes_lock(sorted({v.phone_number_id for changes in parsed
-                                          for _, v in changes}))
+    try:
+        routes = routing.routes_lock(sorted({v.phone_number_id for changes in parsed
+                                              for _, v in changes}), nowait=not wait)
+    except routing.NumbersLocked as exc:
+        raise NumbersBusy() from exc
     applied: dict[int, int] = {}
     left_out: list[int] = []
     per_number: dict[str, tuple[list, list]] = {}

@@ -1,22 +1,23 @@
 """Processing one stored delivery: claim the row, dispatch every change in one transaction,
 then mark it processed, parked, failed (with a backoff) or dead. Safe to run twice."""
 
+import json
 import logging
 import traceback
 from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DataError, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from whatsapp.conversations.routing import Parked
 from whatsapp.core import metrics
 from whatsapp.core.backoff import backoff
-from whatsapp.core.payloads import Delivery, PayloadError, parse_delivery
+from whatsapp.core.payloads import Delivery, PayloadError, parse_delivery, phone_number_ids
 from whatsapp.models import WebhookLog
 
-from .dispatch import Context, batchable, dispatch, dispatch_batch
+from .dispatch import BATCHED_FIELDS, Context, NumbersBusy, batchable, dispatch, dispatch_batch
 from .lease import LeaseHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -154,76 +155,157 @@ def process_batch(log_ids: list[int]) -> list[tuple[int, str]]:
 def process_together(log_ids: list[int]) -> list[tuple[int, str]]:
     """Processes the batch's live deliveries with set-based work; the drainer's entry point.
 
-    The live `messages`/`smb_message_echoes` deliveries are claimed in one statement, applied
-    together in one transaction (`dispatch.dispatch_batch`) and finished with one fenced
-    UPDATE per (fields, organization). If that pass fails for any reason (a poisoned
-    delivery, a lost lease, a deadlock), it is rolled back whole and each of its deliveries
-    is processed alone: a bad delivery fails by itself, the others are processed in the same
-    call. Their ids are taken off `log_ids`; what is left (history, account updates, a body
-    that does not parse, a single live delivery) is for `webhook_process`, one by one.
+    The live `messages`/`smb_message_echoes` deliveries are claimed in one statement, then
+    applied per group of deliveries that share a number (in practice: per tenant), each group
+    in one transaction (`dispatch.dispatch_batch`) finished with one fenced UPDATE. Groups
+    are taken smallest first (a tenant's single message is not held behind another's burst),
+    and a group whose numbers another drainer holds is put after the others instead of
+    waiting on it (`NOWAIT`), so two drainers whose batches span the same numbers work side by
+    side instead of in turn. If a group's pass fails for any reason (a poisoned delivery, a
+    lost lease, a deadlock), it is rolled back and each of its deliveries is processed alone:
+    a bad delivery fails by itself. Their ids are taken off `log_ids`; what is left (history,
+    account updates, a single live delivery) is for `webhook_process`, one by one.
     """
     together = _batchable(log_ids)
     if not together:
         return []
     started = {log.pk for log, _ in together}
     log_ids[:] = [i for i in log_ids if i not in started]
-    done = _process_together(together)
+    results: list[tuple[int, str]] = []
+    deferred = []
+    for group in _groups(together):
+        done = _process_group(group, wait=False)
+        if done is None:
+            deferred.append(group)  # another drainer holds one of its numbers: later
+        else:
+            results += done
+    for group in deferred:
+        results += _process_group(group, wait=True)
+    return results
+
+
+_CLAIM = None
+
+
+def _claim_statement() -> str:
+    """Claims the batch's rows whose stored fields are all live messages (`claim_ids`' rules),
+    returning what processing needs: one statement, bodies read once."""
+    global _CLAIM
+    if _CLAIM is None:
+        S = WebhookLog.Status
+        _CLAIM = (
+            f"UPDATE {WebhookLog._meta.db_table} SET status = %s, locked_until = %s, "
+            "attempts = attempts + 1 WHERE id = ANY(%s) AND (status IN "
+            f"('{S.RECEIVED}', '{S.FAILED}') OR (status = '{S.PROCESSING}' AND "
+            "locked_until <= %s AND attempts < %s)) "
+            f"AND fields <@ '{json.dumps(list(BATCHED_FIELDS))}'::jsonb AND fields <> '[]' "
+            f"AND octet_length(raw_body) <= {BATCH_BODY_MAX} "
+            "RETURNING id, raw_body, received_at, locked_until, attempts")
+    return _CLAIM
+
+
+def _batchable(log_ids: list[int]) -> list[tuple[WebhookLog, Delivery | None]]:
+    """The batch's live deliveries, claimed in one statement, with their parsed bodies (None
+    for one that does not parse or turns out not to be batchable: processed alone)."""
+    if len(log_ids) < 2 or connection.vendor != "postgresql":
+        return []
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_statement(), [
+            WebhookLog.Status.PROCESSING, now + lease(), sorted(log_ids), now,
+            settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS])
+        rows = cursor.fetchall()
+    together = []
+    for pk, body, received_at, locked_until, attempts in sorted(rows):
+        log = WebhookLog(pk=pk, raw_body=body, received_at=received_at,
+                         locked_until=locked_until, attempts=attempts,
+                         status=WebhookLog.Status.PROCESSING)
+        try:
+            delivery = parse_delivery(bytes(body))
+        except Exception:
+            delivery = None  # processed alone, where the error is recorded
+        if delivery is not None and not batchable(delivery):
+            delivery = None
+        log.fields = delivery.fields if delivery else []
+        together.append((log, delivery))
+    return together
+
+
+def _groups(items: list[tuple[WebhookLog, Delivery | None]]) -> list[list]:
+    """The claimed deliveries in groups that share no number (union of the numbers each
+    names), smallest group first; a delivery that is processed alone is a group by itself."""
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    keys = []
+    for log, delivery in items:
+        ids = phone_number_ids(delivery.changes) if delivery else []
+        key = ids[0] if ids else f"#{log.pk}"
+        for other in ids[1:]:
+            parent[find(other)] = find(key)
+        keys.append(key)
+    groups: dict[str, list] = {}
+    for item, key in zip(items, keys, strict=True):
+        groups.setdefault(find(key), []).append(item)
+    return sorted(groups.values(), key=len)
+
+
+def _process_group(items: list[tuple[WebhookLog, Delivery | None]], *, wait: bool
+                   ) -> list[tuple[int, str]] | None:
+    """[(log id, status)] of one group; None when `wait` is off and another drainer holds one
+    of its numbers (nothing done)."""
+    if len(items) == 1 and items[0][1] is None:
+        return [(items[0][0].pk, process_claimed(items[0][0]))]
+    done: dict[int, str] = {}
+    try:
+        done = _apply_group(items, wait=wait)
+    except NumbersBusy:
+        return None
+    except Exception:
+        logger.warning("Batch of %s deliveries failed as a whole; processing them one by one",
+                       len(items), exc_info=True)
+        done = {}
     results = list(done.items())
-    for log, _ in together:
+    for log, _ in items:
         if log.pk not in done:
             # Not finished together: alone, on the claim it already holds.
             results.append((log.pk, process_claimed(log)))
     return results
 
 
-def _batchable(log_ids: list[int]) -> list[tuple[WebhookLog, Delivery]]:
-    """The batch's live deliveries, claimed in one statement, with their parsed bodies
-    (nothing when fewer than two: one delivery goes the ordinary way)."""
-    parsed: dict[int, Delivery] = {}
-    for pk, body in WebhookLog.objects.filter(pk__in=log_ids).values_list("pk", "raw_body"):
-        if body is None or len(body) > BATCH_BODY_MAX:
-            continue
-        try:
-            delivery = parse_delivery(bytes(body))
-        except Exception:
-            continue  # processed alone, where the error is recorded
-        if batchable(delivery):
-            parsed[pk] = delivery
-    if len(parsed) < 2:
-        return []
-    claimed = WebhookLog.claim_ids(sorted(parsed), lease=lease())
-    together = []
-    for pk, log in sorted(claimed.items()):
-        log.fields = parsed[pk].fields
-        together.append((log, parsed[pk]))
-    return together
-
-
-def _process_together(items: list[tuple[WebhookLog, Delivery]]) -> dict[int, str]:
-    """{log id: processed} for the deliveries applied together; {} when the pass failed."""
-    try:
-        with transaction.atomic():
-            applied, _ = dispatch_batch([delivery for _, delivery in items])
-            groups: dict[tuple, list[WebhookLog]] = defaultdict(list)
-            for i, organization_id in applied.items():
-                log = items[i][0]
-                groups[(tuple(log.fields), organization_id, log.locked_until)].append(log)
-            for (fields, organization_id, locked_until), logs in groups.items():
-                finished = WebhookLog.objects.filter(
-                    pk__in=[log.pk for log in logs], status=WebhookLog.Status.PROCESSING,
-                    locked_until=locked_until,
-                ).update(status=WebhookLog.Status.PROCESSED, processed_at=timezone.now(),
-                         fields=list(fields), organization_id=organization_id,
-                         locked_until=None, next_attempt_at=None, last_error="", traceback="")
-                if finished != len(logs):
+def _apply_group(items: list[tuple[WebhookLog, Delivery | None]], *, wait: bool
+                 ) -> dict[int, str]:
+    """{log id: processed} for the deliveries applied together, in one transaction."""
+    items = [(log, delivery) for log, delivery in items if delivery is not None]
+    with transaction.atomic():
+        applied, _ = dispatch_batch([delivery for _, delivery in items], wait=wait)
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, organization_id in applied.items():
+            log = items[i][0]
+            groups[(tuple(log.fields), organization_id, log.locked_until)].append(log.pk)
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            for (fields, organization_id, locked_until), pks in groups.items():
+                cursor.execute(_FINISH, [now, json.dumps(list(fields)), organization_id, pks,
+                                         locked_until])
+                if cursor.rowcount != len(pks):
                     raise LeaseLost()
-    except Exception:
-        logger.warning("Batch of %s deliveries failed as a whole; processing them one by one",
-                       len(items), exc_info=True)
-        return {}
     done = {}
     for i in sorted(applied):
         log = items[i][0]
         metrics.delivery_outcome(WebhookLog.Status.PROCESSED, log.fields, log.received_at)
         done[log.pk] = WebhookLog.Status.PROCESSED
     return done
+
+
+# The fenced finish of the deliveries applied together (`WebhookLog.mark_processed`'s columns).
+_FINISH = (f"UPDATE {WebhookLog._meta.db_table} SET status = '{WebhookLog.Status.PROCESSED}', "
+           "processed_at = %s, fields = %s::jsonb, organization_id = %s, locked_until = NULL, "
+           "next_attempt_at = NULL, last_error = '', traceback = '' "
+           f"WHERE id = ANY(%s) AND status = '{WebhookLog.Status.PROCESSING}' "
+           "AND locked_until = %s")
