@@ -20,7 +20,8 @@ from django.db import connection
 @contextmanager
 def bound_cursor() -> Iterator:
     """A cursor with server-side parameter binding on the default connection (same session,
-    same transaction as the ORM's)."""
+    same transaction as the ORM's), opened as Django opens its own (health check first)."""
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = connection._prepare_cursor(psycopg.Cursor(connection.connection))

@@ -12,11 +12,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.utils import timezone
 
 from config import ratelimit
-from whatsapp.core import jobs, lanes
+from whatsapp.core import jobs, lanes, sqlbatch
 from whatsapp.models import WebhookLog
 
 from . import inbox
@@ -55,7 +55,12 @@ def webhook_store(*, body: bytes, headers, fields: list[str] | None = None) -> i
               {name: headers[name] for name in KEPT_HEADERS if name in headers}, True, fields)
     params = [column.get_db_prep_save(value, connection)
               for column, value in zip(columns, values, strict=True)]
-    with connection.cursor() as cursor:
+    # On PostgreSQL the parameters travel apart from the SQL (the body as binary bytea):
+    # Django's cursor would quote the body into the statement's text, which for a 3 MB
+    # history chunk costs ~40 ms of the request's CPU and ~65 ms of PostgreSQL's parsing it.
+    bound = connection.vendor == "postgresql" and connection.alias == DEFAULT_DB_ALIAS
+    opened = sqlbatch.bound_cursor() if bound else connection.cursor()
+    with opened as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]
 
