@@ -15,6 +15,7 @@ from whatsapp.core.payloads import (
     Party,
 )
 from whatsapp.core.phones import normalize_phone
+from whatsapp.core.unionfind import UnionFind
 from whatsapp.events import facts
 from whatsapp.events.outbox import emit
 from whatsapp.models import (
@@ -323,21 +324,12 @@ def _contact_values(contact: Contact) -> dict:
 
 def _group_keys(sightings: list[Sighting]) -> list[list[Key]]:
     """Union-find: keys seen in the same item end up in the same group."""
-    parent: dict[Key, Key] = {}
-
-    def find(k: Key) -> Key:
-        while parent.setdefault(k, k) != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    sets = UnionFind()
     for s in sightings:
-        for k in s.keys[1:]:
-            parent[find(k)] = find(s.keys[0])
-        find(s.keys[0])
+        sets.join(s.keys)
     groups: dict[Key, list[Key]] = defaultdict(list)
-    for k in parent:
-        groups[find(k)].append(k)
+    for k in sets.parent:
+        groups[sets.find(k)].append(k)
     return [sorted(g) for g in groups.values()]
 
 

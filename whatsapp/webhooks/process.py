@@ -15,6 +15,7 @@ from whatsapp.conversations.routing import Parked
 from whatsapp.core import metrics
 from whatsapp.core.backoff import backoff
 from whatsapp.core.payloads import Delivery, PayloadError, parse_delivery, phone_number_ids
+from whatsapp.core.unionfind import UnionFind
 from whatsapp.models import WebhookLog
 
 from .dispatch import BATCHED_FIELDS, Context, NumbersBusy, batchable, dispatch, dispatch_batch
@@ -234,24 +235,14 @@ def _batchable(log_ids: list[int]) -> list[tuple[WebhookLog, Delivery | None]]:
 def _groups(items: list[tuple[WebhookLog, Delivery | None]]) -> list[list]:
     """The claimed deliveries in groups that share no number (union of the numbers each
     names), smallest group first; a delivery that is processed alone is a group by itself."""
-    parent: dict[str, str] = {}
-
-    def find(k: str) -> str:
-        while parent.setdefault(k, k) != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    sets = UnionFind()
     keys = []
     for log, delivery in items:
         ids = phone_number_ids(delivery.changes) if delivery else []
-        key = ids[0] if ids else f"#{log.pk}"
-        for other in ids[1:]:
-            parent[find(other)] = find(key)
-        keys.append(key)
+        keys.append(sets.join(ids or [f"#{log.pk}"]))
     groups: dict[str, list] = {}
     for item, key in zip(items, keys, strict=True):
-        groups.setdefault(find(key), []).append(item)
+        groups.setdefault(sets.find(key), []).append(item)
     return sorted(groups.values(), key=len)
 
 
