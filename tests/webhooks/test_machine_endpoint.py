@@ -3,6 +3,7 @@ but keeps what matters to it: the request id, the client address behind trusted 
 HTTPS (SecurityMiddleware), a Content-Length, and Django's 500 handling."""
 
 import pytest
+from django.db import connection
 
 from tests.meta import WEBHOOK_URL, load, post_signed, wire
 from whatsapp.models import WebhookLog
@@ -75,3 +76,30 @@ def test_the_verification_handshake_goes_the_same_way(client, settings):
 
     assert (response.status_code, response.content) == (200, b"42")
     assert "X-Frame-Options" not in response
+
+
+def _terminate(pid: int) -> None:
+    """Ends a PostgreSQL session from another one, as a restart or a failover would."""
+    import psycopg
+
+    settings_db = connection.settings_dict
+    with psycopg.connect(host=settings_db["HOST"] or None, port=settings_db["PORT"] or None,
+                         user=settings_db["USER"], dbname=settings_db["NAME"],
+                         password=settings_db["PASSWORD"] or None, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_on_a_connection_that_died_is_stored_once_on_a_new_one(client):
+    """The webhook skips the per-request health check (`SELECT 1`); a connection that died
+    between two deliveries is found by the INSERT itself, which goes again on a new one."""
+    first = post_signed(client, wire(load("messages_text_inbound.json")))
+    dead = connection.connection.info.backend_pid
+    _terminate(dead)
+    connection.health_check_done = True  # as after a request's own check (or none at all)
+
+    second = post_signed(client, wire(load("messages_status_delivered.json")))
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert connection.connection.info.backend_pid != dead
+    assert WebhookLog.objects.count() == 2
