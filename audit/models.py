@@ -42,6 +42,9 @@ class AuditLog(models.Model):
             "Data deletion requested through Meta")
         DATA_DELETION_COMPLETED = "DATA_DELETION_COMPLETED", _(
             "Data deletion through Meta completed")
+        CONVERSATION_HANDED_BACK = "CONVERSATION_HANDED_BACK", _(
+            "Conversation handed back to the automation")
+        MEDIA_FETCH_RETRIED = "MEDIA_FETCH_RETRIED", _("Media download retried by support")
 
     organization = models.ForeignKey(
         "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL,

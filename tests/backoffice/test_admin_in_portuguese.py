@@ -48,6 +48,7 @@ from whatsapp.models import (
     HistoryChunk,
     HistorySync,
     Message,
+    MessageMedia,
     MessageStatus,
     MessageTemplate,
     Onboarding,
@@ -55,6 +56,7 @@ from whatsapp.models import (
     OutboundMessage,
     SendPolicy,
     TemplateStatusEvent,
+    TokenExpiryNotice,
     WebhookLog,
 )
 
@@ -185,6 +187,14 @@ def one_of_each() -> None:
     Message.objects.create(organization=org, contact=contact, config=number,
                            wamid="wamid.in1", direction=Message.Direction.INBOUND,
                            source=Message.Source.CLOUD_API, type="text", timestamp=now)
+    photo = Message.objects.create(organization=org, contact=contact, config=number,
+                                   wamid="wamid.in2", direction=Message.Direction.INBOUND,
+                                   type="image", timestamp=now, media_id="505000000000001")
+    MessageMedia.objects.create(organization=org, message=photo, media_id=photo.media_id,
+                                status=MessageMedia.Status.STORED, file="1/2026/12/a.jpg",
+                                mime_type="image/jpeg", size=48213, stored_at=now)
+    TokenExpiryNotice.objects.create(connection=connection, threshold_days=7,
+                                     token_expires_at=now + timedelta(days=6), recipients=2)
     MessageStatus.objects.create(organization=org, wamid="wamid.out1", status="delivered",
                                  timestamp=now, recipient_id="5511999990000")
     HistorySync.objects.create(config=number, status=HistorySync.Status.IN_PROGRESS)

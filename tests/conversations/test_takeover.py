@@ -1,11 +1,12 @@
 """Human takeover that ends: the tenant (API, page) or the timeout hands a conversation back
-to automation, and both are lead events."""
+to automation, and both are lead events; a person's hand-back is also in the audit log."""
 
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditLog
 from tests.factories import ContactFactory, MembershipFactory, fixture_numbers
 from tests.ingest_support import deliver
 from tests.meta import change_value, load
@@ -36,6 +37,11 @@ def test_the_tenant_hands_a_conversation_back(api, org, membership):
     event = LeadEvent.objects.get()
     assert (event.type, event.stream) == ("conversation.handed_back", f"contact:{contact.pk}")
     assert (event.data["by"], event.data["user_id"]) == ("tenant", membership.user.pk)
+    entry = AuditLog.objects.get(action=AuditLog.Action.CONVERSATION_HANDED_BACK)
+    assert (entry.actor, entry.organization, entry.target) == (
+        membership.user, org, f"contact:{contact.pk}")
+    # When the person took it over; nothing that names the lead.
+    assert entry.metadata == {"human_takeover_at": contact.human_takeover_at.isoformat()}
 
 
 def test_another_tenants_conversation_is_not_found_and_unchanged(api, org):
@@ -47,6 +53,7 @@ def test_another_tenants_conversation_is_not_found_and_unchanged(api, org):
     assert response.json() == {"error": "Conversa não encontrada."}
     other.refresh_from_db()
     assert other.taken_over and LeadEvent.objects.count() == 0
+    assert not AuditLog.objects.exists()
     assert api.post(API.format(2**63)).status_code == 404
 
 
@@ -58,7 +65,7 @@ def test_a_conversation_with_the_automation_is_refused_in_portuguese(api, org):
     assert response.status_code == 409
     assert response.json()["code"] == "not_taken_over"
     assert "automação" in response.json()["error"]
-    assert LeadEvent.objects.count() == 0
+    assert LeadEvent.objects.count() == 0 and not AuditLog.objects.exists()
 
 
 def test_the_timeout_hands_back_after_hours_without_a_phone_app_message(org, settings):
@@ -74,6 +81,8 @@ def test_the_timeout_hands_back_after_hours_without_a_phone_app_message(org, set
     assert (event.type, event.contact_id, event.data["by"]) == (
         "conversation.handed_back", old.pk, "timeout")
     assert takeovers_expire() == 0  # handed back once
+    # Nobody decided it: the lead event (by "timeout") is its record, not the audit log.
+    assert not AuditLog.objects.exists()
 
 
 def test_echo_takeover_timeout_then_a_new_echo_takes_over_again(client, settings):
@@ -123,5 +132,9 @@ def test_the_page_lists_taken_over_conversations_and_hands_one_back(client, admi
     response = client.post(PAGE, {"contact": mine.pk}, follow=True)
     assert "devolvida à automação" in response.content.decode()
     assert not Contact.objects.get(pk=mine.pk).taken_over
+    entry = AuditLog.objects.get(action=AuditLog.Action.CONVERSATION_HANDED_BACK)
+    assert (entry.actor, entry.organization, entry.target) == (
+        admin_user, org, f"contact:{mine.pk}")
+    assert AuditLog.objects.count() == 1  # the other tenant's refused attempt left none
     html = client.get(PAGE).content.decode()
     assert "Mariana Souza" not in html and "Nenhuma conversa está com uma pessoa" in html

@@ -25,6 +25,7 @@ from whatsapp.models import (
     Message,
     OrphanConnection,
     PhoneNumber,
+    TokenExpiryNotice,
     WebhookLog,
 )
 from whatsapp.onboarding import connections
@@ -46,6 +47,15 @@ class PhoneNumberInline(ReadOnlyInline):
     limit = coded("messaging_limit", labels.MESSAGING_LIMIT, _("messaging limit"))
 
 
+class TokenExpiryNoticeInline(ReadOnlyInline):
+    """The e-mails that warned the organization's admins of the token's expiry."""
+
+    model = TokenExpiryNotice
+    fields = ["sent_at", "threshold_days", "token_expires_at", "recipients"]
+    readonly_fields = fields
+    ordering = ["-sent_at"]
+
+
 @admin.register(Connection)
 class ConnectionAdmin(ReadOnlyAdmin):
     """Per tenant: status, numbers, token health, subscription, sync progress, audit trail."""
@@ -55,7 +65,7 @@ class ConnectionAdmin(ReadOnlyAdmin):
     list_filter = [ConnectionAttentionFilter, "status", "token_status", "is_coexistence"]
     search_fields = ["waba_id", "messaging_account_id", "waac_id", "owner_business_id",
                      "organization__name"]
-    inlines = [PhoneNumberInline]
+    inlines = [PhoneNumberInline, TokenExpiryNoticeInline]
     actions = ["check_token", "rerun_pipeline", "disconnect_selected"]
     # The token itself is never shown: only whether one is stored and its health.
     readonly_fields = ["organization", "status", "waba_id", "messaging_account_id", "waac_id",
@@ -224,6 +234,34 @@ class OrphanConnectionAdmin(ConnectionAdmin):
             "suggestions": orphan_suggestions(connection),
         }
         return TemplateResponse(request, "admin/whatsapp/claim_orphan.html", context)
+
+
+@admin.register(TokenExpiryNotice)
+class TokenExpiryNoticeAdmin(ReadOnlyAdmin):
+    """Which organization was warned, for which connection, of which expiry, when (never the
+    token: the notice only knows its expiry date)."""
+
+    list_display = ["sent_at", "organization", "connection", "numbers", "threshold_days",
+                    "token_expires_at", "recipients"]
+    list_filter = ["threshold_days", "connection__organization"]
+    search_fields = ["connection__waba_id", "connection__organization__name"]
+    date_hierarchy = "sent_at"
+    list_select_related = ["connection__organization"]
+    fields = ["organization", "connection", "numbers", "threshold_days", "token_expires_at",
+              "recipients", "sent_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("connection__phone_numbers")
+
+    @admin.display(description=_("organization"), ordering="connection__organization__name")
+    def organization(self, obj: TokenExpiryNotice):
+        return obj.connection.organization or "—"
+
+    @admin.display(description=_("phone numbers"))
+    def numbers(self, obj: TokenExpiryNotice) -> str:
+        return ", ".join(n.display_phone_number or n.phone_number_id
+                         for n in obj.connection.phone_numbers.all()) or "—"
 
 
 @admin.register(Message)

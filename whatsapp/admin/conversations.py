@@ -1,18 +1,22 @@
-"""Admin for what webhook ingestion stores: leads, statuses, history sync, template events.
+"""Admin for what webhook ingestion stores: leads, statuses, history sync, template events,
+messages' media.
 
-Read-only: these rows come from Meta's webhooks; support looks, never edits.
+Read-only: these rows come from Meta's webhooks; support looks, never edits (the one action on
+media asks again for a failed download, through the room's function, audited).
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from whatsapp.backoffice import labels
+from whatsapp.conversations.media import media_retry
 from whatsapp.models import (
     Contact,
     ContactIdentity,
     HistoryChunk,
     HistorySync,
+    MessageMedia,
     MessageStatus,
     TemplateStatusEvent,
 )
@@ -75,3 +79,56 @@ class TemplateStatusEventAdmin(ReadOnlyAdmin):
     template_event = coded("event", labels.TEMPLATE_STATUS, _("event"))
     template_category = coded("category", labels.TEMPLATE_CATEGORY, _("category"))
     search_fields = ["template_name", "template_id", "waba_id"]
+
+
+@admin.register(MessageMedia)
+class MessageMediaAdmin(ReadOnlyAdmin):
+    """Each message's media copy: where its download stands and why it failed. No link to the
+    file (the tenant's links are signed and expire; Meta's urls carry a token and are never
+    stored), nor the storage name."""
+
+    list_display = ["created_at", "organization", "number", "wamid", "message_type", "status",
+                    "mime_type", "size", "attempts", "error", "stored_at", "deleted_at"]
+    list_filter = ["status", "organization"]
+    search_fields = ["=message__wamid"]  # the unique index; media_id has none
+    date_hierarchy = "created_at"
+    list_select_related = ["organization", "message__config"]
+    fields = ["organization", "number", "wamid", "message_type", "media_id", "status",
+              "has_file", "mime_type", "size", "sha256", "attempts", "error", "created_at",
+              "stored_at", "deleted_at"]
+    readonly_fields = fields
+    actions = ["retry_selected"]
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("whatsapp.operate_connection")
+
+    @admin.display(description=_("number"), ordering="message__config__display_phone_number")
+    def number(self, obj: MessageMedia) -> str:
+        config = obj.message.config
+        return (config.display_phone_number or config.phone_number_id) if config else "—"
+
+    @admin.display(description=_("message"), ordering="message__wamid")
+    def wamid(self, obj: MessageMedia) -> str:
+        return obj.message.wamid
+
+    @admin.display(description=_("message type"), ordering="message__type")
+    def message_type(self, obj: MessageMedia) -> str:
+        return labels.label(labels.MESSAGE_TYPE, obj.message.type)
+
+    @admin.display(description=_("file stored"), boolean=True)
+    def has_file(self, obj: MessageMedia) -> bool:
+        return bool(obj.file)
+
+    @admin.action(description=_("Try downloading again"), permissions=["retry"])
+    def retry_selected(self, request, queryset) -> None:
+        queued = media_retry(queryset.values_list("pk", flat=True), actor=request.user,
+                             request=request)
+        if queued:
+            self.message_user(request, _("%(n)d media download(s) queued again.")
+                              % {"n": len(queued)})
+        skipped = queryset.count() - len(queued)
+        if skipped:
+            self.message_user(request, _(
+                "%(n)d media were not retried: only a failed download can be tried again "
+                "(rejected media break the size or type rules; expired media Meta no longer "
+                "has).") % {"n": skipped}, level=messages.WARNING)

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from organizations.permissions import HasOrganization
-from whatsapp.conversations.takeover import BY_TENANT, takeover_hand_back
+from whatsapp.conversations.takeover import takeover_hand_back
 from whatsapp.models import Contact
 
 
@@ -46,5 +46,5 @@ def hand_back(request: Request, contact_id: int) -> Response:
                                         "with the automation.")),
                          "code": "not_taken_over"}, status=409)
     contact = takeover_hand_back(organization_id=request.organization.pk, contact_id=contact_id,
-                                 by=BY_TENANT, user_id=request.user.pk)
+                                 user=request.user, request=request)
     return Response({"conversation": takeover_json(contact)})

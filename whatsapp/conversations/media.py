@@ -25,6 +25,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from audit.models import AuditLog
+from audit.services import audit_record
 from whatsapp.core import jobs
 from whatsapp.core.backoff import backoff
 from whatsapp.core.graph import GraphClient, GraphError, MediaTooLarge
@@ -158,6 +160,27 @@ def media_sweep(*, limit: int = 500) -> int:
     for message_id in ids:
         media_enqueue(message_id)
     return len(ids)
+
+
+def media_retry(media_ids, *, actor, request=None) -> list[MessageMedia]:
+    """Support asks again for media whose fetch failed (e.g. no token until the tenant
+    reconnected): back to pending with its attempts from zero, fetched after commit, one audit
+    entry each. Only failed rows: rejected ones break our rules, expired ones Meta no longer has.
+    Returns the rows queued."""
+    with transaction.atomic():
+        failed = list(MessageMedia.objects.select_for_update(of=("self",))
+                      .select_related("organization", "message")
+                      .filter(pk__in=list(media_ids), status=M.FAILED).order_by("pk"))
+        MessageMedia.objects.filter(pk__in=[m.pk for m in failed]).update(
+            status=M.PENDING, attempts=0, error="")
+        for media in failed:
+            audit_record(action=AuditLog.Action.MEDIA_FETCH_RETRIED,
+                         organization=media.organization, actor=actor, request=request,
+                         target=f"message:{media.message.wamid}",
+                         metadata={"media": media.pk, "error": media.error})
+        ids = [m.message_id for m in failed]
+        transaction.on_commit(lambda: [media_enqueue(pk) for pk in ids])
+    return failed
 
 
 def media_purge(*, limit: int = 1000) -> int:

@@ -1,6 +1,9 @@
 """Human takeover that ends: a conversation a person answered from the phone app goes back to
 automation when the tenant hands it back, or WHATSAPP_HUMAN_TAKEOVER_HOURS after the person's
-last message (beat). Both are lead events (`conversation.handed_back`)."""
+last message (beat). Both are lead events (`conversation.handed_back`); the person's hand-back
+is also in the audit log (CONVERSATION_HANDED_BACK, with the user). The timeout is not: like the
+takeover itself (read from Meta's echoes), it follows from the conversation's own clock, not
+from anyone's decision, and its lead event (`by: "timeout"`) is its record."""
 
 import logging
 from datetime import timedelta
@@ -10,6 +13,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from audit.models import AuditLog
+from audit.services import audit_record
 from whatsapp.events import facts
 from whatsapp.events.outbox import emit
 from whatsapp.models import Contact
@@ -28,15 +33,21 @@ def taken_over() -> Q:
 
 
 @transaction.atomic
-def takeover_hand_back(*, organization_id: int, contact_id: int, by: str = BY_TENANT,
-                       user_id: int | None = None) -> Contact | None:
-    """Hands one of this organization's conversations back to automation. None: no such
+def takeover_hand_back(*, organization_id: int, contact_id: int, user=None,
+                       request=None) -> Contact | None:
+    """A person hands one of this organization's conversations back to automation: a lead
+    event and an audit entry (the user; the request gives IP and user agent). None: no such
     contact in this organization. A conversation not taken over is left as it is (no event)."""
-    contact = (Contact.objects.select_for_update()
+    contact = (Contact.objects.select_for_update(of=("self",)).select_related("organization")
                .filter(organization_id=organization_id, pk=contact_id).first())
     if contact is None or not contact.taken_over:
         return contact
-    _hand_back(contact, by=by, user_id=user_id)
+    taken_at = contact.human_takeover_at
+    _hand_back(contact, by=BY_TENANT, user_id=user.pk if user else None)
+    audit_record(action=AuditLog.Action.CONVERSATION_HANDED_BACK,
+                 organization=contact.organization, actor=user, request=request,
+                 target=f"contact:{contact.pk}",
+                 metadata={"human_takeover_at": taken_at.isoformat()})
     return contact
 
 

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from organizations.services import organization_for_request
-from whatsapp.conversations.takeover import BY_TENANT, taken_over, takeover_hand_back
+from whatsapp.conversations.takeover import taken_over, takeover_hand_back
 from whatsapp.models import Contact
 
 LISTED = 200
@@ -27,7 +27,7 @@ def takeovers(request: HttpRequest) -> HttpResponse:
         contact = None
         if raw.isdigit() and int(raw) < 2**63:
             contact = takeover_hand_back(organization_id=organization.pk, contact_id=int(raw),
-                                         by=BY_TENANT, user_id=request.user.pk)
+                                         user=request.user, request=request)
         if contact is None:
             messages.error(request, _("Conversation not found."))
         else:
