@@ -39,7 +39,7 @@ class MessageMedia(models.Model):
     class Meta:
         db_table = "whatsapp_message_media"
         verbose_name = _("message media")
-        verbose_name_plural = _("message media")
+        verbose_name_plural = _("messages' media")
 
     def __str__(self) -> str:
         return f"{self.media_id} ({self.get_status_display()})"
