@@ -31,26 +31,18 @@ R.setup_in_process()
 
 from django.db import connection, transaction  # noqa: E402
 
-from bench.process import backend_cpu  # noqa: E402
+from bench.process import backend_cpu, our_sends, seeded_numbers  # noqa: E402
 from whatsapp.core.payloads.messages import StatusItem  # noqa: E402
-from whatsapp.models import OutboundMessage, PhoneNumber  # noqa: E402
+from whatsapp.models import OutboundMessage  # noqa: E402
 from whatsapp.sending import statuses  # noqa: E402
 
 PRICING = {"billable": True, "pricing_model": "PMP", "category": "marketing", "type": "regular"}
 
 
 def sends(count: int) -> list[OutboundMessage]:
-    pnid = R.NUMBER_A[1]
-    if not PhoneNumber.objects.filter(phone_number_id=pnid).exists():
-        R.seed_numbers(R._ingest_module(), 1)
-    config = PhoneNumber.objects.get(phone_number_id=pnid)
+    config = seeded_numbers(R._ingest_module())[R.NUMBER_A[1]]
     tag = time.time_ns() % 10**9
-    return OutboundMessage.objects.bulk_create([
-        OutboundMessage(organization_id=config.organization_id, config=config,
-                        kind=OutboundMessage.Kind.TEMPLATE, to=f"55119{k:08d}",
-                        template_name="campanha", template_language="pt_BR",
-                        status=OutboundMessage.Status.ACCEPTED, wamid=f"wamid.OUT{tag}.{k}")
-        for k in range(count)], batch_size=1000)
+    return our_sends(config, [f"wamid.OUT{tag}.{k}" for k in range(count)])
 
 
 def status_items(messages: list[OutboundMessage]) -> list[StatusItem]:
