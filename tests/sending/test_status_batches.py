@@ -57,7 +57,8 @@ def apply_counted(organization_id, items: list[StatusItem]) -> int:
 
 
 def test_a_batch_costs_the_same_statements_whatever_its_number_of_statuses():
-    """On PostgreSQL (SQLite, the embedded default, cuts bulk writes by its parameter limit)."""
+    """On PostgreSQL (SQLite, the embedded default, cuts the lead events' INSERT by its limit of
+    parameters per statement)."""
     small = apply_counted(*campaign(2))  # 6 statuses
     large = apply_counted(*campaign(40))  # 120 statuses
     assert large == small
@@ -67,8 +68,10 @@ def test_a_batch_costs_the_same_statements_whatever_its_number_of_statuses():
 
 def test_a_send_whose_statuses_say_nothing_new_is_not_written():
     organization_id, items = campaign(5)
+    queued = dict(OutboundMessage.objects.values_list("pk", "updated_at"))
     outbound_statuses_apply(organization_id, items)
     written = dict(OutboundMessage.objects.values_list("pk", "updated_at"))
+    assert all(written[pk] > queued[pk] for pk in queued)  # a send that changed is written
     events = OutboundEvent.objects.count()
     lead_events = LeadEvent.objects.count()
 
