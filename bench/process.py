@@ -2,7 +2,7 @@
 
     uv run python bench/run.py --quick --only tracking --keep-db   # leaves qualifica_bench
     uv run python -m bench.process [--deliveries 400] [--batch 20] [--profile] [--async-commit]
-                                   [--server-side-binding] [--drainers N]
+                                   [--server-side-binding] [--drainers N] [--our-sends]
 
 Builds the end-to-end burst's mix (statuses in batches of 5, inbound texts, echoes; see
 bench/run.py), stores every delivery, then processes them as a drainer does: in batches of
@@ -14,7 +14,9 @@ machine). --profile adds a cProfile of the processing, summed by layer (Django O
 our code…): note that cProfile counts time blocked on the database as psycopg's. --async-commit and
 --server-side-binding try two PostgreSQL settings the product does not use, for comparison.
 Run it twice: the first run also creates the burst's leads. The burst's outbound messages are
-stored first, as bench/run.py does, so its statuses move real rows.
+stored first, as bench/run.py does, so its statuses move real rows. --our-sends also stores
+them as our sends (OutboundMessage rows with those wamids, as after a campaign), so that the
+statuses also move our sends (`whatsapp/sending/statuses.py`); without it they match none.
 
 --drainers N announces the deliveries to the live inbox and runs N forked processes that drain
 it as the Celery drainer task does (`inbox.drain`, batches of --batch): the wall time then
@@ -41,7 +43,7 @@ R.setup_in_process()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from whatsapp.models import Message, PhoneNumber  # noqa: E402
+from whatsapp.models import Message, OutboundMessage, PhoneNumber  # noqa: E402
 from whatsapp.webhooks import inbox  # noqa: E402
 from whatsapp.webhooks.intake import webhook_announce, webhook_store  # noqa: E402
 from whatsapp.webhooks.process import process_batch, webhook_process  # noqa: E402
@@ -79,12 +81,27 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def seeded_numbers(ingest) -> dict[str, PhoneNumber]:
+    """The burst's numbers by phone_number_id (created on the first run)."""
+    if not PhoneNumber.objects.filter(phone_number_id=R.live_numbers(4)[1][1]).exists():
+        R.seed_numbers(ingest, 4)
+    return {c.phone_number_id: c for c in PhoneNumber.objects.all()}
+
+
+def our_sends(config: PhoneNumber, wamids: list[str]) -> list[OutboundMessage]:
+    """A campaign's sends on `config`, accepted by Meta with these wamids (one lead each)."""
+    return OutboundMessage.objects.bulk_create([
+        OutboundMessage(organization_id=config.organization_id, config=config,
+                        kind=OutboundMessage.Kind.TEMPLATE, to=f"55119{k:08d}",
+                        template_name="campanha", template_language="pt_BR",
+                        status=OutboundMessage.Status.ACCEPTED, wamid=wamid)
+        for k, wamid in enumerate(wamids)], batch_size=1000)
+
+
 def build(args) -> tuple[list[int], dict]:
     ingest = R._ingest_module()
     numbers = R.live_numbers(4)
-    if not PhoneNumber.objects.filter(phone_number_id=numbers[1][1]).exists():
-        R.seed_numbers(ingest, 4)
-    configs = {c.phone_number_id: c for c in PhoneNumber.objects.all()}
+    configs = seeded_numbers(ingest)
     scale = max(1, args.deliveries) / 2000
     bodies, per_number, expected = R.burst_deliveries(
         ingest, outbound=int(1500 * scale), inbound=int(800 * scale), echoes=int(300 * scale),
@@ -95,6 +112,9 @@ def build(args) -> tuple[list[int], dict]:
                 wamid=w.replace("wamid.BENCH", tag), direction="outbound", source="cloud_api",
                 type="text", timestamp=dt.datetime(2026, 9, 21, tzinfo=dt.UTC))
         for pnid, wamids in per_number.items() for w in wamids], batch_size=1000)
+    if args.our_sends:  # the same wamids as our sends, so their statuses move them
+        for pnid, wamids in per_number.items():
+            our_sends(configs[pnid], [w.replace("wamid.BENCH", tag) for w in wamids])
     ids = [webhook_store(body=b.replace(b"wamid.BENCH", tag.encode()), headers={})
            for b in bodies]
     return ids, expected, [b.replace(b"wamid.BENCH", tag.encode()) for b in bodies]
@@ -183,6 +203,9 @@ def main() -> None:
                              "with webhook_process")
     parser.add_argument("--drainers", type=int, default=0,
                         help="drain the live inbox with N forked drainers instead")
+    parser.add_argument("--our-sends", action="store_true",
+                        help="the outbound messages are also our sends (OutboundMessage rows), "
+                             "so their statuses go through statuses.outbound_statuses_apply")
     parser.add_argument("--profile", action="store_true", help="cProfile, summed by layer")
     parser.add_argument("--async-commit", action="store_true",
                         help="SET synchronous_commit = off for this session (not the product's)")
