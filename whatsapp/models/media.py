@@ -27,7 +27,7 @@ class MessageMedia(models.Model):
                               default=Status.PENDING, db_index=True)
     # Storage name (relative to the media storage); empty until stored and after removal.
     file = models.CharField(_("file"), max_length=255, blank=True)
-    mime_type = models.CharField(_("type"), max_length=128, blank=True)
+    mime_type = models.CharField(_("file type"), max_length=128, blank=True)
     size = models.PositiveBigIntegerField(_("size (bytes)"), null=True, blank=True)
     sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
