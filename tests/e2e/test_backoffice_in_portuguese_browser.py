@@ -11,22 +11,33 @@ from whatsapp.models import Connection, Onboarding
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
-def test_support_reads_the_dashboard_and_a_list_in_portuguese(browser, live_server):
+def support_user():
     user = UserFactory(email="suporte@qualifica.test", is_staff=True)
     user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
+    return user
+
+
+def signed_in(browser, live_server, user, next_url: str, *, height: int):
+    """A pt-BR browser page of `user`, signed in through the admin's login, at `next_url`."""
+    context = browser.new_context(viewport={"width": 1400, "height": height}, locale="pt-BR")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
+    page.get_by_label("E-mail").fill(user.username)
+    page.get_by_label("Senha").fill(PASSWORD)
+    page.locator("button[type=submit]").click()
+    return context, page
+
+
+def test_support_reads_the_dashboard_and_a_list_in_portuguese(browser, live_server):
+    user = support_user()
     connection = ConnectionFactory(organization__name="Imobiliária Sol",
                                    status=Connection.Status.AWAITING_PHONE_SELECTION,
                                    pipeline_step="awaiting_phone_selection")
     PhoneNumberFactory(connection=connection, quality_rating="GREEN")
     OnboardingFactory(organization=connection.organization, status=Onboarding.Status.CANCELLED,
                       current_step="PHONE_NUMBER_SETUP")
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="pt-BR")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.get_by_label("E-mail").fill(user.username)
-    page.get_by_label("Senha").fill(PASSWORD)
-    page.locator("button[type=submit]").click()
+    context, page = signed_in(browser, live_server, user, "/admin/", height=1000)
     page.get_by_role("heading", name="Funil de onboarding").wait_for()
     assert page.get_by_text("Adicionando o número de telefone").is_visible()
     assert page.get_by_text("Webhooks com falha").first.is_visible()
@@ -47,8 +58,7 @@ def test_support_tries_a_failed_media_download_again_in_portuguese(browser, live
     from audit.models import AuditLog
     from whatsapp.models import Message, MessageMedia
 
-    user = UserFactory(email="suporte@qualifica.test", is_staff=True)
-    user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
+    user = support_user()
     number = PhoneNumberFactory(connection=ConnectionFactory(organization__name="Imobiliária Sol"),
                                 display_phone_number="5511940009876")
     message = Message.objects.create(organization=number.organization, config=number,
@@ -57,13 +67,8 @@ def test_support_tries_a_failed_media_download_again_in_portuguese(browser, live
     failed = MessageMedia.objects.create(
         organization=number.organization, message=message, media_id="m-foto1", attempts=5,
         status=MessageMedia.Status.FAILED, error="Graph error None (HTTP 503): Service Unavailable")
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="pt-BR")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/whatsapp/messagemedia/")
-    page.get_by_label("E-mail").fill(user.username)
-    page.get_by_label("Senha").fill(PASSWORD)
-    page.locator("button[type=submit]").click()
+    context, page = signed_in(browser, live_server, user, "/admin/whatsapp/messagemedia/",
+                              height=900)
     page.get_by_role("heading", name="Mídias das mensagens").wait_for()
     row = page.locator("#result_list tbody tr").first
     assert "Não foi possível baixar" in row.inner_text() and "HTTP 503" in row.inner_text()
