@@ -26,6 +26,7 @@ from whatsapp.models import (
     ContactIdentity,
     ErasureRequest,
     Message,
+    MessageMedia,
     MessageStatus,
     OutboundEvent,
     OutboundMessage,
@@ -223,6 +224,43 @@ def test_erasure_removes_the_lead_everywhere_and_is_idempotent(
     assert privacy.erasure_run(erasure.pk) == "done"
     assert api.post(erase_url(lead.pk)).status_code == 404
     assert AuditLog.objects.filter(action=AuditLog.Action.CONTACT_ERASED).count() == 1
+
+
+def stored_photo(contact: Contact, wamid: str) -> MessageMedia:
+    """A photo the contact sent, copied into our media storage as the media worker does."""
+    from django.core.files.base import ContentFile
+
+    from whatsapp.conversations.media import media_storage
+
+    message = Message.objects.create(
+        organization=contact.organization, config=Message.objects.filter(
+            organization=contact.organization).first().config, contact=contact, wamid=wamid,
+        direction=Message.Direction.INBOUND, type="image", timestamp=timezone.now(),
+        media_id=f"m-{wamid}")
+    name = media_storage().save(f"{contact.organization_id}/{wamid}.jpg",
+                                ContentFile(b"\xff\xd8\xff photo of " + wamid.encode()))
+    return MessageMedia.objects.create(organization=contact.organization, message=message,
+                                       media_id=message.media_id, file=name,
+                                       status=MessageMedia.Status.STORED, mime_type="image/jpeg")
+
+
+def test_erasure_deletes_the_leads_media_files_from_the_storage(lead, settings, tmp_path):
+    from whatsapp.conversations.media import media_storage
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    hers = stored_photo(lead, "wamid.PHOTO_HERS")
+    other = stored_photo(Contact.objects.get(user_id="BR.1111111111111111111"),
+                         "wamid.PHOTO_OTHER")
+    erasure = privacy.erasure_request(lead, user=lead.organization.memberships.first().user)
+
+    assert privacy.erasure_run(erasure.pk) == "done"
+
+    storage = media_storage()
+    assert not storage.exists(hers.file)
+    assert not MessageMedia.objects.filter(pk=hers.pk).exists()
+    assert storage.exists(other.file)  # the other lead's photo stays
+    erasure.refresh_from_db()
+    assert erasure.result["media_files"] == 1
 
 
 def test_an_erasure_killed_midway_is_resumed_by_the_sweep(api, lead, broker, monkeypatch,

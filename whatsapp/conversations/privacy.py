@@ -17,7 +17,10 @@ What a lead's erasure removes (organization-scoped):
 - the raw body of every webhook delivery that mentions one of its phones or BSUIDs (the row,
   its SHA-256 and processing columns stay, as after the retention; such a delivery can no
   longer be replayed);
-- media files: none are stored (the product keeps Meta's media ids only, in the messages).
+- the media files copied from its messages into our storage (`media.py`), deleted from the
+  storage before their rows go: a file has no other reference, so one left behind would be
+  kept for good (a storage that fails fails the erasure, which the sweep runs again; deleting
+  a file already gone is no error).
 The audit log keeps that it happened (contact id and counts, no personal data).
 """
 
@@ -39,11 +42,14 @@ from whatsapp.models import (
     ContactIdentity,
     ErasureRequest,
     Message,
+    MessageMedia,
     MessageStatus,
     OutboundEvent,
     OutboundMessage,
     WebhookLog,
 )
+
+from .media import media_storage
 
 logger = logging.getLogger(__name__)
 S = ErasureRequest.State
@@ -218,6 +224,16 @@ def _bodies_purge(needles: set[str], organization_id: int | None) -> int:
                                                        body_purged_at=timezone.now())
 
 
+def _media_files_delete(messages) -> int:
+    """Deletes the stored media files of `messages` from the media storage; how many."""
+    names = list(MessageMedia.objects.filter(message__in=messages).exclude(file="")
+                 .values_list("file", flat=True))
+    storage = media_storage()
+    for name in names:
+        storage.delete(name)
+    return len(names)
+
+
 def _contact_erase(erasure: ErasureRequest) -> dict:
     org, cid = erasure.organization_id, erasure.contact_id
     user_ids = set(erasure.subject.get("user_ids") or [])
@@ -234,8 +250,10 @@ def _contact_erase(erasure: ErasureRequest) -> dict:
     result["statuses"] = MessageStatus.objects.filter(organization_id=org).filter(
         Q(wamid__in=wamids) | Q(recipient_id__in=phones)
         | Q(recipient_user_id__in=user_ids)).delete()[0]
-    result["messages"] = Message.objects.filter(organization_id=org).filter(
-        Q(contact_id=cid) | Q(wamid__in=wamids)).delete()[0]
+    messages = Message.objects.filter(organization_id=org).filter(
+        Q(contact_id=cid) | Q(wamid__in=wamids))
+    result["media_files"] = _media_files_delete(messages)
+    result["messages"] = messages.delete()[0]
     result["outbound_events"] = OutboundEvent.objects.filter(message_id__in=send_ids).delete()[0]
     OutboundMessage.objects.filter(pk__in=send_ids, status__in=[OUT.QUEUED, OUT.SENDING]).update(
         status=OUT.CANCELLED)
