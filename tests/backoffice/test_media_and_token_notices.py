@@ -74,8 +74,8 @@ def test_support_tries_a_failed_download_again_audited(support, org, broker,
         response = act(support, "retry_selected", failed, rejected)
 
     body = response.content.decode()
-    assert "1 download(s) de mídia na fila de novo." in body
-    assert "1 mídia(s) não tentada(s) de novo: só um download que falhou" in body
+    assert "1 download de mídia na fila de novo." in body
+    assert "1 mídia não foi tentada de novo: só um download que falhou" in body
     failed.refresh_from_db()
     assert (failed.status, failed.attempts, failed.error) == (MessageMedia.Status.PENDING, 0, "")
     assert MessageMedia.objects.get(pk=rejected.pk).status == MessageMedia.Status.REJECTED
@@ -84,6 +84,21 @@ def test_support_tries_a_failed_download_again_audited(support, org, broker,
     assert (entry.actor, entry.organization, entry.target) == (
         support.user, org, "message:wamid.RETRY")
     assert entry.metadata == {"media": failed.pk, "error": "no access token for this number"}
+
+
+def test_retrying_from_the_list_filtered_on_failed_reports_only_what_was_queued(
+        support, org, broker, django_capture_on_commit_callbacks):
+    rows = [media(org, f"wamid.F{i}", attempts=5, error="HTTP 503") for i in range(3)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = support.post(f"{MEDIA}?status__exact=failed", {
+            "action": "retry_selected", "_selected_action": [str(r.pk) for r in rows]},
+            follow=True)
+
+    body = response.content.decode()
+    assert "3 downloads de mídia na fila de novo." in body
+    assert "tentada" not in body  # no "not retried" warning (it once read -3)
+    assert sorted(broker.of("fetch_media")) == sorted((r.message_id,) for r in rows)
 
 
 def test_staff_without_the_support_group_sees_neither_screen_nor_retries(client, org, broker):

@@ -103,3 +103,33 @@ def test_a_delivery_on_a_connection_that_died_is_stored_once_on_a_new_one(client
     assert (first.status_code, second.status_code) == (200, 200)
     assert connection.connection.info.backend_pid != dead
     assert WebhookLog.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_that_fails_on_a_live_connection_is_not_sent_again(client):
+    """Only a dead connection earns a second try: a lock timeout answers 503 at once (Meta
+    retries later), on the same connection, without waiting for the lock twice."""
+    import psycopg
+
+    post_signed(client, wire(load("messages_text_inbound.json")))  # a connection is open
+    pid = connection.connection.info.backend_pid
+    db = connection.settings_dict
+    with psycopg.connect(host=db["HOST"] or None, port=db["PORT"] or None, user=db["USER"],
+                         dbname=db["NAME"], password=db["PASSWORD"] or None) as other:
+        # New sessions too (a second try would open one): never wait for the lock for good.
+        other.execute(f'ALTER DATABASE "{db["NAME"]}" SET lock_timeout = \'300ms\'')
+        other.commit()
+        try:
+            other.execute(f"LOCK TABLE {WebhookLog._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '300ms'")
+            connection.health_check_done = True
+            response = post_signed(client, wire(load("messages_status_delivered.json")))
+        finally:
+            other.rollback()
+            other.execute(f'ALTER DATABASE "{db["NAME"]}" RESET lock_timeout')
+            other.commit()
+
+    assert response.status_code == 503
+    assert connection.connection.info.backend_pid == pid
+    assert WebhookLog.objects.count() == 1

@@ -7,6 +7,7 @@ media asks again for a failed download, through the room's function, audited).
 
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from whatsapp.backoffice import labels
@@ -121,14 +122,21 @@ class MessageMediaAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Try downloading again"), permissions=["retry"])
     def retry_selected(self, request, queryset) -> None:
-        queued = media_retry(queryset.values_list("pk", flat=True), actor=request.user,
-                             request=request)
+        # The selection is read before the retry: a list filtered on "failed" no longer holds
+        # the rows once they are pending again.
+        selected = list(queryset.values_list("pk", flat=True))
+        queued = media_retry(selected, actor=request.user, request=request)
         if queued:
-            self.message_user(request, _("%(n)d media download(s) queued again.")
-                              % {"n": len(queued)})
-        skipped = queryset.count() - len(queued)
+            self.message_user(request, ngettext(
+                "%(n)d media download queued again.", "%(n)d media downloads queued again.",
+                len(queued)) % {"n": len(queued)})
+        skipped = len(selected) - len(queued)
         if skipped:
-            self.message_user(request, _(
+            self.message_user(request, ngettext(
+                "%(n)d media was not retried: only a failed download can be tried again "
+                "(pending or stored media need nothing; rejected media break the size or type "
+                "rules; expired or removed media Meta no longer has).",
                 "%(n)d media were not retried: only a failed download can be tried again "
-                "(rejected media break the size or type rules; expired media Meta no longer "
-                "has).") % {"n": skipped}, level=messages.WARNING)
+                "(pending or stored media need nothing; rejected media break the size or type "
+                "rules; expired or removed media Meta no longer has).",
+                skipped) % {"n": skipped}, level=messages.WARNING)

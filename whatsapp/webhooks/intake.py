@@ -69,8 +69,8 @@ def webhook_store(*, body: bytes, headers, fields: list[str] | None = None) -> i
     try:
         return _insert(connection, sql, params, bound=bound)
     except (InterfaceError, OperationalError):
-        if not again:
-            raise
+        if not again or (connection.connection is not None and connection.is_usable()):
+            raise  # the connection is alive: the statement failed (a lock or statement timeout)
         # Nothing stored, or (the connection dropped between the commit and its answer) a
         # second copy of the delivery: processing is idempotent, as for Meta's own retries.
         logger.warning("Database connection lost before storing a delivery; reconnecting")
