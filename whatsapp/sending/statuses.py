@@ -4,7 +4,9 @@ Called by the webhook dispatch after the conversations room stored the same stat
 
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 
+from django.db import connection
 from django.utils import timezone
 
 from whatsapp.core import sqlbatch
@@ -148,18 +150,20 @@ def _written(message: OutboundMessage) -> tuple:
     return tuple(getattr(message, f) for f in STATUS_WRITES)
 
 
-_SQL_TYPES = {"CharField": "text", "TextField": "text", "JSONField": "jsonb",
-              "IntegerField": "integer", "BooleanField": "boolean",
-              "DateTimeField": "timestamptz"}
 _COLUMNS = [OutboundMessage._meta.get_field(f) for f in WRITTEN_FIELDS]
 _JSON = {f.name for f in _COLUMNS if f.get_internal_type() == "JSONField"}
-# The changed sends in one UPDATE … FROM unnest, each column one array: bulk_update's CASE per
-# row and field cost about 12 times the worker's CPU (bench/outstatus.py --write orm).
-_UPDATE = (
-    f"UPDATE {OutboundMessage._meta.db_table} AS o SET "
-    + ", ".join(f"{f.column} = u.{f.column}" for f in _COLUMNS)
-    + " FROM " + sqlbatch.unnest("uuid", *(_SQL_TYPES[f.get_internal_type()] for f in _COLUMNS))
-    + f" AS u(id, {', '.join(f.column for f in _COLUMNS)}) WHERE o.id = u.id")
+
+
+@cache
+def _update_sql() -> str:
+    """The changed sends in one UPDATE … FROM unnest, each column one array of the column's own
+    type: bulk_update's CASE per row and field cost about 12 times the worker's CPU
+    (bench/outstatus.py --write orm)."""
+    return (f"UPDATE {OutboundMessage._meta.db_table} AS o SET "
+            + ", ".join(f"{f.column} = u.{f.column}" for f in _COLUMNS)
+            + " FROM " + sqlbatch.unnest(*(f.db_type(connection)
+                                               for f in [OutboundMessage._meta.pk, *_COLUMNS]))
+            + f" AS u(id, {', '.join(f.column for f in _COLUMNS)}) WHERE o.id = u.id")
 
 
 def _sends_update(messages: list[OutboundMessage]) -> None:
@@ -170,4 +174,4 @@ def _sends_update(messages: list[OutboundMessage]) -> None:
     rows = [(m.pk, *(sqlbatch.jsonb(getattr(m, f)) if f in _JSON else getattr(m, f)
                      for f in WRITTEN_FIELDS)) for m in messages]
     with sqlbatch.bound_cursor() as cursor:
-        cursor.execute(_UPDATE, sqlbatch.columns(rows, 1 + len(_COLUMNS)))
+        cursor.execute(_update_sql(), sqlbatch.columns(rows, 1 + len(_COLUMNS)))
