@@ -75,7 +75,7 @@ def test_support_tries_a_failed_download_again_audited(support, org, broker,
 
     body = response.content.decode()
     assert "1 download de mídia na fila de novo." in body
-    assert "1 mídia não foi tentada de novo: só um download que falhou" in body
+    assert "1 mídia não foi tentada de novo. Só um download que falhou" in body
     failed.refresh_from_db()
     assert (failed.status, failed.attempts, failed.error) == (MessageMedia.Status.PENDING, 0, "")
     assert MessageMedia.objects.get(pk=rejected.pk).status == MessageMedia.Status.REJECTED

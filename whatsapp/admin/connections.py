@@ -260,8 +260,7 @@ class TokenExpiryNoticeAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("phone numbers"))
     def numbers(self, obj: TokenExpiryNotice) -> str:
-        return ", ".join(n.display_phone_number or n.phone_number_id
-                         for n in obj.connection.phone_numbers.all()) or "—"
+        return ", ".join(map(str, obj.connection.phone_numbers.all())) or "—"
 
 
 @admin.register(Message)

@@ -105,8 +105,7 @@ class MessageMediaAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("number"), ordering="message__config__display_phone_number")
     def number(self, obj: MessageMedia) -> str:
-        config = obj.message.config
-        return (config.display_phone_number or config.phone_number_id) if config else "—"
+        return str(obj.message.config or "—")
 
     @admin.display(description=_("message"), ordering="message__wamid")
     def wamid(self, obj: MessageMedia) -> str:
@@ -132,11 +131,9 @@ class MessageMediaAdmin(ReadOnlyAdmin):
                 len(queued)) % {"n": len(queued)})
         skipped = len(selected) - len(queued)
         if skipped:
-            self.message_user(request, ngettext(
-                "%(n)d media was not retried: only a failed download can be tried again "
-                "(pending or stored media need nothing; rejected media break the size or type "
-                "rules; expired or removed media Meta no longer has).",
-                "%(n)d media were not retried: only a failed download can be tried again "
-                "(pending or stored media need nothing; rejected media break the size or type "
-                "rules; expired or removed media Meta no longer has).",
-                skipped) % {"n": skipped}, level=messages.WARNING)
+            self.message_user(request, " ".join((
+                ngettext("%(n)d media was not retried.", "%(n)d media were not retried.",
+                         skipped) % {"n": skipped},
+                str(_("Only a failed download can be tried again (pending or stored media need "
+                      "nothing; rejected media break the size or type rules; expired or "
+                      "removed media Meta no longer has).")))), level=messages.WARNING)
