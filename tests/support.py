@@ -115,3 +115,15 @@ def times_from_processes(target: Callable, args: tuple, *, processes: int = 4) -
 def busiest_second(times: list[float]) -> int:
     """The most instants in any one-second window starting at one of them."""
     return max((sum(1 for t in times if start <= t < start + 1) for start in times), default=0)
+
+
+def other_session(*, autocommit: bool = False):
+    """A second PostgreSQL session on the test database, as another process (or the DBA) holds
+    one: to keep a lock, or to end a session. psycopg's connection: close it (`with`)."""
+    import psycopg
+    from django.db import connection
+
+    db = connection.settings_dict
+    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432,
+                           user=db["USER"], dbname=db["NAME"], password=db["PASSWORD"] or None,
+                           autocommit=autocommit)

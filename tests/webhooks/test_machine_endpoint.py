@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 
 from tests.meta import WEBHOOK_URL, load, post_signed, wire
+from tests.support import other_session
 from whatsapp.models import WebhookLog
 from whatsapp.webhooks import intake
 
@@ -80,12 +81,7 @@ def test_the_verification_handshake_goes_the_same_way(client, settings):
 
 def _terminate(pid: int) -> None:
     """Ends a PostgreSQL session from another one, as a restart or a failover would."""
-    import psycopg
-
-    settings_db = connection.settings_dict
-    with psycopg.connect(host=settings_db["HOST"] or None, port=settings_db["PORT"] or None,
-                         user=settings_db["USER"], dbname=settings_db["NAME"],
-                         password=settings_db["PASSWORD"] or None, autocommit=True) as other:
+    with other_session(autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
@@ -109,13 +105,10 @@ def test_a_delivery_on_a_connection_that_died_is_stored_once_on_a_new_one(client
 def test_a_statement_that_fails_on_a_live_connection_is_not_sent_again(client):
     """Only a dead connection earns a second try: a lock timeout answers 503 at once (Meta
     retries later), on the same connection, without waiting for the lock twice."""
-    import psycopg
-
     post_signed(client, wire(load("messages_text_inbound.json")))  # a connection is open
     pid = connection.connection.info.backend_pid
     db = connection.settings_dict
-    with psycopg.connect(host=db["HOST"] or None, port=db["PORT"] or None, user=db["USER"],
-                         dbname=db["NAME"], password=db["PASSWORD"] or None) as other:
+    with other_session() as other:
         # New sessions too (a second try would open one): never wait for the lock for good.
         other.execute(f'ALTER DATABASE "{db["NAME"]}" SET lock_timeout = \'300ms\'')
         other.commit()

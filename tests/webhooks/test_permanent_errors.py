@@ -3,7 +3,6 @@ transient ones keep the backoff (issue 15 §5). Through the real webhook URL, re
 
 import copy
 
-import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
@@ -11,6 +10,7 @@ from django.test import Client
 from tests.factories import fixture_numbers
 from tests.ingest_support import deliver, run_command
 from tests.meta import change_value, load, partner_added, wire
+from tests.support import other_session
 from whatsapp.models import Connection, Message, WebhookLog
 
 pytestmark = pytest.mark.django_db
@@ -69,9 +69,7 @@ def test_lock_timeout_is_transient_and_keeps_the_backoff(client, settings):
     """A real lock timeout (another session holds the number's row) is retried later."""
     settings.WHATSAPP_WEBHOOK_MAX_ATTEMPTS = 8
     numbers = fixture_numbers()
-    db = connection.settings_dict
-    holder = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432,
-                             user=db["USER"], dbname=db["NAME"], autocommit=False)
+    holder = other_session()
     try:
         holder.execute("SELECT 1 FROM whatsapp_configs WHERE id = %s FOR UPDATE",
                        [numbers["A"].pk])
