@@ -941,6 +941,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "threads (default 0: only the 2 prefork processes)")
     parser.add_argument("--keep-db", action="store_true",
                         help=f"keep the {DB_NAME} database at the end (for inspection)")
+    parser.add_argument("--gc-pauses", metavar="DIR",
+                        help="time every garbage collection of the web and worker processes "
+                             "into DIR and print each process's pauses (bench/gcpauses.py)")
     parser.add_argument("--profile", metavar="DIR",
                         help="record py-spy profiles of a web and a worker process into DIR")
     args = parser.parse_args(argv)
@@ -991,6 +994,8 @@ def main(argv=None) -> int:
         results["services_started"] = ensure_services(procs)
         graph_port, web_port = free_port(), free_port()
         env = {**os.environ, **bench_env(graph_port, args.prefetch)}
+        if args.gc_pauses:  # the started processes only (bench/gcpauses.py), not this one
+            env["BENCH_GC_LOG"] = args.gc_pauses
         os.environ.update(bench_env(graph_port, args.prefetch))
         log(f"database {DB_NAME}: drop, create, migrate; Redis {REDIS_URL}: flush")
         recreate_database()
@@ -1123,6 +1128,12 @@ def main(argv=None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=2, default=str))
         log(f"results written to {path}")
+    if args.gc_pauses:
+        from bench import gcpauses
+
+        results["gc_pauses"] = gcpauses.summary(args.gc_pauses)
+        print(f"garbage collector pauses (bench/gcpauses.py, {args.gc_pauses}):\n"
+              + gcpauses.report(args.gc_pauses))
     log(f"process logs kept in {workdir}")
     return exit_code
 

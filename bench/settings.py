@@ -11,3 +11,8 @@ ROOT_URLCONF = "bench.urls"
 
 if not str(DATABASES["default"].get("NAME", "")).startswith("qualifica_bench"):
     raise RuntimeError("bench.settings refuses a database not named qualifica_bench*")
+
+if _gc_log := __import__("os").environ.get("BENCH_GC_LOG"):
+    from bench import gcpauses
+
+    gcpauses.install(_gc_log)  # bench/run.py --gc-pauses: each collection's pause, timed

@@ -48,3 +48,20 @@ def test_signed_post_is_a_complete_http_request():
     assert rest == body
     assert loadgen.status_of(b"HTTP/1.1 200 OK\r\nServer: x") == 200
     assert loadgen.status_of(b"garbage") == 0
+
+
+def test_gc_pauses_are_summed_per_process_apart_for_its_start_up(tmp_path):
+    from bench import gcpauses
+
+    # generation, pause (ms), seconds since the process started
+    (tmp_path / "gc.web.101").write_text("0 0.3 6.0\n2 80.0 1.2\n2 3.5 20.0\n2 7.0 40.0\n")
+    (tmp_path / "gc.celery.202").write_text("1 2.0 9.0\n")
+
+    summary = gcpauses.summary(str(tmp_path))
+
+    assert summary["web.101"] == {
+        "start-up": {"count": 1, "max_ms": 80.0, "total_ms": 80.0},
+        "serving": {"count": 2, "max_ms": 7.0, "total_ms": 10.5}}
+    assert summary["celery.202"]["serving"]["count"] == 0  # young collections are not counted
+    assert "web.101: 2 full collections while serving, longest 7.0 ms" in \
+        gcpauses.report(str(tmp_path))
